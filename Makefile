@@ -1,0 +1,37 @@
+# The two commands a newcomer needs:
+#   make serve   set up .venv and run the server on ./var (FileStorage)
+#   make test    set up .venv and run the whole suite (tests/ and docs/)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.installed
+LISTEN ?= tcp:8080:interface=127.0.0.1
+DATA ?= var
+PYTEST_ARGS ?=
+
+.PHONY: serve test venv bench docs buildout clean
+
+venv: $(STAMP)
+
+$(STAMP): setup.py setup.cfg
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet -e '.[test,zeo,docs]'
+	touch $@
+
+serve: $(STAMP)
+	$(BIN)/linksync serve --data $(DATA) --listen '$(LISTEN)'
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W -b html docs docs/_build/html
+
+buildout:
+	test -x .buildout-env/bin/buildout || ($(PYTHON) -m venv .buildout-env && .buildout-env/bin/pip install --quiet 'zc.buildout>=3' wheel)
+	.buildout-env/bin/buildout -N
+
+clean:
+	rm -rf $(VENV) .buildout-env bin parts eggs develop-eggs .installed.cfg docs/_build

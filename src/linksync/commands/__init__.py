@@ -1,0 +1,1 @@
+"""The subcommands of the `linksync` command (see linksync.cli)."""

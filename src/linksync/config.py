@@ -1,0 +1,218 @@
+"""Options of the server and the commands, in one place.
+
+An option has one definition here and three sources, the later winning:
+its default, the ini file given with ``--config`` (section ``[linksync]``,
+keys spelled like the long option, with dashes or underscores), an
+environment variable where one is named, and the command line.
+
+Durations are seconds and accept fractions (``--per-host-delay 0.1``).
+"""
+
+import argparse
+import configparser
+import ipaddress
+import os
+
+
+class ConfigError(Exception):
+    """A bad option value or configuration file; the message says which."""
+
+
+# -- value types -------------------------------------------------------------
+
+def seconds(text):
+    """A duration in seconds (fractions allowed), >= 0."""
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError('not a number of seconds: %r' % (text,)) from None
+    if value < 0 or value != value or value == float('inf'):
+        raise ValueError('not a duration: %r' % (text,))
+    return value
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError('not a whole number: %r' % (text,)) from None
+    if value < 1:
+        raise ValueError('must be at least 1: %r' % (text,))
+    return value
+
+
+def hostport(text):
+    """'HOST:PORT' -> (host, port)."""
+    from linksync.storage import parse_hostport
+    return parse_hostport(text)
+
+
+def network(text):
+    """A CIDR network such as 127.0.0.0/8."""
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ValueError('not a network (CIDR): %r' % (text,)) from None
+
+
+def text(value):
+    return str(value)
+
+
+# Give argparse readable type names in its error messages.
+for _func, _name in ((seconds, 'seconds'), (positive_int, 'number'),
+                     (hostport, 'HOST:PORT'), (network, 'CIDR')):
+    _func.__name__ = _name
+
+
+class Option:
+    """One option: --name, its type, default, help and environment name."""
+
+    def __init__(self, name, type=text, default=None, help='', metavar=None,
+                 env=None, multiple=False):
+        self.name = name
+        self.dest = name.replace('-', '_')
+        self.type = type
+        self.default = default
+        self.help = help
+        self.metavar = metavar
+        self.env = env
+        self.multiple = multiple
+
+    def parse(self, value, origin):
+        try:
+            if self.multiple and isinstance(value, str):
+                return [self.type(v) for v in value.split()]
+            return self.type(value)
+        except ValueError as e:
+            raise ConfigError('%s: --%s: %s' % (origin, self.name, e)) \
+                from None
+
+
+# -- the options ------------------------------------------------------------------
+
+#: Where the server's database is: every command that opens it takes these.
+STORAGE_OPTIONS = [
+    Option('data', default='var', metavar='DIR',
+           help='directory of the embedded FileStorage (and of the secret '
+                'file)'),
+    Option('zeo', metavar='HOST:PORT',
+           help='use the database of a ZEO server instead'),
+    Option('storage', metavar='DSN',
+           help='use a RelStorage database instead (postgresql://...)'),
+]
+
+#: Options of `linksync serve`.
+SERVER_OPTIONS = STORAGE_OPTIONS + [
+    Option('listen', default='tcp:8080:interface=127.0.0.1',
+           metavar='ENDPOINT', help='Twisted endpoint to listen on'),
+    Option('secret', env='LINKSYNC_SECRET',
+           help='management secret for registerClient (else read from, or '
+                'generated once into, DIR/secret)'),
+    Option('public-url', metavar='URL',
+           help='base URL of this server as clients see it (else taken '
+                'from the request)'),
+    Option('smtp', type=hostport, metavar='HOST:PORT',
+           help='SMTP server for the mail the server sends'),
+    Option('mail-from', default='linksync@localhost', metavar='ADDRESS',
+           help='sender address of that mail'),
+    Option('max-request-bytes', type=positive_int, default=20 * 1024 * 1024,
+           metavar='N', help='larger XML-RPC requests are refused (413)'),
+    Option('log-level', default='info', metavar='LEVEL',
+           help='debug, info, warn or error'),
+]
+
+
+
+def known_options():
+    """Every option any command of the server takes, by dest."""
+    return {o.dest: o for o in SERVER_OPTIONS}
+
+
+# -- settings -------------------------------------------------------------------
+
+class Settings:
+    """Resolved option values, as attributes."""
+
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+    def __repr__(self):
+        return 'Settings(%s)' % ', '.join(
+            '%s=%r' % item for item in sorted(self.__dict__.items())
+            if item[0] != 'secret')
+
+
+def defaults(options=None, **overrides):
+    """Settings with every default, changed by `overrides` (for tests)."""
+    known = known_options()
+    options = known.values() if options is None else options
+    values = {o.dest: o.default for o in options}
+    for key, value in overrides.items():
+        if key not in known and key not in values:
+            raise ConfigError('unknown setting %r' % key)
+        values[key] = value
+    return Settings(**values)
+
+
+def add_arguments(parser, options):
+    """Add `options` and --config to an argparse parser."""
+    if not any(a.dest == 'config' for a in parser._actions):
+        parser.add_argument('--config', metavar='FILE',
+                            help='ini file with a [linksync] section')
+    for o in options:
+        default = '' if o.default is None else ' (default: %s)' % (
+            o.default,)
+        parser.add_argument(
+            '--' + o.name, dest=o.dest, type=o.type, default=None,
+            metavar=o.metavar, action='append' if o.multiple else 'store',
+            help=o.help + default)
+
+
+def read_ini(path):
+    """The [linksync] section of an ini file as {dest: text}."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding='utf-8') as f:
+            parser.read_file(f)
+    except OSError as e:
+        raise ConfigError('cannot read %s: %s' % (path, e.strerror)) \
+            from None
+    except configparser.Error as e:
+        raise ConfigError('%s: %s' % (path, str(e).splitlines()[0])) \
+            from None
+    if not parser.has_section('linksync'):
+        raise ConfigError('%s has no [linksync] section' % path)
+    values = {}
+    known = known_options()
+    for key, value in parser.items('linksync'):
+        dest = key.replace('-', '_')
+        if dest not in known:
+            raise ConfigError('%s: unknown option %r in [linksync]' % (
+                path, key))
+        values[dest] = value
+    return values
+
+
+def resolve(args, options):
+    """Settings for `options` from parsed args, ini file and environment."""
+    ini = read_ini(args.config) if getattr(args, 'config', None) else {}
+    values = {}
+    for o in options:
+        value = getattr(args, o.dest, None)
+        if value is None and o.env and os.environ.get(o.env):
+            value = o.parse(os.environ[o.env], '$' + o.env)
+        if value is None and o.dest in ini:
+            value = o.parse(ini[o.dest], args.config)
+        if value is None:
+            value = o.default
+        values[o.dest] = value
+    values['config'] = getattr(args, 'config', None)
+    return Settings(**values)
+
+
+def argument_parser(prog, options, description=None):
+    """A stand-alone parser (used by the twist plugin and tests)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser, options)
+    return parser

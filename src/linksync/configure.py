@@ -1,0 +1,71 @@
+"""Every component registration of linksync, in one place.
+
+* Global registrations (adapters, event subscribers) are made by
+  :func:`configure`, once per process; linksync.database calls it.
+* Persistent parts of the application root, and the local utilities among
+  them, are listed in :data:`PARTS` and installed by :func:`install_parts`
+  when a database is opened (new parts appear in old databases that way).
+"""
+
+import zope.component
+import zope.component.hooks
+
+from linksync import interfaces
+
+_configured = False
+
+
+def client_synchronization(client):
+    """The ISynchronization adapter of a client: state kept on the client."""
+    return client.synchronization
+
+
+def client_notifications(client):
+    """The INotifications adapter of a client: state kept on the client."""
+    return client.notifications
+
+
+def _url_provider():
+    from linksync.providers import URLProvider
+    return URLProvider()
+
+
+def _client_provider():
+    from linksync.providers import ClientProvider
+    return ClientProvider()
+
+
+#: The persistent parts of the application root:
+#: (attribute name, factory, interface it is registered as a utility for, or
+#: None).
+PARTS = [
+    ('urls', _url_provider, interfaces.IURLProvider),
+    ('clients', _client_provider, interfaces.IClientProvider),
+]
+
+
+def configure():
+    """Make the global registrations (idempotent)."""
+    global _configured
+    if _configured:
+        return
+    zope.component.hooks.setHooks()
+    gsm = zope.component.getGlobalSiteManager()
+    gsm.registerAdapter(client_synchronization, (interfaces.IClient,),
+                        interfaces.ISynchronization)
+    gsm.registerAdapter(client_notifications, (interfaces.IClient,),
+                        interfaces.INotifications)
+    _configured = True
+
+
+def install_parts(app):
+    """Create the parts `app` lacks and register its local utilities."""
+    sm = app.getSiteManager()
+    for name, factory, provided in PARTS:
+        part = getattr(app, name, None)
+        if part is None:
+            part = factory()
+            setattr(app, name, part)
+            if provided is not None:
+                sm.registerUtility(part, provided)
+    return app

@@ -1,0 +1,130 @@
+"""The database and the units of work done on it.
+
+Each part of the server (the XML-RPC API, the checker, the syncer, the
+agents) works through its own :class:`Session`: one ZODB connection with its
+own transaction manager. Sessions run in the reactor thread, side by side,
+and see each other's commits at their next transaction. A unit of work is a
+function run by :meth:`Session.run`: it begins a fresh transaction, makes the
+application root the current site (so zope.component finds the utilities of
+this connection), commits, and retries on a conflict, so that concurrent
+writers never lose an update. Nothing is committed when the function raises.
+"""
+
+import contextlib
+import logging
+
+import transaction
+import ZODB
+import zope.component.hooks
+from transaction.interfaces import TransientError
+
+from linksync import app as app_module
+from linksync import configure
+
+log = logging.getLogger(__name__)
+
+#: Objects kept in each connection's cache, and the byte budget of the cache.
+DEFAULT_CACHE_SIZE = 100_000
+DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+
+
+class Database:
+    """A ZODB database holding a linksync application."""
+
+    def __init__(self, storage, cache_size=DEFAULT_CACHE_SIZE,
+                 cache_size_bytes=DEFAULT_CACHE_BYTES, create=True):
+        configure.configure()
+        self.db = ZODB.DB(storage, cache_size=cache_size,
+                          cache_size_bytes=cache_size_bytes,
+                          large_record_size=1 << 26)
+        self.read_only = storage.isReadOnly()
+        if create and not self.read_only:
+            session = self.session()
+            try:
+                session.run(lambda app: None)
+            finally:
+                session.close()
+
+    def session(self):
+        """A new Session (connection and transaction manager)."""
+        return Session(self)
+
+    def close(self):
+        self.db.close()
+
+
+class Session:
+    """One connection to the database, with its own transactions."""
+
+    def __init__(self, database):
+        self.database = database
+        self.tm = transaction.TransactionManager()
+        self.connection = database.db.open(transaction_manager=self.tm)
+
+    def _app(self):
+        if self.database.read_only:
+            app = app_module.get_app(self.connection)
+            if app is None:
+                raise LookupError('the database holds no linksync data')
+            return app
+        return app_module.ensure_app(self.connection)
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """One transaction, yielding the application (no retry).
+
+        Commits at the end of the block, aborts when it raises.
+        """
+        self.tm.begin()
+        old_site = zope.component.hooks.getSite()
+        try:
+            app = self._app()
+            zope.component.hooks.setSite(app)
+            yield app
+            if self.database.read_only:
+                self.tm.abort()
+            else:
+                self.tm.commit()
+        except BaseException:
+            self.tm.abort()
+            raise
+        finally:
+            zope.component.hooks.setSite(old_site)
+
+    def run(self, func, *args, attempts=5, **kw):
+        """Run func(app, *args, **kw) in a transaction; return its result.
+
+        A conflict (or another transient error) aborts and runs the function
+        again, up to `attempts` times in all.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.transaction() as app:
+                    return func(app, *args, **kw)
+            except TransientError as e:
+                if attempt == attempts:
+                    raise
+                log.debug('retrying %s after %s (attempt %d)',
+                          getattr(func, '__name__', func), e, attempt)
+
+    def read(self, func, *args, **kw):
+        """Run func(app, ...) on a fresh view of the data; never commits."""
+        self.tm.begin()
+        old_site = zope.component.hooks.getSite()
+        try:
+            app = app_module.get_app(self.connection)
+            if app is None:
+                raise LookupError('the database holds no linksync data')
+            zope.component.hooks.setSite(app)
+            return func(app, *args, **kw)
+        finally:
+            self.tm.abort()
+            zope.component.hooks.setSite(old_site)
+
+    def savepoint(self):
+        """A savepoint of the current transaction (frees memory)."""
+        return self.tm.savepoint(optimistic=True)
+
+    def close(self):
+        self.tm.abort()
+        self.connection.close()

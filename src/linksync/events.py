@@ -1,0 +1,51 @@
+"""Events fired by the data model (see linksync.interfaces).
+
+Subscribers (registered in linksync.configure) run inside the transaction of
+the change that fired them, so whatever they record commits or aborts with
+it.
+"""
+
+from zope.interface import implementer
+from zope.interface.interfaces import ObjectEvent
+
+from linksync import interfaces
+
+
+@implementer(interfaces.IURLAddedEvent)
+class URLAdded(ObjectEvent):
+    """A URL was added to the URL provider."""
+
+
+@implementer(interfaces.IURLRemovedEvent)
+class URLRemoved(ObjectEvent):
+    """A URL was removed from the URL provider."""
+
+
+@implementer(interfaces.IURLRegisteredEvent)
+class URLRegistered(ObjectEvent):
+    """A client registered a URL."""
+
+    def __init__(self, url, client, now=None):
+        super().__init__(url)
+        self.client = client
+        self.now = now
+
+
+@implementer(interfaces.IURLUnregisteredEvent)
+class URLUnregistered(ObjectEvent):
+    """A client unregistered a URL."""
+
+    def __init__(self, url, client, now=None):
+        super().__init__(url)
+        self.client = client
+        self.now = now
+
+
+@implementer(interfaces.IURLStateChangedEvent)
+class URLStateChanged(ObjectEvent):
+    """The state of a URL changed after a check."""
+
+    def __init__(self, url, old_state, now):
+        super().__init__(url)
+        self.old_state = old_state
+        self.now = now

@@ -1,0 +1,179 @@
+"""The interfaces of linksync.
+
+Every component of the server declares one of these; the registrations that
+tie implementations to them live in :mod:`linksync.configure` and nowhere
+else.
+"""
+
+from zope.interface import Attribute, Interface
+from zope.interface.interfaces import IObjectEvent
+
+
+# -- The data model ---------------------------------------------------------
+
+class IURL(Interface):
+    """A URL the server monitors for one or more clients."""
+
+    url = Attribute("The normalised URL (str); the key of the URL.")
+    state = Attribute(
+        "The state of the last check (one of linksync.states.STATES), or "
+        "None while the URL was never checked.")
+    reason = Attribute("Short human text explaining the state ('' if none).")
+    last_check = Attribute("Epoch seconds of the last check, or None.")
+    last_state_change = Attribute(
+        "Epoch seconds when the state last changed, or None.")
+    clients = Attribute("frozenset of the ids of the clients that registered "
+                        "this URL.")
+
+    def set_result(state, reason, now):
+        """Store the outcome of a check made at `now`.
+
+        Returns True when the state changed (the first result of a URL
+        counts as a change).
+        """
+
+
+class IClient(Interface):
+    """A client application registered with the server."""
+
+    id = Attribute("The client id (str).")
+    contact_name = Attribute("Name of the person responsible.")
+    contact_email = Attribute("E-mail address of that person.")
+    callback_url = Attribute("XML-RPC endpoint of the client (str).")
+    urls = Attribute("Iterator over the IURL objects the client registered.")
+
+    def check_password(password):
+        """True when `password` is the client's password (constant time)."""
+
+    def set_password(password):
+        """Store a salted hash of `password` (never the password itself)."""
+
+    def register_urls(urls, now=None):
+        """Register IURL objects for this client; returns the newly added."""
+
+    def unregister_urls(urls, now=None):
+        """Unregister IURL objects; returns the ones that were registered."""
+
+    def spellings(url):
+        """The spellings the client used for the normalised `url` (tuple)."""
+
+
+class IURLProvider(Interface):
+    """The utility holding every monitored URL, keyed by normalised URL."""
+
+    def add(url, now=None):
+        """Return the IURL for `url` (str), creating it when new.
+
+        Raises linksync.urlnorm.InvalidURL for an invalid URL.
+        """
+
+    def get(url, default=None):
+        """The IURL for `url` (any spelling), or `default`."""
+
+    def remove(url):
+        """Remove the URL (it must have no clients left)."""
+
+    def __contains__(url):
+        """True when `url` (any spelling) is monitored."""
+
+    def __len__():
+        """Number of monitored URLs."""
+
+    def __iter__():
+        """Iterate over the IURL objects in URL order."""
+
+
+class IClientProvider(Interface):
+    """The utility holding the registered clients, keyed by id."""
+
+    def add(client):
+        """Add an IClient; raises KeyError when the id is taken."""
+
+    def get(client_id, default=None):
+        """The client with that id, or `default`."""
+
+    def remove(client_id):
+        """Remove the client and unregister all its URLs."""
+
+    def __contains__(client_id):
+        """True when a client with that id exists."""
+
+    def __len__():
+        """Number of clients."""
+
+    def __iter__():
+        """Iterate over the clients in id order."""
+
+
+class ISynchronization(Interface):
+    """How a client's link database is synchronised (an IClient adapter)."""
+
+    last = Attribute("Epoch seconds of the last successful sync, or None.")
+    force = Attribute("True when a sync was asked for before it is due.")
+    retry_after = Attribute(
+        "Epoch seconds before which a failed sync is not retried, or None.")
+    last_error = Attribute("Text of the last failure ('' after a success).")
+
+    def is_due(now, interval):
+        """True when the client should be synchronised at `now`."""
+
+    def sync():
+        """Synchronise this client now; returns a Deferred."""
+
+
+class INotifications(Interface):
+    """The state-change notifications of a client (an IClient adapter)."""
+
+    enabled = Attribute("True while the client wants notifications.")
+    last = Attribute("Epoch seconds of the last delivered notification.")
+    failed = Attribute("Number of delivery attempts failed in a row.")
+
+
+# -- Events ----------------------------------------------------------------
+
+class IURLEvent(IObjectEvent):
+    """Something happened to a URL (`object` is the IURL)."""
+
+
+class IURLAddedEvent(IURLEvent):
+    """A URL was added to the URL provider."""
+
+
+class IURLRemovedEvent(IURLEvent):
+    """A URL was removed from the URL provider."""
+
+
+class IURLRegisteredEvent(IURLEvent):
+    """A client registered a URL."""
+
+    client = Attribute("The IClient that registered it.")
+    now = Attribute("Epoch seconds of the registration, or None.")
+
+
+class IURLUnregisteredEvent(IURLEvent):
+    """A client unregistered a URL."""
+
+    client = Attribute("The IClient that unregistered it.")
+    now = Attribute("Epoch seconds of the unregistration, or None.")
+
+
+class IURLStateChangedEvent(IURLEvent):
+    """The state of a URL changed after a check."""
+
+    old_state = Attribute("The previous state (None when never checked).")
+    now = Attribute("Epoch seconds of the check.")
+
+
+# -- Infrastructure ----------------------------------------------------------
+
+class IMailer(Interface):
+    """Sends e-mail on the server's behalf."""
+
+    configured = Attribute("False when no mail delivery is set up.")
+
+    def send(to_address, subject, body):
+        """Send a plain-text message; returns a Deferred firing on delivery.
+
+        Fails (errback) when the message could not be handed to the mail
+        server.
+        """

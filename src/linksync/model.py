@@ -1,0 +1,261 @@
+"""The persistent data model: URLs, clients and their per-client state.
+
+URLs and clients live in BTrees (see linksync.providers) so that millions of
+URLs and thousands of clients scale. The client-to-URL index is kept both
+ways: ``URL.clients`` names the clients of a URL, ``Client._urls`` maps the
+client's normalised URLs to their URL objects.
+
+Concurrent writers (the API, the checker, the syncer, several processes on
+ZEO) touch the same objects. Where their changes are independent, the
+objects resolve the ZODB conflict themselves (see :func:`merge_states`); the
+rest is retried by linksync.database.
+"""
+
+import persistent
+import zope.event
+from BTrees.Length import Length
+from BTrees.OOBTree import OOBTree
+from ZODB.POSException import ConflictError
+from zope.interface import implementer
+
+from linksync import events, interfaces, passwords
+
+
+_MISSING = object()
+
+
+def merge_states(old, committed, new, sets=(), counters=()):
+    """Three-way merge of two concurrent changes of a persistent object.
+
+    Attributes changed on one side only take that side's value; attributes
+    named in `sets` (frozensets) merge additions and removals of both sides;
+    attributes named in `counters` add up both sides' increments (a reset to
+    0 on either side wins). Anything else changed on both sides differently
+    is a real conflict.
+    """
+    result = dict(committed)
+    for key in set(old) | set(committed) | set(new):
+        o = old.get(key, _MISSING)
+        c = committed.get(key, _MISSING)
+        n = new.get(key, _MISSING)
+        if c == n or n == o:
+            value = c
+        elif c == o:
+            value = n
+        elif key in sets:
+            o, c, n = (frozenset() if v is _MISSING else v for v in (o, c, n))
+            value = (o | (c - o) | (n - o)) - (o - c) - (o - n)
+        elif key in counters and _MISSING not in (o, c, n):
+            value = 0 if 0 in (c, n) else c + n - o
+        else:
+            raise ConflictError('conflicting changes of %r' % key)
+        if value is _MISSING:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
+@implementer(interfaces.IURL)
+class URL(persistent.Persistent):
+    """A monitored URL and the outcome of its last check."""
+
+    state = None
+    reason = ''
+    last_check = None
+    last_state_change = None
+    #: Epoch seconds since the URL has had no client (None while it has).
+    orphaned_since = None
+
+    def __init__(self, url):
+        self.url = url
+        self.clients = frozenset()
+
+    def __repr__(self):
+        return '<URL %r>' % self.url
+
+    def set_result(self, state, reason, now):
+        old_state = self.state
+        changed = state != old_state
+        if changed:
+            self.state = state
+            self.last_state_change = now
+        if reason != self.reason:
+            self.reason = reason
+        self.last_check = now
+        if changed:
+            zope.event.notify(events.URLStateChanged(self, old_state, now))
+        return changed
+
+    def _add_client(self, client_id):
+        if client_id not in self.clients:
+            self.clients = self.clients | {client_id}
+            self.orphaned_since = None
+
+    def _remove_client(self, client_id, now):
+        if client_id in self.clients:
+            self.clients = self.clients - {client_id}
+            if not self.clients:
+                self.orphaned_since = now
+
+    def _p_resolveConflict(self, old, committed, new):
+        # The checker storing a result and a client registering the URL at
+        # the same time is normal; only same-field disagreements conflict.
+        return merge_states(old, committed, new, sets=('clients',))
+
+
+@implementer(interfaces.ISynchronization)
+class Synchronization(persistent.Persistent):
+    """The synchronisation state of one client (its ISynchronization)."""
+
+    last = None
+    force = False
+    retry_after = None
+    last_error = ''
+
+    def __init__(self, client):
+        self.__parent__ = client
+
+    def is_due(self, now, interval):
+        if self.force:
+            return True
+        if self.retry_after is not None and now < self.retry_after:
+            return False
+        return self.last is None or now - self.last >= interval
+
+    def sync(self):
+        # The syncer is looked up here rather than imported at module level:
+        # the data model must not depend on the Twisted machinery.
+        from linksync.syncer import sync_client
+        return sync_client(self.__parent__)
+
+    def _p_resolveConflict(self, old, committed, new):
+        return merge_states(old, committed, new)
+
+
+@implementer(interfaces.INotifications)
+class Notifications(persistent.Persistent):
+    """The notification state of one client (its INotifications)."""
+
+    enabled = True
+    last = None
+    failed = 0
+
+    def __init__(self, client):
+        self.__parent__ = client
+
+    def _p_resolveConflict(self, old, committed, new):
+        return merge_states(old, committed, new, counters=('failed',))
+
+
+@implementer(interfaces.IClient)
+class Client(persistent.Persistent):
+    """A client application: its credentials, contact and URLs."""
+
+    contact_name = ''
+    contact_email = ''
+    callback_url = ''
+    password_hash = None
+    created = None
+
+    def __init__(self, id, callback_url='', contact_name='',
+                 contact_email='', password=None):
+        self.id = id
+        self.callback_url = callback_url
+        self.contact_name = contact_name
+        self.contact_email = contact_email
+        if password is not None:
+            self.set_password(password)
+        self._urls = OOBTree()
+        self._url_count = Length()
+        # Only the spellings that differ from the normalised URL are kept:
+        # {normalised: tuple of the client's spellings}.
+        self._spellings = OOBTree()
+        self.synchronization = Synchronization(self)
+        self.notifications = Notifications(self)
+
+    def __repr__(self):
+        return '<Client %r>' % self.id
+
+    # -- credentials -------------------------------------------------------
+
+    def set_password(self, password):
+        self.password_hash = passwords.hash_password(password)
+
+    def check_password(self, password):
+        if self.password_hash is None or not isinstance(password, str):
+            return False
+        return passwords.verify_password(password, self.password_hash)
+
+    # -- URLs ----------------------------------------------------------------
+
+    @property
+    def urls(self):
+        return iter(self._urls.values())
+
+    @property
+    def url_count(self):
+        return self._url_count()
+
+    def has_url(self, url):
+        """True when the client registered the normalised `url`."""
+        return url in self._urls
+
+    def get_url(self, url, default=None):
+        """The URL object of the normalised `url` if the client has it."""
+        return self._urls.get(url, default)
+
+    def url_keys(self, min=None, max=None, excludemin=False):
+        """The client's normalised URLs in order (a lazy BTree range)."""
+        return self._urls.keys(min, max, excludemin=excludemin)
+
+    def register_urls(self, urls, now=None):
+        added = []
+        for url in urls:
+            if url.url in self._urls:
+                continue
+            self._urls[url.url] = url
+            self._url_count.change(1)
+            url._add_client(self.id)
+            added.append(url)
+            zope.event.notify(events.URLRegistered(url, self, now))
+        return added
+
+    def unregister_urls(self, urls, now=None):
+        removed = []
+        for url in urls:
+            if self._urls.pop(url.url, None) is None:
+                continue
+            self._url_count.change(-1)
+            self._spellings.pop(url.url, None)
+            url._remove_client(self.id, now)
+            removed.append(url)
+            zope.event.notify(events.URLUnregistered(url, self, now))
+        return removed
+
+    # -- spellings -------------------------------------------------------------
+
+    def spellings(self, url):
+        if url not in self._urls:
+            return ()
+        return self._spellings.get(url, (url,))
+
+    def add_spellings(self, url, spellings):
+        """Remember further spellings the client uses for the normalised url."""
+        current = set(self._spellings.get(url, (url,))) \
+            if url in self._urls else set()
+        self.set_spellings(url, current | set(spellings))
+
+    def set_spellings(self, url, spellings):
+        """Replace the spellings the client uses for the normalised url."""
+        spellings = tuple(sorted(set(spellings)))
+        if spellings in ((url,), ()):
+            self._spellings.pop(url, None)
+        elif self._spellings.get(url) != spellings:
+            self._spellings[url] = spellings
+
+    def remove_spelling(self, url, spelling):
+        """Forget one spelling; returns True when none is left."""
+        remaining = set(self.spellings(url)) - {spelling}
+        self.set_spellings(url, remaining)
+        return not remaining

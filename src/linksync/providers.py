@@ -1,0 +1,107 @@
+"""The two utilities of the server: all URLs and all clients.
+
+Both are persistent and live in the application root (linksync.app); they
+are registered as local utilities of that site by linksync.configure, so
+that ``zope.component.getUtility(IURLProvider)`` finds them.
+"""
+
+import persistent
+import zope.event
+from BTrees.Length import Length
+from BTrees.OOBTree import OOBTree
+from zope.interface import implementer
+
+from linksync import events, interfaces, urlnorm
+from linksync.model import URL
+
+
+@implementer(interfaces.IURLProvider)
+class URLProvider(persistent.Persistent):
+    """All monitored URLs, keyed by their normalised form."""
+
+    def __init__(self):
+        self._urls = OOBTree()
+        self._count = Length()
+
+    def add(self, url, now=None):
+        return self.add_normalized(urlnorm.normalize(url), now)
+
+    def add_normalized(self, norm, now=None):
+        """Like add(), for a URL that went through urlnorm.normalize."""
+        obj = self._urls.get(norm)
+        if obj is None:
+            obj = self._urls[norm] = URL(norm)
+            obj.orphaned_since = now
+            self._count.change(1)
+            zope.event.notify(events.URLAdded(obj))
+        return obj
+
+    def get(self, url, default=None):
+        obj = self._urls.get(url)
+        if obj is not None:
+            return obj
+        try:
+            norm = urlnorm.normalize(url)
+        except urlnorm.InvalidURL:
+            return default
+        return self._urls.get(norm, default)
+
+    def remove(self, url):
+        obj = self.get(url)
+        if obj is None:
+            raise KeyError(url)
+        if obj.clients:
+            raise ValueError('%r is still registered by %s' % (
+                obj.url, ', '.join(sorted(obj.clients))))
+        del self._urls[obj.url]
+        self._count.change(-1)
+        zope.event.notify(events.URLRemoved(obj))
+
+    def __contains__(self, url):
+        return self.get(url) is not None
+
+    def __len__(self):
+        return self._count()
+
+    def __iter__(self):
+        return iter(self._urls.values())
+
+    def keys(self, min=None, max=None, excludemin=False):
+        """The normalised URLs in order (a lazy BTree range)."""
+        return self._urls.keys(min, max, excludemin=excludemin)
+
+
+@implementer(interfaces.IClientProvider)
+class ClientProvider(persistent.Persistent):
+    """All registered clients, keyed by id."""
+
+    def __init__(self):
+        self._clients = OOBTree()
+        self._count = Length()
+
+    def add(self, client):
+        if client.id in self._clients:
+            raise KeyError('client %r exists already' % client.id)
+        self._clients[client.id] = client
+        self._count.change(1)
+        return client
+
+    def get(self, client_id, default=None):
+        if not isinstance(client_id, str):
+            return default
+        return self._clients.get(client_id, default)
+
+    def remove(self, client_id, now=None):
+        client = self._clients[client_id]
+        client.unregister_urls(list(client.urls), now)
+        del self._clients[client_id]
+        self._count.change(-1)
+
+    def __contains__(self, client_id):
+        return self.get(client_id) is not None
+
+    def __len__(self):
+        return self._count()
+
+    def __iter__(self):
+        return iter(self._clients.values())

@@ -1,0 +1,58 @@
+"""Registering and unregistering a client's URLs given as text.
+
+This is what the XML-RPC API and the syncer call: it normalises the text,
+adds new URLs to the URL provider, keeps the client's own spellings (so that
+states are reported back under the exact string the client sent) and fires
+the registration events.
+"""
+
+import zope.component
+
+from linksync import urlnorm
+from linksync.interfaces import IURLProvider
+
+
+def register(client, urls, now=None):
+    """Register the URL strings `urls` for `client`.
+
+    Invalid URLs are skipped; spellings that normalise to the same URL
+    register it once. Returns a list of (spelling, URL object) for every
+    distinct valid spelling, in the order given.
+    """
+    provider = zope.component.getUtility(IURLProvider)
+    result = []
+    for norm, spellings in urlnorm.normalize_many(urls).items():
+        url = provider.add_normalized(norm, now)
+        if not client.has_url(norm):
+            client.register_urls([url], now)
+            client.set_spellings(norm, spellings)
+        else:
+            client.add_spellings(norm, spellings)
+        result.extend((spelling, url) for spelling in spellings)
+    return result
+
+
+def unregister(client, urls, now=None):
+    """Unregister the URL strings `urls` for `client`.
+
+    A spelling the client used is forgotten, and the URL is unregistered
+    when the client has no spelling of it left; any other spelling of a
+    registered URL unregisters the URL. Unknown and invalid URLs are
+    ignored. Returns the URL objects that were unregistered.
+    """
+    removed = []
+    for norm, spellings in urlnorm.normalize_many(urls).items():
+        url = client.get_url(norm)
+        if url is None:
+            continue
+        known = set(client.spellings(norm))
+        if not known.intersection(spellings):
+            gone = True
+        else:
+            gone = False
+            for spelling in spellings:
+                if spelling in known:
+                    gone = client.remove_spelling(norm, spelling)
+        if gone:
+            removed.extend(client.unregister_urls([url], now))
+    return removed

@@ -1,0 +1,157 @@
+"""The server process: one Twisted service tree over one database.
+
+:class:`LinkSyncService` opens the storage, and starts the parts of the
+server as child services, each with its own database session:
+
+* ``api``: the XML-RPC API and the web pages, on ``--listen``;
+
+and the parts listed in :data:`PARTS` by the modules that provide them.
+``linksync serve`` and the twist plugin both run this service.
+"""
+
+import os
+import secrets as secrets_module
+
+from twisted.application import service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+
+from linksync import database, mail, storage, web
+from linksync.api import LinkSyncAPI
+
+log = Logger()
+
+SECRET_FILE = 'secret'
+
+
+def load_secret(settings, announce=print):
+    """The management secret: --secret, $LINKSYNC_SECRET, or DIR/secret.
+
+    When none exists, one is generated, stored in DIR/secret (mode 0600)
+    and announced once.
+    """
+    if settings.secret:
+        return settings.secret
+    path = os.path.join(settings.data or 'var', SECRET_FILE)
+    try:
+        with open(path, encoding='utf-8') as f:
+            secret = f.read().strip()
+        if secret:
+            return secret
+    except FileNotFoundError:
+        pass
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    secret = secrets_module.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w', encoding='utf-8') as f:
+        f.write(secret + '\n')
+    announce('linksync: generated the management secret (kept in %s): %s'
+             % (path, secret))
+    return secret
+
+
+def make_mailer(settings, reactor):
+    if settings.smtp:
+        host, port = settings.smtp
+        return mail.SMTPMailer(host, port, settings.mail_from,
+                               reactor=reactor)
+    return mail.NoMailer()
+
+
+class APIService(service.Service):
+    """Serves the XML-RPC API and the web pages on an endpoint."""
+
+    name = 'api'
+
+    def __init__(self, server):
+        self.server = server
+        self.port = None
+        self.listening = defer.Deferred()
+
+    def startService(self):
+        super().startService()
+        server = self.server
+        self.session = server.database.session()
+        self.api = LinkSyncAPI(self.session, server.secret, server.clock,
+                               server.mailer, server.settings.public_url)
+        root = web.Root(
+            self.api.resource(server.settings.max_request_bytes),
+            web.StatusPage(self.session))
+        self.site = web.LinkSyncSite(root, server.settings.max_request_bytes,
+                                     reactor=server.reactor)
+        self.root = root
+        endpoint = endpoints.serverFromString(server.reactor,
+                                              server.settings.listen)
+        d = endpoint.listen(self.site)
+        d.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        log.info('linksync listening on http://{host}:{port}/ (XML-RPC at / '
+                 'and /RPC2)', host=address.host, port=address.port)
+        self.listening.callback(port)
+
+    def _failed(self, failure):
+        log.error('cannot listen on {listen}: {error}',
+                  listen=self.server.settings.listen,
+                  error=failure.getErrorMessage())
+        self.listening.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            yield self.port.stopListening()
+        self.session.close()
+
+
+#: Parts of the server: (role, factory(server) -> IService). `--role`
+#: selects among them in later versions; all run by default.
+PARTS = [
+    ('api', APIService),
+]
+
+
+class LinkSyncService(service.MultiService):
+    """The whole server: storage, database and the parts' services."""
+
+    def __init__(self, settings, reactor=None, clock=None, secret=None,
+                 mailer=None, roles=None):
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor
+        self.settings = settings
+        self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
+        self.secret = secret if secret is not None else load_secret(
+            settings, announce=lambda text: log.warn(text))
+        self.mailer = mailer if mailer is not None else make_mailer(
+            settings, reactor)
+        self.roles = roles
+        self.database = None
+
+    def open_database(self):
+        return database.Database(storage.open_storage(
+            self.settings.data, self.settings.zeo, self.settings.storage))
+
+    def startService(self):
+        self.database = self.open_database()
+        for role, factory in PARTS:
+            if self.roles is None or role in self.roles:
+                factory(self).setServiceParent(self)
+        super().startService()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        yield super().stopService()
+        for child in list(self):
+            yield defer.maybeDeferred(child.disownServiceParent)
+        if self.database is not None:
+            self.database.close()
+            self.database = None
+        log.info('linksync stopped; the database is closed')
+
+    @property
+    def api(self):
+        return self.getServiceNamed('api')

@@ -1,0 +1,110 @@
+"""Opening the storage the server runs on.
+
+* embedded FileStorage under a directory (the default, ``var/Data.fs``);
+* ZEO (``--zeo HOST:PORT``), for several processes on one database;
+* RelStorage (``--storage postgresql://...``), with the ``postgresql`` extra.
+"""
+
+import os
+
+
+class StorageError(Exception):
+    """The storage could not be opened; the message says why."""
+
+
+FILESTORAGE_NAME = 'Data.fs'
+
+
+def parse_hostport(text):
+    """'host:port' or 'port' -> (host, int port); ValueError when bad."""
+    host, sep, port = text.rpartition(':')
+    if not sep:
+        host, port = '127.0.0.1', text
+    host = host.strip('[]') or '127.0.0.1'
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError('not HOST:PORT: %r' % text)
+    return host, int(port)
+
+
+def open_storage(data=None, zeo=None, dsn=None, read_only=False,
+                 zeo_wait_timeout=30):
+    """Open and return a ZODB storage; raise StorageError naming the problem.
+
+    With none of `zeo` and `dsn` given, a FileStorage in directory `data`
+    (default ``var``) is opened, the directory being created when missing.
+    """
+    if zeo and dsn:
+        raise StorageError('give either --zeo or --storage, not both')
+    if zeo:
+        return _open_zeo(zeo, read_only, zeo_wait_timeout)
+    if dsn:
+        return _open_relstorage(dsn, read_only)
+    return _open_filestorage(data or 'var', read_only)
+
+
+def _open_filestorage(data, read_only):
+    from ZODB.FileStorage import FileStorage
+    from zc.lockfile import LockError
+    path = os.path.join(data, FILESTORAGE_NAME)
+    if read_only and not os.path.exists(path):
+        raise StorageError('no database at %s' % path)
+    try:
+        os.makedirs(data, exist_ok=True)
+        return FileStorage(path, read_only=read_only)
+    except LockError:
+        raise StorageError(
+            '%s is in use by another process (a running server?); use its '
+            'ZEO server, or a read-only command' % path) from None
+    except OSError as e:
+        raise StorageError('cannot open %s: %s' % (path, e)) from None
+
+
+def _open_zeo(address, read_only, wait_timeout):
+    try:
+        from ZEO.ClientStorage import ClientStorage
+    except ImportError:
+        raise StorageError(
+            'ZEO is not installed (pip install linksync[zeo])') from None
+    try:
+        host, port = parse_hostport(address)
+    except ValueError as e:
+        raise StorageError(str(e)) from None
+    try:
+        return ClientStorage((host, port), read_only=read_only,
+                             wait_timeout=wait_timeout)
+    except Exception as e:
+        raise StorageError('cannot reach the ZEO server at %s:%d: %s' % (
+            host, port, e)) from None
+
+
+def _open_relstorage(dsn, read_only):
+    try:
+        from relstorage.adapters.postgresql import PostgreSQLAdapter
+        from relstorage.options import Options
+        from relstorage.storage import RelStorage
+    except ImportError:
+        raise StorageError('RelStorage is not installed (pip install '
+                           'linksync[postgresql])') from None
+    if dsn.startswith(('postgresql://', 'postgres://')):
+        dsn = _uri_to_libpq(dsn)
+    options = Options(read_only=read_only, keep_history=False)
+    try:
+        adapter = PostgreSQLAdapter(dsn=dsn, options=options)
+        return RelStorage(adapter, options=options)
+    except Exception as e:
+        raise StorageError('cannot open the PostgreSQL storage: %s' % e) \
+            from None
+
+
+def _uri_to_libpq(uri):
+    """postgresql://user:pw@host:port/db -> a libpq key=value string."""
+    from urllib.parse import unquote, urlsplit
+    parts = urlsplit(uri)
+    pairs = {
+        'host': parts.hostname, 'port': parts.port,
+        'user': unquote(parts.username) if parts.username else None,
+        'password': unquote(parts.password) if parts.password else None,
+        'dbname': parts.path.lstrip('/') or None,
+    }
+    return ' '.join('%s=%s' % (k, v) for k, v in pairs.items()
+                    if v is not None)

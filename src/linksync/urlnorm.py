@@ -1,0 +1,153 @@
+"""URL validation and normalisation: the one place that decides what a URL is.
+
+Every URL that enters the server (XML-RPC, a client's link database, the
+command line) goes through :func:`normalize`. Two spellings that normalise to
+the same string are the same URL: it is stored and checked once.
+
+The rules (RFC 3986, section 6):
+
+* surrounding white space is ignored; inner white space, control characters
+  and non-ASCII characters make the URL invalid (clients percent-encode);
+* a scheme is required; scheme and host are lower-cased;
+* the port is dropped when it is the scheme's default, and must be a number
+  from 1 to 65535 otherwise;
+* the fragment is dropped (it never reaches the server of the URL);
+* an HTTP(S) URL with a host and an empty path gets the path ``/``;
+* percent escapes are upper-cased (``%2f`` becomes ``%2F``).
+
+>>> normalize('HTTP://Example.COM:80/a/b?x=1#top')
+'http://example.com/a/b?x=1'
+>>> normalize('https://example.com')
+'https://example.com/'
+>>> normalize('ftp://User@FTP.example.com:21/pub/%7ejoe')
+'ftp://User@ftp.example.com/pub/%7Ejoe'
+>>> normalize('mailto:joe@example.com')
+'mailto:joe@example.com'
+>>> normalize('http://example.com/\u00e4')
+Traceback (most recent call last):
+...
+linksync.urlnorm.InvalidURL: not ASCII (clients percent-encode URLs): 'http://example.com/\\xe4'
+"""
+
+import ipaddress
+import re
+
+#: Longer URLs are refused; no real link is that long, and it bounds memory.
+MAX_URL_LENGTH = 8192
+
+DEFAULT_PORTS = {
+    'http': 80,
+    'https': 443,
+    'ftp': 21,
+    'ws': 80,
+    'wss': 443,
+    'gopher': 70,
+}
+
+_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*')
+# Printable ASCII without space: anything else inside a URL is invalid.
+_VALID_CHARS = re.compile(r'[\x21-\x7e]*')
+_REG_NAME = re.compile(r"[A-Za-z0-9\-._~%!$&'()*+,;=]*")
+_PERCENT = re.compile(r'%[0-9a-f]{2}|%[0-9A-F][a-f]|%[a-f][0-9A-F]')
+
+
+class InvalidURL(ValueError):
+    """The text is not a URL the server can monitor."""
+
+
+def normalize(url):
+    """Return the normalised form of `url`; raise InvalidURL when invalid."""
+    if not isinstance(url, str):
+        raise InvalidURL('not a string: %r' % (url,))
+    url = url.strip(' \t\r\n\f\v')
+    if not url:
+        raise InvalidURL('empty URL')
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidURL('longer than %d characters' % MAX_URL_LENGTH)
+    if not url.isascii():
+        raise InvalidURL(
+            'not ASCII (clients percent-encode URLs): %r' % url)
+    if not _VALID_CHARS.fullmatch(url):
+        raise InvalidURL('white space or control character in %r' % url)
+    scheme, sep, rest = url.partition(':')
+    if not sep or not _SCHEME.fullmatch(scheme):
+        raise InvalidURL('no scheme in %r' % url)
+    scheme = scheme.lower()
+    rest = rest.split('#', 1)[0]
+    if rest.startswith('//'):
+        authority, path = _split_authority(rest[2:])
+        authority = _normalize_authority(scheme, authority, url)
+        if not path and authority and scheme in ('http', 'https'):
+            path = '/'
+        rest = '//' + authority + path
+    if '%' in rest:
+        rest = _PERCENT.sub(lambda m: m.group(0).upper(), rest)
+    return scheme + ':' + rest
+
+
+def _split_authority(rest):
+    """Split 'host:port/path?query' into ('host:port', '/path?query')."""
+    for i, char in enumerate(rest):
+        if char in '/?':
+            return rest[:i], rest[i:]
+    return rest, ''
+
+
+def _normalize_authority(scheme, authority, url):
+    userinfo, at, hostport = authority.rpartition('@')
+    if hostport.startswith('['):
+        end = hostport.find(']')
+        if end < 0:
+            raise InvalidURL('unterminated IPv6 address in %r' % url)
+        host, port = hostport[:end + 1], hostport[end + 1:]
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise InvalidURL('bad IPv6 address in %r' % url) from None
+        if port and not port.startswith(':'):
+            raise InvalidURL('bad port in %r' % url)
+        port = port[1:]
+    else:
+        host, _, port = hostport.partition(':')
+        if not _REG_NAME.fullmatch(host):
+            raise InvalidURL('bad host name in %r' % url)
+    host = host.lower()
+    if port:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise InvalidURL('bad port in %r' % url)
+        port = int(port)
+        if DEFAULT_PORTS.get(scheme) == port:
+            port = ''
+    result = host
+    if port:
+        result += ':%d' % port
+    if at:
+        result = userinfo + '@' + result
+    return result
+
+
+def is_valid(url):
+    """True when `url` is a URL the server accepts."""
+    try:
+        normalize(url)
+    except InvalidURL:
+        return False
+    return True
+
+
+def normalize_many(urls):
+    """Map every valid URL of `urls` to its normalised form.
+
+    Returns a dict {normalised: [spellings in the order first seen]};
+    duplicates collapse, invalid URLs are skipped silently (PROTOCOL.md).
+    """
+    result = {}
+    for url in urls:
+        try:
+            norm = normalize(url)
+        except InvalidURL:
+            continue
+        spellings = result.setdefault(norm, [])
+        if url not in spellings:
+            spellings.append(url)
+    return result
