@@ -92,9 +92,12 @@ class LinkSyncAPI:
         self.public_url = public_url
         self._verified = collections.OrderedDict()
 
-    def resource(self, max_request_bytes):
-        """The XML-RPC resource serving this API."""
-        return XMLRPCResource(self.methods.bind(self), max_request_bytes)
+    def resource(self, max_request_bytes, server=None):
+        """The XML-RPC resource serving this API and the admin methods."""
+        from linksync import admin
+        table = self.methods.bind(self)
+        admin.install(self, table, server)
+        return XMLRPCResource(table, max_request_bytes)
 
     # -- credentials -------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from linksync import __version__
 #: The subcommands, in the order `linksync --help` lists them.
 COMMANDS = [
     'serve',
+    'stats',
 ]
 
 
@@ -40,13 +41,14 @@ def build_parser():
 
 
 def main(argv=None):
+    from linksync.admin import OperationError
     from linksync.config import ConfigError
     from linksync.storage import StorageError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.run(args) or 0
-    except (CommandError, ConfigError, StorageError) as e:
+    except (CommandError, ConfigError, StorageError, OperationError) as e:
         print('linksync: error: %s' % e, file=sys.stderr)
         return 1
     except KeyboardInterrupt:

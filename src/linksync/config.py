@@ -124,9 +124,18 @@ SERVER_OPTIONS = STORAGE_OPTIONS + [
 
 
 
+#: Options of the subcommands that open the server's database: they reach
+#: a running server (whose FileStorage is locked) through its admin API.
+COMMAND_OPTIONS = STORAGE_OPTIONS + [
+    Option('server', metavar='URL',
+           help='XML-RPC URL of the running server, used when it holds the '
+                'database (default: from --listen)'),
+] + [o for o in SERVER_OPTIONS if o.dest in ('listen', 'secret')]
+
+
 def known_options():
     """Every option any command of the server takes, by dest."""
-    return {o.dest: o for o in SERVER_OPTIONS}
+    return {o.dest: o for o in SERVER_OPTIONS + COMMAND_OPTIONS}
 
 
 # -- settings -------------------------------------------------------------------

@@ -75,7 +75,7 @@ class APIService(service.Service):
         self.api = LinkSyncAPI(self.session, server.secret, server.clock,
                                server.mailer, server.settings.public_url)
         root = web.Root(
-            self.api.resource(server.settings.max_request_bytes),
+            self.api.resource(server.settings.max_request_bytes, server),
             web.StatusPage(self.session))
         self.site = web.LinkSyncSite(root, server.settings.max_request_bytes,
                                      reactor=server.reactor)

@@ -1,0 +1,296 @@
+"""Calling a client back: the XML-RPC client the server uses.
+
+The syncer fetches a client's links with ``xmlrpc_getAllLinks`` and both the
+syncer and the notifier push states with ``updateManyStates``. A client is
+a remote party the server does not control, so every call here has:
+
+* a connect timeout and a total timeout;
+* a limit on the size of the answer (gzip answers are inflated up to the
+  same limit), enforced while it arrives;
+* incremental, defused parsing: the answer is parsed chunk by chunk as it
+  arrives (a large answer never blocks the reactor for long) and DTDs and
+  entities are refused;
+* a :class:`CallbackError` whose message names the client's URL and the
+  problem, for every way the call can fail (a Fault from the client is
+  passed on as :class:`CallbackFault`, a subclass).
+"""
+
+import io
+import xmlrpc.client
+import zlib
+
+from defusedxml.xmlrpc import DefusedExpatParser
+from twisted.internet import defer, error, protocol
+from twisted.python import failure
+from twisted.web import client as web_client
+from twisted.web.http_headers import Headers
+
+from linksync import __version__
+
+DEFAULT_TIMEOUT = 120
+DEFAULT_CONNECT_TIMEOUT = 30
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+USER_AGENT = 'linksync/%s (link monitoring server)' % __version__
+
+#: Fault codes and texts by which servers say "no such method".
+_NOT_FOUND_CODES = (-32601, 8001)
+_NOT_FOUND_TEXTS = ('not found', 'not supported', 'no such method',
+                    'unknown method', 'does not exist', 'not defined')
+
+
+_STALE_CONNECTION = (web_client.ResponseNeverReceived,
+                     web_client.RequestNotSent,
+                     web_client.RequestTransmissionFailed)
+
+
+class CallbackError(Exception):
+    """A call to a client failed; the message says how."""
+
+
+class CallbackFault(CallbackError):
+    """The client answered with an XML-RPC Fault."""
+
+    def __init__(self, url, method, fault):
+        super().__init__('%s answered %s with fault %s: %s' % (
+            url, method, fault.faultCode, fault.faultString))
+        self.fault = fault
+
+    @property
+    def method_not_found(self):
+        text = str(self.fault.faultString).lower()
+        return self.fault.faultCode in _NOT_FOUND_CODES or \
+            any(t in text for t in _NOT_FOUND_TEXTS)
+
+
+class _ResponseParser(protocol.Protocol):
+    """Parses an XML-RPC response body as it arrives, within a size limit."""
+
+    def __init__(self, finished, limit, gzipped, describe):
+        self.finished = finished
+        self.limit = limit
+        self.describe = describe
+        self.received = 0
+        self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) \
+            if gzipped else None
+        self.unmarshaller = xmlrpc.client.Unmarshaller(use_builtin_types=True)
+        self.parser = DefusedExpatParser(self.unmarshaller, forbid_dtd=True)
+        self.error = None
+
+    def dataReceived(self, data):
+        if self.error is not None:
+            return
+        try:
+            if self.inflater is not None:
+                data = self.inflater.decompress(
+                    data, self.limit - self.received + 1)
+                if self.inflater.unconsumed_tail:
+                    raise _TooLarge()
+            self.received += len(data)
+            if self.received > self.limit:
+                raise _TooLarge()
+            self.parser.feed(data)
+        except _TooLarge:
+            self._fail(CallbackError('%s: the answer is larger than %d bytes'
+                                     % (self.describe(), self.limit)))
+        except Exception as e:
+            self._fail(CallbackError('%s: not a well-formed XML-RPC answer '
+                                     '(%s: %s)' % (self.describe(),
+                                                   type(e).__name__, e)))
+
+    def _fail(self, exc):
+        self.error = exc
+        self.transport.stopProducing()
+
+    def connectionLost(self, reason):
+        if self.finished.called:
+            return
+        if self.error is not None:
+            self.finished.errback(self.error)
+            return
+        if not reason.check(web_client.ResponseDone,
+                            web_client.PotentialDataLoss):
+            self.finished.errback(CallbackError(
+                '%s: the answer was cut off (%s)' % (
+                    self.describe(), reason.getErrorMessage())))
+            return
+        try:
+            self.parser.close()
+            result = self.unmarshaller.close()
+        except xmlrpc.client.Fault as fault:
+            self.finished.errback(fault)
+            return
+        except Exception as e:
+            self.finished.errback(CallbackError(
+                '%s: not a well-formed XML-RPC answer (%s: %s)' % (
+                    self.describe(), type(e).__name__, e)))
+            return
+        self.finished.callback(result[0] if len(result) == 1 else result)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def make_agent(reactor, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+               persistent=True, tls_policy=None):
+    """A Twisted HTTP Agent for calling clients (keep-alive pool)."""
+    pool = web_client.HTTPConnectionPool(reactor, persistent=persistent)
+    pool.maxPersistentPerHost = 2
+    pool.retryAutomatically = False
+    kw = {'connectTimeout': connect_timeout, 'pool': pool}
+    if tls_policy is not None:
+        kw['contextFactory'] = tls_policy
+    return web_client.Agent(reactor, **kw)
+
+
+class CallbackProxy:
+    """Calls XML-RPC methods on one client's callback URL."""
+
+    def __init__(self, url, reactor, agent=None, timeout=DEFAULT_TIMEOUT,
+                 max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES):
+        self.url = url
+        self.reactor = reactor
+        self.agent = agent if agent is not None else make_agent(reactor)
+        self.timeout = timeout
+        self.max_response_bytes = max_response_bytes
+
+    def __repr__(self):
+        return '<CallbackProxy %s>' % self.url
+
+    def call(self, method, *params):
+        """Call `method`; a Deferred firing with the result.
+
+        Fails with CallbackFault when the client answers a Fault, and with
+        CallbackError for every other problem.
+        """
+        try:
+            body = xmlrpc.client.dumps(params, method, encoding='utf-8',
+                                       allow_none=False).encode('utf-8')
+            url = self.url.encode('ascii')
+        except (TypeError, OverflowError, UnicodeError) as e:
+            return defer.fail(CallbackError(
+                'cannot call %s on %s: %s' % (method, self.url, e)))
+        headers = Headers({
+            b'content-type': [b'text/xml; charset=utf-8'],
+            b'user-agent': [USER_AGENT.encode('ascii')],
+            b'accept-encoding': [b'gzip'],
+        })
+        describe = lambda: '%s (%s)' % (self.url, method)  # noqa: E731
+
+        timed_out = []
+
+        def send(retry):
+            d = self.agent.request(
+                b'POST', url, headers,
+                web_client.FileBodyProducer(io.BytesIO(body)))
+            if retry:
+                # A kept-alive connection the client closed meanwhile (HTTP
+                # 1.0 servers close without saying so) fails before any
+                # answer: send once more, on a new connection. Both
+                # callback methods are safe to repeat.
+                def again(failure):
+                    failure.trap(*_STALE_CONNECTION)
+                    if timed_out:
+                        return failure
+                    return send(False)
+                d.addErrback(again)
+            return d
+        try:
+            d = send(True)
+        except Exception as e:
+            return defer.fail(CallbackError('%s: %s' % (describe(), e)))
+        d.addCallback(self._read, describe)
+
+        def expire():
+            timed_out.append(True)
+            d.cancel()
+        timer = self.reactor.callLater(self.timeout, expire)
+
+        def settle(result):
+            if timer.active():
+                timer.cancel()
+            if timed_out and isinstance(result, failure.Failure):
+                return failure.Failure(defer.TimeoutError())
+            return result
+        d.addBoth(settle)
+        d.addErrback(self._explain, method, describe)
+        return d
+
+    def _read(self, response, describe):
+        if response.code != 200:
+            response.deliverBody(_Discard())
+            raise CallbackError('%s: HTTP status %d %s' % (
+                describe(), response.code,
+                response.phrase.decode('latin-1', 'replace')))
+        encoding = response.headers.getRawHeaders(b'content-encoding', [b''])
+        gzipped = encoding[0].strip().lower() in (b'gzip', b'x-gzip')
+        def cancel(d):
+            if parser.transport is not None:
+                parser.transport.stopProducing()
+        finished = defer.Deferred(cancel)
+        parser = _ResponseParser(finished, self.max_response_bytes, gzipped,
+                                 describe)
+        response.deliverBody(parser)
+        return finished
+
+    def _explain(self, fail, method, describe):
+        if fail.check(xmlrpc.client.Fault):
+            raise CallbackFault(self.url, method, fail.value)
+        if fail.check(CallbackError):
+            return fail
+        if fail.check(defer.TimeoutError, defer.CancelledError):
+            raise CallbackError('%s: no answer within %s seconds' % (
+                describe(), self.timeout))
+        if fail.check(error.ConnectionRefusedError):
+            raise CallbackError('%s: connection refused' % describe())
+        if fail.check(error.DNSLookupError):
+            raise CallbackError('%s: unknown host' % describe())
+        if fail.check(web_client.ResponseFailed):
+            reasons = '; '.join(r.getErrorMessage()
+                                for r in fail.value.reasons)
+            raise CallbackError('%s: the connection failed (%s)' % (
+                describe(), reasons))
+        raise CallbackError('%s: %s' % (describe(),
+                                        fail.getErrorMessage()))
+
+    # -- the callback methods of PROTOCOL.md ---------------------------------
+
+    @defer.inlineCallbacks
+    def get_all_links(self, client_id, password):
+        """The client's links (list of str), type-checked.
+
+        Calls ``xmlrpc_getAllLinks`` and falls back to ``getAllLinks`` when
+        the client has no such method.
+        """
+        try:
+            links = yield self.call('xmlrpc_getAllLinks', client_id,
+                                    password)
+        except CallbackFault as e:
+            if not e.method_not_found:
+                raise
+            links = yield self.call('getAllLinks', client_id, password)
+        if not isinstance(links, (list, tuple)):
+            raise CallbackError('%s answered getAllLinks with %s, not an '
+                                'array of URLs' % (self.url,
+                                                   type(links).__name__))
+        bad = next((link for link in links if not isinstance(link, str)),
+                   None)
+        if bad is not None:
+            raise CallbackError('%s answered getAllLinks with an array '
+                                'holding %r, not only strings' % (
+                                    self.url, bad))
+        return links
+
+    def update_many_states(self, client_id, password, rows):
+        """Send [[url, state, reason], ...]; the answer is ignored."""
+        d = self.call('updateManyStates', client_id, password, rows)
+        d.addCallback(lambda _: None)
+        return d
+
+
+class _Discard(protocol.Protocol):
+    def dataReceived(self, data):
+        pass
+
+    def connectionLost(self, reason):
+        pass
