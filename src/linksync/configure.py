@@ -8,6 +8,9 @@
 """
 
 import zope.component
+# Importing zope.component.event makes zope.event.notify() dispatch to the
+# handlers registered with the component registry.
+import zope.component.event  # noqa: F401
 import zope.component.hooks
 
 from linksync import interfaces

@@ -77,8 +77,9 @@ def normalize(url):
     if rest.startswith('//'):
         authority, path = _split_authority(rest[2:])
         authority = _normalize_authority(scheme, authority, url)
-        if not path and authority and scheme in ('http', 'https'):
-            path = '/'
+        if authority and scheme in ('http', 'https') and \
+                not path.startswith('/'):
+            path = '/' + path
         rest = '//' + authority + path
     if '%' in rest:
         rest = _PERCENT.sub(lambda m: m.group(0).upper(), rest)

@@ -22,6 +22,7 @@ server side linksync needs:
 """
 
 import gzip
+import io
 import time
 import xmlrpc.client
 import zlib
@@ -268,20 +269,11 @@ class LimitedRequest(server.Request):
         super().process()
 
 
-class _NullFile:
-    """Stands in for the body file of a refused request."""
+class _NullFile(io.BytesIO):
+    """Stands in for the body file of a refused request: stays empty."""
 
     def write(self, data):
-        pass
-
-    def read(self, *args):
-        return b''
-
-    def seek(self, *args):
-        pass
-
-    def close(self):
-        pass
+        return len(data)
 
 
 class TooLarge(Exception):

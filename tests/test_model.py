@@ -1,0 +1,284 @@
+"""The data model: URLs, clients, providers, registration, conflicts."""
+
+import pytest
+import transaction
+import zope.component
+import zope.component.hooks
+from ZODB.FileStorage import FileStorage
+from ZODB.POSException import ConflictError
+
+from linksync import registration, states
+from linksync.database import Database
+from linksync.interfaces import (IClientProvider, INotifications,
+                                 ISynchronization, IURLProvider)
+from linksync.model import Client, merge_states
+from linksync.urlnorm import InvalidURL
+
+
+@pytest.fixture
+def database(tmp_path):
+    db = Database(FileStorage(str(tmp_path / 'Data.fs')))
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def session(database):
+    s = database.session()
+    yield s
+    s.close()
+
+
+def add_client(session, client_id='fred', password='pw'):
+    def add(app):
+        return app.clients.add(Client(client_id, 'http://cb/', 'Fred',
+                                      'fred@example.com', password)).id
+    return session.run(add)
+
+
+def test_utilities_are_found_through_the_site(session):
+    def check(app):
+        assert zope.component.getUtility(IURLProvider) is app.urls
+        assert zope.component.getUtility(IClientProvider) is app.clients
+    session.run(check)
+    # Outside a unit of work the site is unset again.
+    assert zope.component.hooks.getSite() is None
+
+
+def test_adapters_are_persisted_on_the_client(database, session):
+    add_client(session)
+
+    def force(app):
+        sync = ISynchronization(app.clients.get('fred'))
+        sync.force = True
+        INotifications(app.clients.get('fred')).failed = 3
+    session.run(force)
+    other = database.session()
+    try:
+        assert other.read(lambda app: ISynchronization(
+            app.clients.get('fred')).force) is True
+        assert other.read(lambda app: INotifications(
+            app.clients.get('fred')).failed) == 3
+    finally:
+        other.close()
+
+
+def test_register_and_unregister_keep_both_indexes(session):
+    add_client(session)
+    add_client(session, 'wilma')
+
+    def register(app):
+        fred = app.clients.get('fred')
+        wilma = app.clients.get('wilma')
+        registration.register(fred, ['http://a.example/', 'http://b.example/'])
+        registration.register(wilma, ['http://a.example/'])
+    session.run(register)
+
+    def check(app):
+        a = app.urls.get('http://a.example/')
+        assert a.clients == {'fred', 'wilma'}
+        fred = app.clients.get('fred')
+        assert sorted(u.url for u in fred.urls) == [
+            'http://a.example/', 'http://b.example/']
+        assert fred.url_count == 2
+        assert len(app.urls) == 2
+    session.read(check)
+
+    def unregister(app, now):
+        fred = app.clients.get('fred')
+        removed = registration.unregister(
+            fred, ['http://b.example/', 'http://unknown.example/', 'junk'],
+            now)
+        assert [u.url for u in removed] == ['http://b.example/']
+    session.run(unregister, 1000.0)
+
+    def check_orphan(app):
+        b = app.urls.get('http://b.example/')
+        assert b.clients == frozenset()
+        assert b.orphaned_since == 1000.0
+        assert app.clients.get('fred').url_count == 1
+    session.read(check_orphan)
+
+
+def test_spellings_are_kept_per_client(session):
+    add_client(session)
+
+    def register(app):
+        fred = app.clients.get('fred')
+        result = registration.register(
+            fred, ['http://A.example/x#top', 'http://a.example/x',
+                   'http://a.example/x'])
+        return [(spelling, url.url) for spelling, url in result]
+    assert session.run(register) == [
+        ('http://A.example/x#top', 'http://a.example/x'),
+        ('http://a.example/x', 'http://a.example/x')]
+
+    def spellings(app):
+        return app.clients.get('fred').spellings('http://a.example/x')
+    assert session.read(spellings) == (
+        'http://A.example/x#top', 'http://a.example/x')
+
+    # Unregistering one spelling keeps the URL for the other.
+    session.run(lambda app: registration.unregister(
+        app.clients.get('fred'), ['http://A.example/x#top']))
+    assert session.read(spellings) == ('http://a.example/x',)
+    session.run(lambda app: registration.unregister(
+        app.clients.get('fred'), ['http://a.example/x']))
+    assert session.read(spellings) == ()
+    # A spelling the client never used unregisters the whole URL.
+    session.run(lambda app: registration.register(
+        app.clients.get('fred'), ['http://a.example/x#one']))
+    session.run(lambda app: registration.unregister(
+        app.clients.get('fred'), ['HTTP://A.EXAMPLE/x']))
+    assert session.read(spellings) == ()
+
+
+def test_set_result_reports_changes(session):
+    events = []
+    from linksync.interfaces import IURLStateChangedEvent
+    gsm = zope.component.getGlobalSiteManager()
+
+    def subscriber(event):
+        events.append((event.object.url, event.old_state, event.now))
+    gsm.registerHandler(subscriber, (IURLStateChangedEvent,))
+    try:
+        def check(app):
+            url = app.urls.add('http://a.example/')
+            assert url.set_result(states.OK, '200 OK', 10.0) is True
+            assert url.set_result(states.OK, '200 OK', 20.0) is False
+            assert url.set_result(states.UNAVAILABLE, '404 Not Found',
+                                  30.0) is True
+            return (url.state, url.reason, url.last_check,
+                    url.last_state_change)
+        assert session.run(check) == (states.UNAVAILABLE, '404 Not Found',
+                                      30.0, 30.0)
+    finally:
+        gsm.unregisterHandler(subscriber, (IURLStateChangedEvent,))
+    assert events == [('http://a.example/', None, 10.0),
+                      ('http://a.example/', states.OK, 30.0)]
+
+
+def test_invalid_urls_are_refused_by_the_provider(session):
+    with pytest.raises(InvalidURL):
+        session.run(lambda app: app.urls.add('no scheme'))
+    assert session.read(lambda app: len(app.urls)) == 0
+
+
+def test_a_url_with_clients_cannot_be_removed(session):
+    add_client(session)
+    session.run(lambda app: registration.register(
+        app.clients.get('fred'), ['http://a.example/']))
+    with pytest.raises(ValueError, match='still registered by fred'):
+        session.run(lambda app: app.urls.remove('http://a.example/'))
+
+
+def test_removing_a_client_unregisters_its_urls(session):
+    add_client(session)
+    session.run(lambda app: registration.register(
+        app.clients.get('fred'), ['http://a.example/']))
+    session.run(lambda app: app.clients.remove('fred', 5.0))
+
+    def check(app):
+        assert 'fred' not in app.clients
+        assert app.urls.get('http://a.example/').clients == frozenset()
+    session.read(check)
+    with pytest.raises(KeyError):
+        session.run(lambda app: app.clients.add(
+            Client('wilma')) and app.clients.add(Client('wilma')))
+
+
+# -- concurrent writers -------------------------------------------------------
+
+def test_checker_and_registration_on_the_same_url_do_not_conflict(database):
+    """Two connections change different fields of one URL at once."""
+    first, second = database.session(), database.session()
+    try:
+        add_client(first)
+        first.run(lambda app: app.urls.add('http://a.example/'))
+        # Both transactions start from the same state ...
+        first.tm.begin()
+        second.tm.begin()
+        first_url = first.connection.root()['linksync'].urls.get(
+            'http://a.example/')
+        second_app = second.connection.root()['linksync']
+        second_url = second_app.urls.get('http://a.example/')
+        # ... one stores a check result, the other registers the URL.
+        first_url.set_result(states.OK, '200 OK', 5.0)
+        zope.component.hooks.setSite(second_app)
+        try:
+            second_app.clients.get('fred').register_urls([second_url])
+        finally:
+            zope.component.hooks.setSite(None)
+        first.tm.commit()
+        second.tm.commit()  # resolved, no ConflictError
+
+        def check(app):
+            url = app.urls.get('http://a.example/')
+            return url.state, url.clients
+        assert first.read(check) == (states.OK, frozenset({'fred'}))
+    finally:
+        first.close()
+        second.close()
+
+
+def test_real_conflicts_are_retried_by_run(database):
+    """Session.run retries a unit of work that lost a conflict."""
+    first, second = database.session(), database.session()
+    try:
+        first.run(lambda app: app.urls.add('http://a.example/'))
+        attempts = []
+
+        def store(app, state):
+            attempts.append(state)
+            url = app.urls.get('http://a.example/')
+            if len(attempts) == 1:
+                # Another writer changes the same field meanwhile.
+                second.run(lambda app2: app2.urls.get(
+                    'http://a.example/').set_result(states.OK, 'OK', 1.0))
+            url.set_result(state, 'reason ' + state, 2.0)
+        first.run(store, states.UNAVAILABLE)
+        assert len(attempts) == 2
+        assert second.read(lambda app: app.urls.get(
+            'http://a.example/').state) == states.UNAVAILABLE
+    finally:
+        first.close()
+        second.close()
+
+
+def test_merge_states():
+    old = {'a': 1, 'clients': frozenset({'x', 'y'}), 'failed': 2}
+    committed = {'a': 2, 'clients': frozenset({'x', 'y', 'z'}), 'failed': 3}
+    new = {'a': 1, 'clients': frozenset({'x'}), 'failed': 4}
+    merged = merge_states(old, committed, new, sets=('clients',),
+                          counters=('failed',))
+    assert merged == {'a': 2, 'clients': frozenset({'x', 'z'}), 'failed': 5}
+    assert merge_states(old, committed, dict(new, failed=0),
+                        counters=('failed',), sets=('clients',))['failed'] == 0
+    with pytest.raises(ConflictError):
+        merge_states(old, committed, dict(new, a=3), sets=('clients',),
+                     counters=('failed',))
+
+
+def test_no_password_in_clear_in_the_filestorage(tmp_path):
+    path = tmp_path / 'Data.fs'
+    database = Database(FileStorage(str(path)))
+    session = database.session()
+    add_client(session, 'fred', 'correct horse battery staple')
+    assert session.read(lambda app: app.clients.get('fred').check_password(
+        'correct horse battery staple'))
+    session.close()
+    database.close()
+    data = path.read_bytes()
+    assert b'fred' in data
+    assert b'correct horse battery staple' not in data
+    assert 'correct horse battery staple'.encode('utf-16-le') not in data
+
+
+def test_transaction_aborts_on_error(session):
+    def fail(app):
+        app.urls.add('http://a.example/')
+        raise RuntimeError('boom')
+    with pytest.raises(RuntimeError):
+        session.run(fail)
+    assert session.read(lambda app: len(app.urls)) == 0
+    assert transaction.get() is not None

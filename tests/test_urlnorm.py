@@ -1,0 +1,65 @@
+import pytest
+
+from linksync.urlnorm import InvalidURL, is_valid, normalize, normalize_many
+
+
+@pytest.mark.parametrize('given, expected', [
+    ('http://example.com/a', 'http://example.com/a'),
+    ('HTTP://EXAMPLE.COM/Path', 'http://example.com/Path'),
+    ('http://example.com:80/', 'http://example.com/'),
+    ('https://example.com:443/x', 'https://example.com/x'),
+    ('https://example.com:8443/x', 'https://example.com:8443/x'),
+    ('http://example.com:/x', 'http://example.com/x'),
+    ('ftp://ftp.example.com:21/pub', 'ftp://ftp.example.com/pub'),
+    ('http://example.com', 'http://example.com/'),
+    ('http://example.com?q=1', 'http://example.com/?q=1'),
+    ('http://example.com/a#frag', 'http://example.com/a'),
+    ('http://example.com/a?b=%2f#frag', 'http://example.com/a?b=%2F'),
+    ('  http://example.com/a \n', 'http://example.com/a'),
+    ('http://User:Pw@Example.com/', 'http://User:Pw@example.com/'),
+    ('http://[2001:DB8::1]:80/', 'http://[2001:db8::1]/'),
+    ('http://[2001:db8::1]:8080/', 'http://[2001:db8::1]:8080/'),
+    ('MAILTO:joe@example.com', 'mailto:joe@example.com'),
+    ('news:comp.lang.python', 'news:comp.lang.python'),
+    ('http://xn--bcher-kva.example/', 'http://xn--bcher-kva.example/'),
+])
+def test_normalize(given, expected):
+    assert normalize(given) == expected
+    # Normalising is idempotent.
+    assert normalize(expected) == expected
+
+
+@pytest.mark.parametrize('bad, why', [
+    ('', 'empty'),
+    ('   ', 'empty'),
+    ('example.com/a', 'no scheme'),
+    ('/relative/path', 'no scheme'),
+    ('1http://x/', 'no scheme'),
+    ('http://exa mple.com/', 'white space'),
+    ('http://example.com/a\tb', 'white space'),
+    ('http://example.com/\x00', 'white space or control'),
+    ('http://b\u00fccher.example/', 'not ASCII'),
+    ('http://example.com:99999/', 'bad port'),
+    ('http://example.com:0/', 'bad port'),
+    ('http://example.com:8o/', 'bad port'),
+    ('http://[::1/', 'unterminated IPv6'),
+    ('http://[not-v6]/', 'bad IPv6'),
+    ('http://exa<mple.com/', 'bad host'),
+    ('http://' + 'a' * 9000, 'longer than'),
+    (None, 'not a string'),
+    (42, 'not a string'),
+])
+def test_invalid(bad, why):
+    with pytest.raises(InvalidURL, match=why):
+        normalize(bad)
+    assert not is_valid(bad)
+
+
+def test_normalize_many_groups_spellings_and_skips_invalid():
+    result = normalize_many([
+        'http://a.example/#1', 'HTTP://A.EXAMPLE/', 'not a url',
+        'http://a.example/#1', 'http://b.example/', 17])
+    assert result == {
+        'http://a.example/': ['http://a.example/#1', 'HTTP://A.EXAMPLE/'],
+        'http://b.example/': ['http://b.example/'],
+    }
