@@ -60,6 +60,8 @@ class Session:
         self.database = database
         self.tm = transaction.TransactionManager()
         self.connection = database.db.open(transaction_manager=self.tm)
+        # The last committed transaction when read() last began one.
+        self._fresh_at = None
 
     def _app(self):
         if self.database.read_only:
@@ -76,6 +78,7 @@ class Session:
         Commits at the end of the block, aborts when it raises.
         """
         self.tm.begin()
+        self._fresh_at = None
         old_site = zope.component.hooks.getSite()
         try:
             app = self._app()
@@ -87,6 +90,7 @@ class Session:
                 self.tm.commit()
         except BaseException:
             self.tm.abort()
+            self._fresh_at = None
             raise
         finally:
             zope.component.hooks.setSite(old_site)
@@ -108,8 +112,19 @@ class Session:
                           getattr(func, '__name__', func), e, attempt)
 
     def read(self, func, *args, **kw):
-        """Run func(app, ...) on a fresh view of the data; never commits."""
-        self.tm.begin()
+        """Run func(app, ...) on a fresh view of the data; never commits.
+
+        The transaction is left open after a successful read (the next unit
+        of work begins a new one, which aborts it), and a read begins a new
+        transaction only when something was committed since the last one:
+        the view it has is then still the newest. Reads are the most
+        frequent work of the API, and beginning and ending transactions
+        cost as much as the rest of a call.
+        """
+        last = self.database.db.lastTransaction()
+        if last != self._fresh_at:
+            self.tm.begin()
+            self._fresh_at = last
         old_site = zope.component.hooks.getSite()
         try:
             app = app_module.get_app(self.connection)
@@ -117,8 +132,11 @@ class Session:
                 raise LookupError('the database holds no linksync data')
             zope.component.hooks.setSite(app)
             return func(app, *args, **kw)
-        finally:
+        except BaseException:
             self.tm.abort()
+            self._fresh_at = None
+            raise
+        finally:
             zope.component.hooks.setSite(old_site)
 
     def savepoint(self):

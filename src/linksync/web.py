@@ -59,6 +59,10 @@ class LinkSyncSite(server.Site):
     requestFactory = xmlrpc.LimitedRequest
 
     def __init__(self, root, max_request_bytes, **kw):
+        # XML-RPC bodies are never forms: skip Twisted's parsing of every
+        # POST's Content-Type (through the email package, a sixth of the
+        # time of a call).
+        kw.setdefault('parsePOSTFormSubmission', False)
         super().__init__(root, **kw)
         self.max_request_bytes = max_request_bytes
         self.noisy = False

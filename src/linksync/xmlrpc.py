@@ -216,6 +216,18 @@ class LimitedRequest(server.Request):
                        DEFAULT_MAX_REQUEST_BYTES)
 
     def gotLength(self, length):
+        channel = self.channel
+        if not getattr(channel, '_linksync_nodelay', False):
+            # An XML-RPC answer must leave at once: without TCP_NODELAY,
+            # Nagle's algorithm holds it back and a client waiting for each
+            # answer gets a third fewer calls through.
+            channel._linksync_nodelay = True
+            set_nodelay = getattr(channel.transport, 'setTcpNoDelay', None)
+            if set_nodelay is not None:
+                try:
+                    set_nodelay(True)
+                except OSError:
+                    pass
         if length is not None and length > self._limit():
             self._refuse()
             # No "100 Continue" for a body we will not read.

@@ -12,19 +12,20 @@ def add_arguments(parser):
     config.add_arguments(parser, config.SERVER_OPTIONS)
 
 
-def start_logging(level, stream=sys.stdout):
-    from twisted.logger import (FilteringLogObserver, LogLevel,
-                                LogLevelFilterPredicate, globalLogBeginner,
-                                textFileLogObserver)
+def start_logging(level, stream=sys.stdout, reactor=None):
+    """Send the server's log to `stream` (returns the LogWriter)."""
+    from twisted.logger import LogLevel, globalLogBeginner
+
+    from linksync.logfile import LogWriter
     try:
         level = LogLevel.levelWithName(level.lower())
     except Exception:
         raise config.ConfigError('unknown log level %r (debug, info, warn, '
                                  'error)' % level) from None
-    predicate = LogLevelFilterPredicate(defaultLogLevel=level)
-    observer = FilteringLogObserver(textFileLogObserver(stream), [predicate])
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    writer = LogWriter(stream, level, reactor)
+    globalLogBeginner.beginLoggingTo([writer], redirectStandardIO=False)
     logging.basicConfig(stream=stream, level=logging.WARNING)
+    return writer
 
 
 def run(args):
@@ -34,7 +35,7 @@ def run(args):
     settings = config.resolve(args, config.SERVER_OPTIONS)
     secret = load_secret(settings)
     service = LinkSyncService(settings, reactor=reactor, secret=secret)
-    start_logging(settings.log_level)
+    writer = start_logging(settings.log_level, reactor=reactor)
     status = {'code': 0}
 
     def start():
@@ -57,5 +58,7 @@ def run(args):
 
     reactor.callWhenRunning(start)
     reactor.addSystemEventTrigger('before', 'shutdown', stop)
+    reactor.addSystemEventTrigger('after', 'shutdown', writer.close)
     reactor.run()
+    writer.close()
     return status['code']
