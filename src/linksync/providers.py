@@ -31,10 +31,15 @@ class URLProvider(persistent.Persistent):
         obj = self._urls.get(norm)
         if obj is None:
             obj = self._urls[norm] = URL(norm)
-            obj.orphaned_since = now
+            if now is not None:
+                obj.orphaned_since = now
             self._count.change(1)
             zope.event.notify(events.URLAdded(obj))
         return obj
+
+    def get_normalized(self, norm, default=None):
+        """Like get(), for a URL that went through urlnorm.normalize."""
+        return self._urls.get(norm, default)
 
     def get(self, url, default=None):
         obj = self._urls.get(url)
