@@ -1,0 +1,182 @@
+"""The client callback proxy against real servers on 127.0.0.1."""
+
+import gzip
+import threading
+import xmlrpc.client
+from xmlrpc.server import SimpleXMLRPCServer
+
+import pytest
+from twisted.internet import endpoints, reactor as global_reactor
+from twisted.web import resource, server
+
+from linksync import testing
+from linksync.callback import CallbackError, CallbackFault, CallbackProxy
+
+
+@pytest.fixture
+def rt():
+    return testing.reactor_thread()
+
+
+@pytest.fixture
+def stdlib_client():
+    """A client built with the standard library (HTTP/1.0, closes)."""
+    srv = SimpleXMLRPCServer(('127.0.0.1', 0), logRequests=False)
+    received = []
+    srv.register_function(lambda i, p: ['http://a/', 'http://b/'],
+                          'getAllLinks')
+    srv.register_function(
+        lambda i, p, rows: received.append((i, p, rows)) or True,
+        'updateManyStates')
+    srv.register_function(lambda i, p: {'not': 'a list'}, 'dictLinks')
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    testing.on_cleanup(srv.server_close)
+    testing.on_cleanup(srv.shutdown)
+    srv.url = 'http://127.0.0.1:%d/' % srv.server_address[1]
+    srv.received = received
+    return srv
+
+
+class Answers(resource.Resource):
+    """A Twisted callback server answering whatever a test sets."""
+
+    isLeaf = True
+
+    def __init__(self):
+        super().__init__()
+        self.body = b''
+        self.code = 200
+        self.headers = {}
+        self.hold = False
+        self.requests = []
+
+    def render_POST(self, request):
+        self.requests.append(xmlrpc.client.loads(request.content.read()))
+        if self.hold:
+            return server.NOT_DONE_YET  # never answers
+        request.setResponseCode(self.code)
+        for name, value in self.headers.items():
+            request.setHeader(name, value)
+        return self.body
+
+
+@pytest.fixture
+def answers(rt):
+    res = Answers()
+
+    def listen():
+        endpoint = endpoints.TCP4ServerEndpoint(global_reactor, 0,
+                                                interface='127.0.0.1')
+        site = server.Site(res)
+        site.noisy = False
+        return endpoint.listen(site)
+    port = rt.call(listen)
+    testing.on_cleanup(rt.call, port.stopListening)
+    res.url = 'http://127.0.0.1:%d/RPC2' % port.getHost().port
+    return res
+
+
+def response(*values, fault=None):
+    if fault is not None:
+        return xmlrpc.client.dumps(fault, methodresponse=True).encode()
+    return xmlrpc.client.dumps(values, methodresponse=True).encode()
+
+
+def test_get_all_links_falls_back_to_getAllLinks(rt, stdlib_client):
+    proxy = CallbackProxy(stdlib_client.url, global_reactor)
+    assert rt.call(proxy.get_all_links, 'fred', 'pw') == [
+        'http://a/', 'http://b/']
+    # Several calls over a server that closes after each answer.
+    for _ in range(3):
+        rt.call(proxy.update_many_states, 'fred', 'pw',
+                [['http://a/', 'ok', '200 OK']])
+    assert stdlib_client.received[-1] == (
+        'fred', 'pw', [['http://a/', 'ok', '200 OK']])
+
+
+def test_the_id_and_password_are_sent(rt, answers):
+    answers.body = response(['http://x/'])
+    proxy = CallbackProxy(answers.url, global_reactor)
+    rt.call(proxy.get_all_links, 'fred', 'pw')
+    assert answers.requests == [(('fred', 'pw'), 'xmlrpc_getAllLinks')]
+
+
+@pytest.mark.parametrize('body, message', [
+    (response({'a': 1}), 'with dict, not an array of URLs'),
+    (response(['http://a/', 3]), "holding 3, not only strings"),
+    (b'<html>Internal error</html>', 'not a well-formed XML-RPC answer'),
+    (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><methodResponse>'
+     b'<params><param><value>&a;</value></param></params></methodResponse>',
+     'not a well-formed XML-RPC answer'),
+])
+def test_garbage_is_a_clear_error(rt, answers, body, message):
+    answers.body = body
+    proxy = CallbackProxy(answers.url, global_reactor)
+    with pytest.raises(CallbackError, match=message):
+        rt.call(proxy.get_all_links, 'fred', 'pw')
+
+
+def test_faults_are_passed_on(rt, answers):
+    answers.body = response(fault=xmlrpc.client.Fault(3, 'database locked'))
+    proxy = CallbackProxy(answers.url, global_reactor)
+    with pytest.raises(CallbackFault) as info:
+        rt.call(proxy.get_all_links, 'fred', 'pw')
+    assert info.value.fault.faultCode == 3
+    assert 'database locked' in str(info.value)
+    # Not "method not found": no fallback was tried.
+    assert len(answers.requests) == 1
+
+
+def test_http_errors(rt, answers):
+    answers.code = 500
+    answers.body = b'oops'
+    proxy = CallbackProxy(answers.url, global_reactor)
+    with pytest.raises(CallbackError, match='HTTP status 500'):
+        rt.call(proxy.update_many_states, 'fred', 'pw', [])
+
+
+def test_size_limit(rt, answers):
+    answers.body = response(['http://example.com/%d' % i
+                             for i in range(1000)])
+    proxy = CallbackProxy(answers.url, global_reactor,
+                          max_response_bytes=10_000)
+    with pytest.raises(CallbackError, match='larger than 10000 bytes'):
+        rt.call(proxy.get_all_links, 'fred', 'pw')
+
+
+def test_gzip_answers_are_inflated_within_the_limit(rt, answers):
+    links = ['http://example.com/%d' % i for i in range(1000)]
+    answers.body = gzip.compress(response(links))
+    answers.headers = {b'content-encoding': b'gzip'}
+    proxy = CallbackProxy(answers.url, global_reactor)
+    assert rt.call(proxy.get_all_links, 'fred', 'pw') == links
+    # A gzip bomb stops at the limit.
+    answers.body = gzip.compress(b'<?xml version="1.0"?>' + b' ' * 10**7)
+    small = CallbackProxy(answers.url, global_reactor,
+                          max_response_bytes=100_000)
+    with pytest.raises(CallbackError, match='larger than 100000 bytes'):
+        rt.call(small.get_all_links, 'fred', 'pw')
+
+
+def test_timeout(rt, answers):
+    answers.hold = True
+    clock_proxy = CallbackProxy(answers.url, global_reactor, timeout=0.2)
+    with pytest.raises(CallbackError, match='no answer within 0.2 seconds'):
+        rt.call(clock_proxy.get_all_links, 'fred', 'pw')
+    # One request only: a timed-out call is not sent again.
+    assert len(answers.requests) == 1
+
+
+def test_unreachable(rt):
+    proxy = CallbackProxy('http://127.0.0.1:%d/' % testing.free_port(),
+                          global_reactor)
+    with pytest.raises(CallbackError, match='connection refused'):
+        rt.call(proxy.get_all_links, 'fred', 'pw')
+
+
+def test_unmarshallable_arguments(rt, answers):
+    proxy = CallbackProxy(answers.url, global_reactor)
+    with pytest.raises(CallbackError, match='cannot call'):
+        rt.call(proxy.call, 'updateManyStates', None)
+    assert answers.requests == []
