@@ -48,8 +48,11 @@ class LogWriter:
             self._second = second
             self._stamp = time.strftime('%Y-%m-%dT%H:%M:%S+0000',
                                         time.gmtime(second))
+        namespace = event.get('log_namespace', '-')
+        if namespace == 'log_legacy':
+            namespace = event.get('log_system', '-')
         self._buffer.append('%s [%s#%s] %s\n' % (
-            self._stamp, event.get('log_namespace', '-'), level.name, text))
+            self._stamp, namespace, level.name, text))
         if level >= LogLevel.warn or len(self._buffer) >= self.max_buffered \
                 or self.reactor is None:
             self.flush()
