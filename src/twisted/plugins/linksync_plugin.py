@@ -1,0 +1,7 @@
+"""The linksync plugin of Twisted's `twist` command: `twist linksync ...`."""
+
+from twisted.application.service import ServiceMaker
+
+linksync = ServiceMaker(
+    'linksync', 'linksync.twist',
+    'the linksync link monitoring and synchronisation server', 'linksync')
