@@ -235,3 +235,28 @@ class _WallClock:
 def stats(context):
     """Counts of what the database holds: {'urls': n, 'clients': n}."""
     return {'urls': len(context.app.urls), 'clients': len(context.app.clients)}
+
+
+@operation('pack', [Param('days', float)], returns=str, transactional=False)
+def pack(context, days):
+    """Pack the database, keeping the revisions of the last `days` days.
+
+    In a running server the pack runs in a thread: ZODB packs while
+    transactions go on.
+    """
+    import time
+
+    from twisted.internet import threads
+    if days < 0:
+        raise OperationError('days must not be negative')
+    db = context.session.database.db
+    before = db.getSize()
+    cutoff = time.time() - days * 86400
+
+    def work():
+        db.pack(t=cutoff)
+        return '%d bytes before, %d after' % (before, db.getSize())
+    if context.server is not None:
+        return threads.deferToThreadPool(
+            context.reactor, context.reactor.getThreadPool(), work)
+    return work()

@@ -16,6 +16,8 @@ from linksync import __version__
 COMMANDS = [
     'serve',
     'stats',
+    'pack',
+    'backup',
     'zeo',
 ]
 

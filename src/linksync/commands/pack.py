@@ -1,0 +1,21 @@
+"""linksync pack: drop old object revisions from the database."""
+
+from linksync import admin, config
+
+HELP = 'pack the database, keeping the history of the last N days'
+
+
+def add_arguments(parser):
+    config.add_arguments(parser, config.COMMAND_OPTIONS)
+    parser.add_argument('--days', type=config.seconds, default=0,
+                        metavar='N',
+                        help='keep the revisions of the last N days (may be '
+                             'fractional; default: 0, keep only the current'
+                             ' state)')
+
+
+def run(args):
+    settings = config.resolve(args, config.COMMAND_OPTIONS)
+    result = admin.run(settings, 'pack', float(args.days))
+    print('packed: %s' % result)
+    return 0
