@@ -449,3 +449,25 @@ def test_large_answers_are_gzipped(server, fred):
     assert len(rows) == 2000
     # The standard library client handles it transparently.
     assert len(fred.getURLStates('fred', 'fred-password', urls)) == 2000
+
+
+def test_metrics(server, fred):
+    fred.registerURLs('fred', 'fred-password', ['http://a.example/'])
+    with pytest.raises(xmlrpc.client.ProtocolError):
+        fred.checkConnection('fred', 'wrong')
+    with pytest.raises(xmlrpc.client.Fault):
+        fred.madeUpMethod()
+    conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=30)
+    conn.request('GET', '/metrics')
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.getheader('Content-Type').startswith('text/plain')
+    text = response.read().decode()
+    assert 'linksync_xmlrpc_calls_total{method="registerURLs",outcome="ok"}' \
+        ' 1.0' in text
+    assert 'linksync_xmlrpc_calls_total{method="checkConnection",' \
+        'outcome="401"} 1.0' in text
+    assert 'method="<other>",outcome="fault"' in text
+    assert 'madeUpMethod' not in text
+    assert 'linksync_urls{state="unknown"} 1.0' in text
+    assert 'linksync_clients 1.0' in text

@@ -282,3 +282,34 @@ def test_transaction_aborts_on_error(session):
         session.run(fail)
     assert session.read(lambda app: len(app.urls)) == 0
     assert transaction.get() is not None
+
+
+def test_state_counts_follow_every_change(session):
+    add_client(session)
+
+    def work(app):
+        registration.register(app.clients.get('fred'), [
+            'http://a.example/', 'http://b.example/', 'http://c.example/'])
+        app.urls.get('http://a.example/').set_result(states.OK, 'OK', 1.0)
+        app.urls.get('http://b.example/').set_result(states.OK, 'OK', 1.0)
+        app.urls.get('http://b.example/').set_result(
+            states.UNAVAILABLE, '404', 2.0)
+        registration.unregister(app.clients.get('fred'),
+                                ['http://c.example/'])
+        app.urls.remove('http://c.example/')
+    session.run(work)
+    counts = session.read(lambda app: app.state_counts.counts())
+    assert counts == {'ok': 1, 'unavailable': 1, 'temporary unavailable': 0,
+                      'unsupported protocol': 0, 'unknown': 0}
+
+
+def test_state_counts_are_built_for_an_existing_database(database, session):
+    add_client(session)
+    session.run(lambda app: registration.register(
+        app.clients.get('fred'), ['http://a.example/', 'http://b.example/']))
+    session.run(lambda app: app.urls.get('http://a.example/').set_result(
+        states.OK, 'OK', 1.0))
+    # A database from before the counts existed:
+    session.run(lambda app: delattr(app, 'state_counts'))
+    counts = session.run(lambda app: app.state_counts.counts())
+    assert counts['ok'] == 1 and counts['unknown'] == 1

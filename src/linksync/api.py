@@ -92,12 +92,12 @@ class LinkSyncAPI:
         self.public_url = public_url
         self._verified = collections.OrderedDict()
 
-    def resource(self, max_request_bytes, server=None):
+    def resource(self, max_request_bytes, server=None, metrics=None):
         """The XML-RPC resource serving this API and the admin methods."""
         from linksync import admin
         table = self.methods.bind(self)
         admin.install(self, table, server)
-        return XMLRPCResource(table, max_request_bytes)
+        return XMLRPCResource(table, max_request_bytes, metrics)
 
     # -- credentials -------------------------------------------------------------
 

@@ -38,12 +38,18 @@ def _client_provider():
     return ClientProvider()
 
 
+def _state_counts():
+    from linksync.statecounts import StateCounts
+    return StateCounts()
+
+
 #: The persistent parts of the application root:
 #: (attribute name, factory, interface it is registered as a utility for, or
 #: None).
 PARTS = [
     ('urls', _url_provider, interfaces.IURLProvider),
     ('clients', _client_provider, interfaces.IClientProvider),
+    ('state_counts', _state_counts, interfaces.IStateCounts),
 ]
 
 
@@ -58,6 +64,12 @@ def configure():
                         interfaces.ISynchronization)
     gsm.registerAdapter(client_notifications, (interfaces.IClient,),
                         interfaces.INotifications)
+    from linksync import statecounts
+    gsm.registerHandler(statecounts.url_added, (interfaces.IURLAddedEvent,))
+    gsm.registerHandler(statecounts.url_removed,
+                        (interfaces.IURLRemovedEvent,))
+    gsm.registerHandler(statecounts.state_changed,
+                        (interfaces.IURLStateChangedEvent,))
     _configured = True
 
 
@@ -71,4 +83,9 @@ def install_parts(app):
             setattr(app, name, part)
             if provided is not None:
                 sm.registerUtility(part, provided)
+            # A part added to an existing database may need to learn what
+            # the database already holds.
+            initialize = getattr(part, 'initialize', None)
+            if initialize is not None:
+                initialize(app)
     return app

@@ -129,6 +129,13 @@ class INotifications(Interface):
     failed = Attribute("Number of delivery attempts failed in a row.")
 
 
+class IStateCounts(Interface):
+    """The number of URLs in each state, kept up to date (a utility)."""
+
+    def counts():
+        """{state: count}, with 'unknown' for URLs never checked."""
+
+
 # -- Events ----------------------------------------------------------------
 
 class IURLEvent(IObjectEvent):

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from linksync import database, mail, storage, web
 from linksync.api import LinkSyncAPI
+from linksync.metrics import Metrics, MetricsResource
 
 log = Logger()
 
@@ -75,8 +76,18 @@ class APIService(service.Service):
         self.api = LinkSyncAPI(self.session, server.secret, server.clock,
                                server.mailer, server.settings.public_url)
         root = web.Root(
-            self.api.resource(server.settings.max_request_bytes, server),
+            self.api.resource(server.settings.max_request_bytes, server,
+                              server.metrics),
             web.StatusPage(self.session))
+        root.putChild(b'metrics', MetricsResource(server.metrics))
+        server.metrics.gauge(
+            'linksync_urls', 'Monitored URLs by state',
+            lambda: {(state,): n for state, n in self.session.read(
+                lambda app: app.state_counts.counts()).items()},
+            labels=('state',))
+        server.metrics.gauge(
+            'linksync_clients', 'Registered clients',
+            lambda: self.session.read(lambda app: len(app.clients)))
         self.site = web.LinkSyncSite(root, server.settings.max_request_bytes,
                                      reactor=server.reactor)
         self.root = root
@@ -130,6 +141,7 @@ class LinkSyncService(service.MultiService):
             settings, reactor)
         self.roles = roles
         self.database = None
+        self.metrics = Metrics()
 
     def open_database(self):
         return database.Database(storage.open_storage(

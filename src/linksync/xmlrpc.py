@@ -328,10 +328,12 @@ class XMLRPCResource(resource.Resource):
 
     isLeaf = True
 
-    def __init__(self, table, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES):
+    def __init__(self, table, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
+                 metrics=None):
         super().__init__()
         self.table = table
         self.max_request_bytes = max_request_bytes
+        self.metrics = metrics
 
     # -- HTTP ------------------------------------------------------------------
 
@@ -432,11 +434,20 @@ class XMLRPCResource(resource.Resource):
         request.finish()
 
     def _log(self, request, call, name, outcome, started):
+        elapsed = time.perf_counter() - started
         peer = request.getClientAddress()
         log.info('{peer} {client} {method} {outcome} {ms:.1f}ms',
                  peer=getattr(peer, 'host', '-'),
                  client=call.client_id or '-', method=name, outcome=outcome,
-                 ms=(time.perf_counter() - started) * 1000)
+                 ms=elapsed * 1000)
+        if self.metrics is not None:
+            # Label only methods that exist: clients cannot make up labels.
+            if name not in _SYSTEM_METHODS and self.table.get(name) is None:
+                name = '<other>'
+            if outcome.startswith('fault'):
+                outcome = 'fault'
+            self.metrics.xmlrpc_calls.labels(name, outcome).inc()
+            self.metrics.xmlrpc_seconds.observe(elapsed)
 
     # -- dispatching -------------------------------------------------------------
 
