@@ -59,9 +59,21 @@ def text(value):
     return str(value)
 
 
+def count(text):
+    """A whole number >= 0."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError('not a whole number: %r' % (text,)) from None
+    if value < 0:
+        raise ValueError('must not be negative: %r' % (text,))
+    return value
+
+
 # Give argparse readable type names in its error messages.
 for _func, _name in ((seconds, 'seconds'), (positive_int, 'number'),
-                     (hostport, 'HOST:PORT'), (network, 'CIDR')):
+                     (hostport, 'HOST:PORT'), (network, 'CIDR'),
+                     (count, 'count')):
     _func.__name__ = _name
 
 
@@ -120,6 +132,16 @@ SERVER_OPTIONS = STORAGE_OPTIONS + [
            metavar='N', help='larger XML-RPC requests are refused (413)'),
     Option('log-level', default='info', metavar='LEVEL',
            help='debug, info, warn or error'),
+]
+
+# -- the change track and its agents (linksync.notifier) ----------------------
+SERVER_OPTIONS += [
+    Option('notify-interval', type=seconds, default=15.0, metavar='SECONDS',
+           help='how often the agents (client notifications, exports) '
+                'send what changed'),
+    Option('notify-retries', type=count, default=2, metavar='N',
+           help='retries of a failed upload within one run (after 1 s, '
+                '2 s, ...)'),
 ]
 
 

@@ -8,6 +8,9 @@
 """
 
 import zope.component
+# The track part needs zope.event.notify() to reach the component
+# registry's subscribers (the same fix is on main).
+import zope.component.event  # noqa: F401
 import zope.component.hooks
 
 from linksync import interfaces
@@ -35,12 +38,20 @@ def _client_provider():
     return ClientProvider()
 
 
+def _sync_manager():
+    # The change track and its agents (issue 4).
+    from linksync.agents import SyncManager
+    return SyncManager()
+
+
 #: The persistent parts of the application root:
 #: (attribute name, factory, interface it is registered as a utility for, or
 #: None).
 PARTS = [
     ('urls', _url_provider, interfaces.IURLProvider),
     ('clients', _client_provider, interfaces.IClientProvider),
+    # -- the change track and its agents
+    ('sync', _sync_manager, interfaces.ISyncManager),
 ]
 
 
@@ -55,7 +66,23 @@ def configure():
                         interfaces.ISynchronization)
     gsm.registerAdapter(client_notifications, (interfaces.IClient,),
                         interfaces.INotifications)
+    _configure_track(gsm)
     _configured = True
+
+
+def _configure_track(gsm):
+    """The change track: URL changes are recorded in it, every client has
+    a notifier agent, and the agent kinds and operations are known."""
+    from linksync import agentops, changes, exporters, notifier  # noqa: F401
+    gsm.registerHandler(changes.state_changed,
+                        (interfaces.IURLStateChangedEvent,))
+    gsm.registerHandler(changes.registered, (interfaces.IURLRegisteredEvent,))
+    gsm.registerHandler(changes.unregistered,
+                        (interfaces.IURLUnregisteredEvent,))
+    gsm.registerHandler(notifier.client_added,
+                        (interfaces.IClientAddedEvent,))
+    gsm.registerHandler(notifier.client_removed,
+                        (interfaces.IClientRemovedEvent,))
 
 
 def install_parts(app):
