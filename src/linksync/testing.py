@@ -265,7 +265,8 @@ class CallbackServer:
 
     It answers ``updateManyStates`` (keeping every call's rows in `calls`,
     a list of lists of rows, and the states in `states`, {url: [state,
-    reason]}) and ``xmlrpc_getAllLinks`` (answering `links`). Calls with
+    reason]}), ``xmlrpc_getAllLinks`` (answering `links`) and, for export
+    agents, ``pushChanges(changes)`` (keeping them in `pushed`). Calls with
     another client id or password than the given ones get a Fault. down()
     stops it and drops its connections, up() brings it back on the same
     port.
@@ -277,6 +278,7 @@ class CallbackServer:
         self.links = list(links)
         self.calls = []
         self.states = {}
+        self.pushed = []
         self.port = None
         self._listening = None
         self._connections = {}
@@ -322,6 +324,10 @@ class CallbackServer:
             def xmlrpc_xmlrpc_getAllLinks(self, client_id, password):
                 self._check(client_id, password)
                 return callback.links
+
+            def xmlrpc_pushChanges(self, changes):
+                callback.pushed.extend(changes)
+                return True
 
         from twisted.protocols.policies import WrappingFactory
         site = web_server.Site(Resource(allowNone=False))
