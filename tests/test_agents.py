@@ -231,13 +231,20 @@ def db(tmp_path):
     database_.close()
 
 
-def test_a_writer_committing_after_close_lands_after_the_watermark(db):
+@pytest.fixture
+def two(db):
+    """Two connections on a manager whose buckets up to 100 are closed."""
     tm1, tm2 = transaction.TransactionManager(), transaction.TransactionManager()
     c1, c2 = db.open(transaction_manager=tm1), db.open(transaction_manager=tm2)
     tm1.begin()
     c1.root()['sync'] = manager_with_agent()
     c1.root()['sync'].close(1010)
     tm1.commit()
+    return (tm1, c1), (tm2, c2)
+
+
+def test_a_writer_committing_after_close_lands_after_the_watermark(two):
+    (tm1, c1), (tm2, c2) = two
     # The writer starts while bucket 101 is open ...
     tm2.begin()
     c2.root()['sync'].add(1012, rec('w', 'state_changed', 1012))
@@ -256,13 +263,8 @@ def test_a_writer_committing_after_close_lands_after_the_watermark(db):
     assert position == 102 and record.timestamp == 1012
 
 
-def test_writers_in_one_open_bucket_do_not_conflict(db):
-    tm1, tm2 = transaction.TransactionManager(), transaction.TransactionManager()
-    c1, c2 = db.open(transaction_manager=tm1), db.open(transaction_manager=tm2)
-    tm1.begin()
-    c1.root()['sync'] = manager_with_agent()
-    c1.root()['sync'].close(1010)
-    tm1.commit()
+def test_writers_in_one_open_bucket_do_not_conflict(two):
+    (tm1, c1), (tm2, c2) = two
     tm1.begin()
     tm2.begin()
     c1.root()['sync'].add(1011, rec('one', 'state_changed', 1011))

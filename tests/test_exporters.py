@@ -84,7 +84,7 @@ def test_agent_options_are_checked():
 
 def test_the_server_runs_export_agents_on_their_interval(tmp_path):
     server = testing.ServerFixture(data=str(tmp_path / 'var'),
-                                   notify_retries=0)
+                                   notify_attempts=1)
     server.clock.advance(START)
     server.start()
     sink = testing.CallbackServer().start()

@@ -12,7 +12,7 @@ START = 1297082000.0
 
 
 def make_server(tmp_path, name='var', **kw):
-    kw.setdefault('notify_retries', 0)
+    kw.setdefault('notify_attempts', 1)
     server = testing.ServerFixture(data=str(tmp_path / name), **kw)
     server.clock.advance(START)
     return server.start()
@@ -330,3 +330,52 @@ def test_a_url_changed_again_after_the_window_is_sent_once(server, callback):
     tick(server, 15)
     assert callback.calls == [[['http://a.example/', 'unavailable',
                                 '410 Gone']]]
+
+
+def test_export_sends_the_state_of_every_checked_url(server, callback,
+                                                     capsys):
+    from linksync import cli
+    register(server, callback, ['http://a.example/', 'http://A.example',
+                                'http://b.example/', 'http://c.example/'])
+    set_state(server, 'http://a.example/', 'ok', '200 OK')
+    set_state(server, 'http://c.example/', 'unavailable', '404')
+    server.advance(12)             # the bucket of the changes is closing
+    status = cli.main(['agent', 'export', 'client:fred', '--data',
+                       server.data, '--server', server.url, '--secret',
+                       server.secret])
+    assert status == 0, capsys.readouterr()
+    assert sorted(callback.rows()) == [
+        ['http://A.example', 'ok', '200 OK'],
+        ['http://a.example/', 'ok', '200 OK'],
+        ['http://c.example/', 'unavailable', '404']]
+    # The export covered the changes of the buckets it closed: the next
+    # rounds send nothing more.
+    tick(server, 30)
+    assert len(callback.calls) == 1
+
+
+def test_exports_are_read_in_pages(server):
+    from linksync import changes
+    server.register_client('fred', 'pw')
+    urls = ['http://u%d.example/' % i for i in range(5)]
+    server.proxy().registerURLs('fred', 'pw', urls)
+    for url in urls:
+        set_state(server, url, 'ok', '200 OK')
+
+    def pages(app, page):
+        after, seen = None, []
+        while True:
+            items, after = page(after)
+            seen.append(len(items))
+            if after is None:
+                return seen
+    def client_page(app):
+        client = app.clients.get('fred')
+        return pages(app, lambda after: changes.client_rows_page(
+            client, after, 2))
+    assert server.read(client_page) == [2, 2, 1]
+
+    def url_page(app):
+        return pages(app, lambda after: changes.snapshot_page(
+            after, START, 2))
+    assert server.read(url_page) == [4, 4, 2]   # URL and registration

@@ -264,7 +264,7 @@ def test_destroy_parts(capsys, tmp_path):
 
 def test_everything_works_while_the_server_runs(capsys, tmp_path):
     data = tmp_path / 'var'
-    server = testing.ServerFixture(data=str(data), notify_retries=0)
+    server = testing.ServerFixture(data=str(data), notify_attempts=1)
     server.clock.advance(START)
     server.start()
     callback = testing.CallbackServer('fred', 'pw').start()

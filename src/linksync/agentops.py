@@ -140,7 +140,7 @@ def run_context(context):
         mailer = make_mailer(settings, context.reactor) \
             if getattr(settings, 'smtp', None) else None
     return RunContext(context.reactor, context.clock, secret, mailer,
-                      retries=getattr(settings, 'notify_retries', 2))
+                      retries=getattr(settings, 'notify_attempts', 3) - 1)
 
 
 def _runner(context, name):

@@ -105,6 +105,19 @@ def describe(change):
             'timestamp': change.timestamp}
 
 
+def _page(keys, after, chunk, items_of):
+    """Items of the `chunk` keys after `after` (from keys(min, excludemin)):
+    (items, the last key of the page, or None when it was the last page)."""
+    items = []
+    last = None
+    for count, key in enumerate(keys(after, excludemin=after is not None)):
+        if count == chunk:
+            return items, last
+        items.extend(items_of(key))
+        last = key
+    return items, None
+
+
 def snapshot_page(after, now, chunk=SNAPSHOT_CHUNK):
     """One page of a full export: the live URLs after the URL `after`
     (None: from the first) as created, each followed by its registrations.
@@ -114,36 +127,25 @@ def snapshot_page(after, now, chunk=SNAPSHOT_CHUNK):
     meanwhile are in the track, after the bucket the export started from.
     """
     provider = zope.component.getUtility(IURLProvider)
-    items = []
-    last = None
-    for count, key in enumerate(provider.keys(after, excludemin=after
-                                              is not None)):
-        if count == chunk:
-            return items, last
+
+    def items_of(key):
         url = provider.get(key)
-        items.append(url_item(url, CREATED, (), now))
-        for client_id in sorted(url.clients):
-            items.append(registration_item(url, client_id, CREATED, (), now))
-        last = key
-    return items, None
+        return [url_item(url, CREATED, (), now)] + [
+            registration_item(url, client_id, CREATED, (), now)
+            for client_id in sorted(url.clients)]
+    return _page(provider.keys, after, chunk, items_of)
 
 
 def client_rows_page(client, after, chunk=SNAPSHOT_CHUNK):
     """[spelling, state, reason] of the checked URLs of `client` after the
     URL `after`: (rows, last URL, or None on the last page)."""
-    rows = []
-    last = None
-    for count, key in enumerate(client.url_keys(after, excludemin=after
-                                                is not None)):
-        if count == chunk:
-            return rows, last
+    def rows_of(key):
         url = client.get_url(key)
-        last = key
         if url.state is None:
-            continue
-        for spelling in client.spellings(key):
-            rows.append([spelling, url.state, url.reason or ''])
-    return rows, None
+            return []
+        return [[spelling, url.state, url.reason or '']
+                for spelling in client.spellings(key)]
+    return _page(client.url_keys, after, chunk, rows_of)
 
 
 def get_client(client_id):

@@ -59,21 +59,9 @@ def text(value):
     return str(value)
 
 
-def count(text):
-    """A whole number >= 0."""
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise ValueError('not a whole number: %r' % (text,)) from None
-    if value < 0:
-        raise ValueError('must not be negative: %r' % (text,))
-    return value
-
-
 # Give argparse readable type names in its error messages.
 for _func, _name in ((seconds, 'seconds'), (positive_int, 'number'),
-                     (hostport, 'HOST:PORT'), (network, 'CIDR'),
-                     (count, 'count')):
+                     (hostport, 'HOST:PORT'), (network, 'CIDR')):
     _func.__name__ = _name
 
 
@@ -139,9 +127,9 @@ SERVER_OPTIONS += [
     Option('notify-interval', type=seconds, default=15.0, metavar='SECONDS',
            help='how often the agents (client notifications, exports) '
                 'send what changed'),
-    Option('notify-retries', type=count, default=2, metavar='N',
-           help='retries of a failed upload within one run (after 1 s, '
-                '2 s, ...)'),
+    Option('notify-attempts', type=positive_int, default=3, metavar='N',
+           help='attempts of an upload within one run (a failed one is '
+                'tried again after 1 s, then 2 s, ...)'),
 ]
 
 

@@ -270,7 +270,7 @@ class AgentService(service.Service):
         self.interval = getattr(settings, 'notify_interval', None) or 15
         self.context = RunContext(
             server.reactor, server.clock, server.secret, server.mailer,
-            retries=getattr(settings, 'notify_retries', 2))
+            retries=getattr(settings, 'notify_attempts', 3) - 1)
         self.session = None
         self.loop = None
         self._round = None

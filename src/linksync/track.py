@@ -77,14 +77,16 @@ class ActionWrapper:
     __slots__ = ('obj', 'actions', 'timestamp', 'key', 'context')
 
     def __init__(self, obj, actions, timestamp, key=None, context=None):
-        if isinstance(actions, str):
-            actions = (actions,)
-        actions = tuple(sorted(set(actions)))
-        if not actions:
-            raise ValueError('a change record needs at least one action flag')
-        if not all(isinstance(a, str) and a for a in actions):
-            raise TypeError('action flags are non-empty strings: %r'
-                            % (actions,))
+        if isinstance(actions, str) and actions:
+            actions = (actions,)            # the common case, kept fast
+        else:
+            actions = tuple(sorted(set(actions)))
+            if not actions:
+                raise ValueError('a change record needs at least one action '
+                                 'flag')
+            if not all(isinstance(a, str) and a for a in actions):
+                raise TypeError('action flags are non-empty strings: %r'
+                                % (actions,))
         if isinstance(timestamp, bool) or \
                 not isinstance(timestamp, (int, float)) or \
                 not math.isfinite(timestamp):
