@@ -275,7 +275,10 @@ def test_prune_empty(track):
     filled(track)
     track.prepare_entry(7)
     track.prepare_entry(9)
+    track.prepare_entry(11)
     assert track.prune_empty(8) == 1
+    assert list(track.positions(5)) == [9, 11]
+    assert track.prune_empty(11, after=9) == 1          # ]9, 11]
     assert list(track.positions(5)) == [9]
 
 

@@ -210,11 +210,14 @@ class SyncManager(persistent.Persistent):
         touch bucket containers) and prunes what can go.
         """
         closed = self.bucket(timestamp) - 1
-        if closed > self._closed.value:
+        before = self._closed.value
+        if closed > before:
             self._closed.value = closed
             self._track.prepare_entry(closed + 1)
             self._track.prepare_entry(closed + 2)
-            self.prune()
+            # Buckets closed before were looked at when they were closed.
+            self._track.prune_empty(closed, after=before)
+            self._track.prune(upto=closed)
         return self._closed.value
 
     # -- records ----------------------------------------------------------------
@@ -280,10 +283,9 @@ class SyncManager(persistent.Persistent):
         return self._track.count(self.pointer(agent_id), till)
 
     def prune(self):
-        """Remove the buckets every agent has consumed, and empty closed
-        buckets; returns how many."""
-        return (self._track.prune(upto=self._closed.value) +
-                self._track.prune_empty(self._closed.value))
+        """Remove the buckets every agent has consumed; returns how many.
+        (Empty buckets go when they are closed.)"""
+        return self._track.prune(upto=self._closed.value)
 
     # -- agents -----------------------------------------------------------------
 

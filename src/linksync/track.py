@@ -379,13 +379,13 @@ class MultiPointerTrack(persistent.Persistent):
             del self._buckets[position]
         return len(doomed)
 
-    def prune_empty(self, upto):
-        """Remove the empty buckets at or before `upto`; returns how many.
+    def prune_empty(self, upto, after=None):
+        """Remove the empty buckets in ]after, upto]; returns how many.
 
         Only safe for positions no writer can add to any more (see
         linksync.agents.SyncManager.close).
         """
-        doomed = [p for p, bucket in self._buckets.items(max=upto)
+        doomed = [p for p, bucket in self.items(after, upto)
                   if not len(bucket)]
         for position in doomed:
             del self._buckets[position]
