@@ -511,3 +511,22 @@ def test_push_agent_base_needs_subclassing():
     assert agent.enabled(None) and agent.item_str((1,)) == '(1,)'
     assert SyncAgent('s', description='d').describe() == 'd'
     assert random is not None
+
+
+def test_the_components_provide_their_interfaces():
+    from zope.interface.verify import verifyObject
+
+    from linksync import events, interfaces
+    from linksync.exporters import JSONLinesAgent
+    from linksync.model import Client
+    from linksync.notifier import ClientNotifierAgent
+    assert verifyObject(interfaces.ISyncManager, SyncManager())
+    assert verifyObject(interfaces.ISyncAgent, SyncAgent('a'))
+    for agent in (ClientNotifierAgent('fred'),
+                  JSONLinesAgent('j', file='f')):
+        assert verifyObject(interfaces.IPushSyncAgent, agent)
+    client = Client('fred')
+    assert verifyObject(interfaces.IClientAddedEvent,
+                        events.ClientAdded(client, 1))
+    assert verifyObject(interfaces.IClientRemovedEvent,
+                        events.ClientRemoved(client))

@@ -379,3 +379,17 @@ def test_exports_are_read_in_pages(server):
         return pages(app, lambda after: changes.snapshot_page(
             after, START, 2))
     assert server.read(url_page) == [4, 4, 2]   # URL and registration
+
+
+def test_a_zero_notify_interval_is_refused(tmp_path):
+    from twisted.internet import task
+
+    from linksync import config
+    from linksync.notifier import AgentService
+    from linksync.server import LinkSyncService
+    server = LinkSyncService(
+        config.defaults(data=str(tmp_path / 'var'), notify_interval=0),
+        reactor=testing.reactor_thread().reactor, clock=task.Clock(),
+        secret='s')
+    with pytest.raises(config.ConfigError, match='--notify-interval must be'):
+        AgentService(server)

@@ -617,6 +617,8 @@ class AgentRunner:
             try:
                 if items:
                     yield uploader.iterate_over(items)
+            except defer.CancelledError:
+                raise                   # stopped (the server shuts down)
             except Exception as e:
                 error = str(e) or type(e).__name__
                 follow_up = self.session.run(self._failed, current_ts, error)

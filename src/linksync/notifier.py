@@ -267,7 +267,11 @@ class AgentService(service.Service):
     def __init__(self, server):
         self.server = server
         settings = server.settings
-        self.interval = getattr(settings, 'notify_interval', None) or 15
+        self.interval = getattr(settings, 'notify_interval', 15)
+        if not self.interval > 0:
+            from linksync.config import ConfigError
+            raise ConfigError('--notify-interval must be more than 0 '
+                              'seconds, not %r' % (self.interval,))
         self.context = RunContext(
             server.reactor, server.clock, server.secret, server.mailer,
             retries=getattr(settings, 'notify_attempts', 3) - 1)
