@@ -319,3 +319,37 @@ def test_everything_works_while_the_server_runs(capsys, tmp_path):
                                data, '--server', server.url, '--secret',
                                'wrong')
     assert status == 1 and 'refused the secret' in err
+
+
+def test_commands_on_a_zeo_database_next_to_the_server(capsys, tmp_path):
+    # With ZEO the command opens the database itself, beside the server.
+    import ZEO
+    address, stop = ZEO.server(path=str(tmp_path / 'Data.fs'))
+    testing.on_cleanup(stop)
+    zeo = '%s:%d' % address
+    server = testing.ServerFixture(data=str(tmp_path / 'var'), zeo=zeo,
+                                   notify_attempts=1)
+    # The command runs on the wall clock: so does this server (no timed
+    # assertion depends on it).
+    import time
+    server.clock.advance(time.time())
+    server.start()
+    server.register_client('fred', 'pw')
+    sink = testing.CallbackServer().start()
+    status, out, err = run_cli(capsys, 'agent', 'add', 'xmlrpc', 'mirror',
+                               '--url', sink.url, '--method', 'pushChanges',
+                               '--zeo', zeo)
+    assert status == 0, err
+    server.proxy().registerURLs('fred', 'pw', ['http://a.example/'])
+    status, out, err = run_cli(capsys, 'list', '--zeo', zeo)
+    assert [g[2] for g in parse(out)] == ['registered']
+    # The server's agents run the agent the command added.
+    server.advance(30)
+    server.rt.call(server.service.getServiceNamed('agents').idle)
+    assert [(i['object'], i['url']) for i in sink.pushed] == [
+        ('registration', 'http://a.example/')]
+    status, out, err = run_cli(capsys, 'agent', 'list', '--zeo', zeo)
+    rows = [line.split()[:4] for line in out.splitlines()[1:]]
+    assert [(name, kind, pending) for name, kind, _, pending in rows] == [
+        ('client:fred', 'notifier', '0'), ('mirror', 'xmlrpc', '0')]
+    assert rows[0][2] == rows[1][2]             # both read to the end
