@@ -142,10 +142,7 @@ def export_agent(args, settings):
 
 
 def _pointer(settings, name):
-    try:
-        return agentops.read_only(settings, lambda app, m: m.pointer(name))
-    except Exception:
-        return '?'
+    return agentops.read_only(settings, lambda app, m: m.pointer(name))
 
 
 def simulate_agent(args, settings):
