@@ -54,11 +54,13 @@ class Operation:
 class Context:
     """What an operation works with (see the module docstring)."""
 
-    def __init__(self, session, clock, reactor, server=None):
+    def __init__(self, session, clock, reactor, server=None, settings=None):
         self.session = session
         self.clock = clock
         self.reactor = reactor
         self.server = server
+        #: The command's settings when running in the command's process.
+        self.settings = settings
         self.app = None
 
 
@@ -197,21 +199,22 @@ def _run_local(settings, op, args, reactor):
     session = database.session()
     try:
         if op.transactional:
-            context = Context(session, _WallClock(), reactor)
+            context = Context(session, _WallClock(), reactor,
+                              settings=settings)
             return execute(op, context, args)
-        return _react(op, session, args)
+        return _react(op, session, args, settings)
     finally:
         session.close()
         database.close()
 
 
-def _react(op, session, args):
+def _react(op, session, args, settings=None):
     """Run a non-transactional operation under a reactor of its own."""
     from twisted.internet import reactor
     outcome = {}
 
     def go():
-        context = Context(session, reactor, reactor)
+        context = Context(session, reactor, reactor, settings=settings)
         d = execute(op, context, args)
         d.addCallbacks(lambda r: outcome.setdefault('result', r),
                        lambda f: outcome.setdefault('failure', f))

@@ -24,6 +24,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from linksync import PROTOCOL_VERSION, passwords, registration, states, urlnorm
+from linksync import sealing
 from linksync.interfaces import (IClientProvider, INotifications,
                                  ISynchronization, IURLProvider)
 from linksync.model import Client
@@ -200,6 +201,8 @@ class LinkSyncAPI:
         client = Client(client_id, callback_url, contact_name,
                         contact_email, password)
         client.created = self.clock.seconds()
+        # The notifier calls the client back with its password (track part).
+        client.sealed_password = sealing.seal(self.secret, password)
 
         def add(app):
             clients = zope.component.getUtility(IClientProvider)

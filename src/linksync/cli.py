@@ -21,6 +21,9 @@ COMMANDS = [
     'zeo',
 ]
 
+# -- the change track and its agents
+COMMANDS += ['list', 'agent', 'destroy']
+
 
 class CommandError(Exception):
     """A failure the user can act on; printed as one line, exit status 1."""

@@ -122,6 +122,16 @@ SERVER_OPTIONS = STORAGE_OPTIONS + [
            help='debug, info, warn or error'),
 ]
 
+# -- the change track and its agents (linksync.notifier) ----------------------
+SERVER_OPTIONS += [
+    Option('notify-interval', type=seconds, default=15.0, metavar='SECONDS',
+           help='how often the agents (client notifications, exports) '
+                'send what changed'),
+    Option('notify-attempts', type=positive_int, default=3, metavar='N',
+           help='attempts of an upload within one run (a failed one is '
+                'tried again after 1 s, then 2 s, ...)'),
+]
+
 
 
 #: Options of the subcommands that open the server's database: they reach

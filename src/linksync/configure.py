@@ -43,6 +43,12 @@ def _state_counts():
     return StateCounts()
 
 
+def _sync_manager():
+    # The change track and its agents (issue 4).
+    from linksync.agents import SyncManager
+    return SyncManager()
+
+
 #: The persistent parts of the application root:
 #: (attribute name, factory, interface it is registered as a utility for, or
 #: None).
@@ -50,6 +56,8 @@ PARTS = [
     ('urls', _url_provider, interfaces.IURLProvider),
     ('clients', _client_provider, interfaces.IClientProvider),
     ('state_counts', _state_counts, interfaces.IStateCounts),
+    # -- the change track and its agents
+    ('sync', _sync_manager, interfaces.ISyncManager),
 ]
 
 
@@ -70,7 +78,23 @@ def configure():
                         (interfaces.IURLRemovedEvent,))
     gsm.registerHandler(statecounts.state_changed,
                         (interfaces.IURLStateChangedEvent,))
+    _configure_track(gsm)
     _configured = True
+
+
+def _configure_track(gsm):
+    """The change track: URL changes are recorded in it, every client has
+    a notifier agent, and the agent kinds and operations are known."""
+    from linksync import agentops, changes, exporters, notifier  # noqa: F401
+    gsm.registerHandler(changes.state_changed,
+                        (interfaces.IURLStateChangedEvent,))
+    gsm.registerHandler(changes.registered, (interfaces.IURLRegisteredEvent,))
+    gsm.registerHandler(changes.unregistered,
+                        (interfaces.IURLUnregisteredEvent,))
+    gsm.registerHandler(notifier.client_added,
+                        (interfaces.IClientAddedEvent,))
+    gsm.registerHandler(notifier.client_removed,
+                        (interfaces.IClientRemovedEvent,))
 
 
 def install_parts(app):

@@ -49,3 +49,24 @@ class URLStateChanged(ObjectEvent):
         super().__init__(url)
         self.old_state = old_state
         self.now = now
+
+
+# -- Client events (fired by linksync.providers.ClientProvider) ---------------
+
+@implementer(interfaces.IClientAddedEvent)
+class ClientAdded(ObjectEvent):
+    """A client was added to the client provider."""
+
+    def __init__(self, client, now=None):
+        super().__init__(client)
+        self.now = now
+
+
+@implementer(interfaces.IClientRemovedEvent)
+class ClientRemoved(ObjectEvent):
+    """A client was removed from the client provider (its URLs were
+    unregistered first)."""
+
+    def __init__(self, client, now=None):
+        super().__init__(client)
+        self.now = now

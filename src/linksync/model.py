@@ -160,6 +160,9 @@ class Client(persistent.Persistent):
     callback_url = ''
     password_hash = None
     created = None
+    #: The password sealed with the server's secret (linksync.sealing), for
+    #: calling the client back; None for clients registered without it.
+    sealed_password = None
 
     def __init__(self, id, callback_url='', contact_name='',
                  contact_email='', password=None):

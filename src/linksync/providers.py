@@ -89,6 +89,7 @@ class ClientProvider(persistent.Persistent):
             raise KeyError('client %r exists already' % client.id)
         self._clients[client.id] = client
         self._count.change(1)
+        zope.event.notify(events.ClientAdded(client, client.created))
         return client
 
     def get(self, client_id, default=None):
@@ -101,6 +102,7 @@ class ClientProvider(persistent.Persistent):
         client.unregister_urls(list(client.urls), now)
         del self._clients[client_id]
         self._count.change(-1)
+        zope.event.notify(events.ClientRemoved(client, now))
 
     def __contains__(self, client_id):
         return self.get(client_id) is not None

@@ -124,6 +124,17 @@ PARTS = [
 ]
 
 
+def _agent_service(server):
+    # The change track's agents: client notifications and exports.
+    from linksync.notifier import AgentService
+    return AgentService(server)
+
+
+PARTS += [
+    ('agents', _agent_service),
+]
+
+
 class LinkSyncService(service.MultiService):
     """The whole server: storage, database and the parts' services."""
 

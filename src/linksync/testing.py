@@ -256,3 +256,109 @@ class _Message:
 
     def connectionLost(self):
         self.lines = []
+
+
+# -- a client's callback server (the change track part) ------------------------
+
+class CallbackServer:
+    """A client application's XML-RPC callback on a free port of 127.0.0.1.
+
+    It answers ``updateManyStates`` (keeping every call's rows in `calls`,
+    a list of lists of rows, and the states in `states`, {url: [state,
+    reason]}), ``xmlrpc_getAllLinks`` (answering `links`) and, for export
+    agents, ``pushChanges(changes)`` (keeping them in `pushed`). Calls with
+    another client id or password than the given ones get a Fault. down()
+    stops it and drops its connections, up() brings it back on the same
+    port.
+    """
+
+    def __init__(self, client_id='fred', password='secret', links=()):
+        self.client_id = client_id
+        self.password = password
+        self.links = list(links)
+        self.calls = []
+        self.states = {}
+        self.pushed = []
+        self.port = None
+        self._listening = None
+        self._connections = {}
+
+    @property
+    def url(self):
+        return 'http://127.0.0.1:%d/RPC2' % self.port
+
+    def rows(self):
+        """Every row received, in order."""
+        return [row for call in self.calls for row in call]
+
+    def start(self):
+        self.rt = reactor_thread()
+        self.rt.call(self._listen, 0)
+        on_cleanup(self.stop)
+        return self
+
+    def _listen(self, port):
+        import warnings
+
+        from twisted.internet import endpoints
+        from twisted.web import server as web_server
+        with warnings.catch_warnings():
+            # Its (unused) client side is deprecated; the resource is not.
+            warnings.simplefilter('ignore', DeprecationWarning)
+            from twisted.web import xmlrpc as web_xmlrpc
+        callback = self
+
+        class Resource(web_xmlrpc.XMLRPC):
+            def _check(self, client_id, password):
+                if (client_id, password) != (callback.client_id,
+                                             callback.password):
+                    raise web_xmlrpc.Fault(401, 'wrong credentials')
+
+            def xmlrpc_updateManyStates(self, client_id, password, rows):
+                self._check(client_id, password)
+                callback.calls.append(rows)
+                for url, state, reason in rows:
+                    callback.states[url] = [state, reason]
+                return True
+
+            def xmlrpc_xmlrpc_getAllLinks(self, client_id, password):
+                self._check(client_id, password)
+                return callback.links
+
+            def xmlrpc_pushChanges(self, changes):
+                callback.pushed.extend(changes)
+                return True
+
+        from twisted.protocols.policies import WrappingFactory
+        site = web_server.Site(Resource(allowNone=False))
+        site.noisy = False
+        factory = WrappingFactory(site)
+        # The wrappers of the open connections, for down().
+        self._connections = factory.protocols
+        endpoint = endpoints.TCP4ServerEndpoint(
+            self.rt.reactor, port, interface='127.0.0.1')
+        d = endpoint.listen(factory)
+
+        def listening(listening_port):
+            self._listening = listening_port
+            self.port = listening_port.getHost().port
+        return d.addCallback(listening)
+
+    def down(self):
+        """Stop answering: no listening socket, open connections cut."""
+        def stop():
+            for protocol in list(self._connections):
+                protocol.transport.abortConnection()
+            port, self._listening = self._listening, None
+            if port is not None:
+                return port.stopListening()
+        self.rt.call(stop)
+
+    def up(self):
+        """Answer again, on the same port."""
+        if self._listening is None:
+            self.rt.call(self._listen, self.port)
+
+    def stop(self):
+        if self._listening is not None or self._connections:
+            self.down()
