@@ -16,10 +16,12 @@ completely or not at all) and its result comes back the same.
 
 The ``context`` an operation receives has ``app`` (the application root,
 current site set), ``session`` (the linksync.database.Session), ``clock``
-(has ``seconds()``), ``reactor`` and ``server`` (the LinkSyncService when
-running inside the server, else None). An operation may return a Deferred
-(for work that talks to the network); it then runs outside the unit of work
-and manages its own sessions.
+(has ``seconds()``), ``reactor``, ``server`` (the LinkSyncService when
+running inside the server, else None), ``settings`` (the command's settings
+when running in the command-line process, else None) and ``secret`` (the
+server's management secret). An operation may return a Deferred (for work
+that talks to the network); it then runs outside the unit of work and
+manages its own sessions.
 """
 
 import os
@@ -54,12 +56,23 @@ class Operation:
 class Context:
     """What an operation works with (see the module docstring)."""
 
-    def __init__(self, session, clock, reactor, server=None):
+    def __init__(self, session, clock, reactor, server=None, settings=None):
         self.session = session
         self.clock = clock
         self.reactor = reactor
         self.server = server
+        self.settings = settings
         self.app = None
+
+    @property
+    def secret(self):
+        """The management secret of the server whose data this is."""
+        if self.server is not None:
+            return self.server.secret
+        if self.settings is None:
+            raise OperationError('no management secret is known here')
+        from linksync.server import load_secret
+        return load_secret(self.settings, announce=lambda text: None)
 
 
 def operation(name, params=(), returns=bool, transactional=True):
@@ -197,21 +210,22 @@ def _run_local(settings, op, args, reactor):
     session = database.session()
     try:
         if op.transactional:
-            context = Context(session, _WallClock(), reactor)
+            context = Context(session, _WallClock(), reactor,
+                              settings=settings)
             return execute(op, context, args)
-        return _react(op, session, args)
+        return _react(op, session, args, settings)
     finally:
         session.close()
         database.close()
 
 
-def _react(op, session, args):
+def _react(op, session, args, settings=None):
     """Run a non-transactional operation under a reactor of its own."""
     from twisted.internet import reactor
     outcome = {}
 
     def go():
-        context = Context(session, reactor, reactor)
+        context = Context(session, reactor, reactor, settings=settings)
         d = execute(op, context, args)
         d.addCallbacks(lambda r: outcome.setdefault('result', r),
                        lambda f: outcome.setdefault('failure', f))

@@ -200,6 +200,9 @@ class LinkSyncAPI:
         client = Client(client_id, callback_url, contact_name,
                         contact_email, password)
         client.created = self.clock.seconds()
+        # The server calls the callback with the client's own password
+        # (PROTOCOL.md); it keeps it sealed, never in clear.
+        client.set_callback_password(password, self.secret)
 
         def add(app):
             clients = zope.component.getUtility(IClientProvider)
