@@ -44,6 +44,12 @@ _STALE_CONNECTION = (web_client.ResponseNeverReceived,
                      web_client.RequestTransmissionFailed)
 
 
+def _cancelled(failure):
+    """True when a request failed because its caller cancelled it."""
+    return any(reason.check(defer.CancelledError)
+               for reason in getattr(failure.value, 'reasons', ()))
+
+
 class CallbackError(Exception):
     """A call to a client failed; the message says how."""
 
@@ -229,7 +235,7 @@ class CallbackProxy:
                 # callback methods are safe to repeat.
                 def again(failure):
                     failure.trap(*_STALE_CONNECTION)
-                    if timed_out:
+                    if timed_out or _cancelled(failure):
                         return failure
                     return send(False)
                 d.addErrback(again)

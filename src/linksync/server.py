@@ -112,6 +112,12 @@ PARTS = [
     ('api', APIService),
 ]
 
+# -- the syncer (issue 5) --------------------------------------------------------
+from linksync.syncer import SyncerService  # noqa: E402 (kept with its entry)
+
+PARTS.append(('syncer', SyncerService))
+# -- end of the syncer ---------------------------------------------------------------
+
 
 class LinkSyncService(service.MultiService):
     """The whole server: storage, database and the parts' services."""
