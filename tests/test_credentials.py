@@ -1,5 +1,6 @@
 """The callback credential: what the server presents to a client's callback."""
 
+import io
 import re
 
 import pytest
@@ -78,3 +79,44 @@ def test_a_mailed_password_is_the_callback_credential(tmp_path, smtp_server):
     server.stop()
     with open(server.data + '/Data.fs', 'rb') as f:
         assert password.encode() not in f.read()
+
+
+def test_credential_command_sets_it_through_the_server(server, monkeypatch):
+    from linksync import cli
+    server.register_client('fred', 'login-password')
+    monkeypatch.setattr('sys.stdin', io.StringIO('other-password\n'))
+    status = cli.main(['credential', 'fred', '--data', server.data,
+                       '--server', server.url, '--secret', server.secret])
+    assert status == 0
+    assert _client(server, 'fred') == ('fred', 'other-password')
+    # The login password is still the one to log in with.
+    assert server.proxy().checkConnection('fred', 'login-password') == 2
+
+
+def test_credential_command_errors(server, monkeypatch, capsys):
+    from linksync import cli
+    monkeypatch.setattr('sys.stdin', io.StringIO('password\n'))
+    assert cli.main(['credential', 'nobody', '--data', server.data,
+                     '--server', server.url, '--secret', server.secret]) == 1
+    assert "no client 'nobody'" in capsys.readouterr().err
+    monkeypatch.setattr('sys.stdin', io.StringIO('\n'))
+    assert cli.main(['credential', 'nobody', '--data', server.data,
+                     '--server', server.url, '--secret', server.secret]) == 1
+    assert 'no password given' in capsys.readouterr().err
+
+
+def test_credential_command_in_its_own_process(server):
+    import os
+    import subprocess
+    import sys
+    server.register_client('fred', 'login-password')
+    server.stop()
+    done = subprocess.run(
+        [sys.executable, '-m', 'linksync.cli', 'credential', 'fred',
+         '--data', server.data], input='new-one\n', capture_output=True,
+        text=True, timeout=120,
+        env=dict(os.environ, LINKSYNC_SECRET=server.secret))
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0, 'the callback credential of fred is set\n', '')
+    server.start()
+    assert _client(server, 'fred') == ('fred', 'new-one')

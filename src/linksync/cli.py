@@ -16,6 +16,10 @@ from linksync import __version__
 COMMANDS = [
     'serve',
     'stats',
+    # -- the syncer (issue 5)
+    'sync',
+    'credential',
+    # -- end of the syncer
 ]
 
 
