@@ -155,12 +155,16 @@ class LongTransaction:
     application as the current site; :meth:`savepoint` writes the changes
     made so far to a temporary file and drops every unchanged object from
     memory, so that a transaction changing hundreds of thousands of objects
-    holds about one unit's worth at a time. :meth:`commit` (which raises
-    a ConflictError when another writer's changes cannot be merged) or
-    :meth:`abort` ends it; nothing is committed before.
+    holds about one unit's worth at a time (:meth:`free` only drops the
+    unchanged objects). :meth:`commit` (which raises a ConflictError when
+    another writer's changes cannot be merged) or :meth:`abort` ends it;
+    nothing is committed before. Committing a big transaction takes
+    seconds: :meth:`commit_in_thread` does it without stopping the reactor.
 
     The session does no other work while it is open.
     """
+
+    committing = False
 
     def __init__(self, session):
         session._check_free()
@@ -182,8 +186,13 @@ class LongTransaction:
         finally:
             zope.component.hooks.setSite(old_site)
 
+    def _check_usable(self):
+        if self.committing:
+            raise RuntimeError('the long transaction is being committed')
+
     def unit(self, func, *args, **kw):
         """Run func(app, *args, **kw) inside the transaction."""
+        self._check_usable()
         if self.session.long_transaction_open is not self:
             raise RuntimeError('the long transaction has ended')
         with self._site() as app:
@@ -194,16 +203,48 @@ class LongTransaction:
         self.session.tm.savepoint(optimistic=True)
         self.session.connection.cacheMinimize()
 
+    def free(self):
+        """Drop the objects that were not changed from memory."""
+        self.session.connection.cacheMinimize()
+
+    def commit_in_thread(self, reactor):
+        """Commit in a thread of the reactor's pool; returns a Deferred.
+
+        The reactor keeps running meanwhile (other writers wait for the
+        storage's commit lock, readers do not). Until the Deferred fires,
+        nothing may use the session, and the Deferred must not be
+        cancelled: the commit cannot be stopped half-way.
+        """
+        from twisted.internet import threads
+        self._check_usable()
+        self.committing = True
+
+        def done(result):
+            self.committing = False
+            return result
+        d = threads.deferToThreadPool(reactor, reactor.getThreadPool(),
+                                      self._commit)
+        return d.addBoth(done)
+
     def commit(self):
+        """Commit in this thread."""
+        self._check_usable()
+        self._commit()
+
+    def _commit(self):
         try:
             with self._site():
                 self.session.tm.commit()
         except BaseException:
-            self.abort()
+            self._abort()
             raise
         self.session.long_transaction_open = None
 
     def abort(self):
+        self._check_usable()
+        self._abort()
+
+    def _abort(self):
         if self.session.long_transaction_open is self:
             self.session.long_transaction_open = None
             self.session.tm.abort()

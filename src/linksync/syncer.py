@@ -141,6 +141,7 @@ class Syncer:
         self._lock = defer.DeferredLock()
         self._current = None
         self._stopping = False
+        self._committing = False
 
     @classmethod
     def from_settings(cls, session, clock, reactor, secret, settings):
@@ -175,7 +176,8 @@ class Syncer:
         """Stop: the running synchronisation is abandoned (nothing of it
         is written), and no other starts."""
         self._stopping = True
-        if self._current is not None:
+        # A commit cannot be stopped half-way: it ends by itself.
+        if self._current is not None and not self._committing:
             self._current.cancel()
         yield self.idle()
         yield self.pool.closeCachedConnections()
@@ -234,6 +236,8 @@ class Syncer:
 
     @defer.inlineCallbacks
     def _sync_one(self, client_id):
+        if self._stopping:
+            raise defer.CancelledError('the syncer has stopped')
         now = self.clock.seconds()
         try:
             result = yield self._attempts(client_id, now)
@@ -267,7 +271,11 @@ class Syncer:
             work = self.session.long_transaction()
             try:
                 result = yield self._sync_in(work, client_id, now)
-                work.commit()
+                self._committing = True
+                try:
+                    yield work.commit_in_thread(self.reactor)
+                finally:
+                    self._committing = False
                 result.attempts = attempt
             except TransientError as e:
                 work.abort()
@@ -300,7 +308,7 @@ class Syncer:
         position = (0, 0)
         while position[0] < len(keys):
             rows, position = work.unit(self._rows, keys, wanted, position)
-            work.savepoint()
+            work.free()
             yield proxy.update_many_states(credentials[0], credentials[1],
                                            rows)
             result.states += len(rows)
