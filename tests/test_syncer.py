@@ -62,6 +62,26 @@ def add_fred(server, callback_url, urls=(E + '1', E + '2')):
     return proxy
 
 
+def write_meanwhile(server, func, *args):
+    """In the reactor thread: func(app, *args) committed by another writer."""
+    session = server.service.database.session()
+    try:
+        session.run(func, *args)
+    finally:
+        session.close()
+
+
+def sync_while(server, registered):
+    """Synchronise with `registered` handling every URLRegistered event."""
+    gsm = zope.component.getGlobalSiteManager()
+    gsm.registerHandler(registered, (IURLRegisteredEvent,))
+    try:
+        [result] = testing.sync_now(server)
+    finally:
+        gsm.unregisterHandler(registered, (IURLRegisteredEvent,))
+    return result
+
+
 # -- the story, with a client application of its own ---------------------------
 
 class ClientApp:
@@ -414,7 +434,6 @@ def test_a_checker_result_during_the_sync_is_kept(quiet, dummy):
     # Another writer changes URLs the sync changes too: both changes stay.
     add_fred(quiet, dummy.url, [E + '%04d' % i for i in range(2000)])
     dummy.links = [E + '%04d' % i for i in range(1000, 3000)]
-    database = quiet.service.database
     seen = []
 
     def check(app):
@@ -422,23 +441,11 @@ def test_a_checker_result_during_the_sync_is_kept(quiet, dummy):
         for i in (5, 1500, 2500):
             provider.add(E + '%04d' % i).set_result('ok', 'OK', 7)
 
-    def write():
-        session = database.session()
-        try:
-            session.run(check)
-        finally:
-            session.close()
-
     def registered(event):
         seen.append(1)
         if len(seen) == 10:
-            quiet.rt.reactor.callLater(0, write)
-    gsm = zope.component.getGlobalSiteManager()
-    gsm.registerHandler(registered, (IURLRegisteredEvent,))
-    try:
-        [result] = testing.sync_now(quiet)
-    finally:
-        gsm.unregisterHandler(registered, (IURLRegisteredEvent,))
+            quiet.rt.reactor.callLater(0, write_meanwhile, quiet, check)
+    result = sync_while(quiet, registered)
     assert result.status == 'ok', result.error
     # The checker created URL 2500 first: the sync started again.
     assert result.attempts == 2
@@ -478,29 +485,19 @@ def test_stopping_the_server_during_a_sync(tmp_path, dummy):
 def test_what_the_client_registers_during_its_sync_stays(quiet, dummy):
     add_fred(quiet, dummy.url, [E + '%04d' % i for i in range(2000)])
     dummy.links = [E + '%04d' % i for i in range(1000, 3000)]
-    database = quiet.service.database
     seen = []
 
     def client_registers():
         # The client adds a link to its database and registers it.
         dummy.links.append(E + '2500x')
-        session = database.session()
-        try:
-            session.run(lambda app: registration.register(
-                clients().get('fred'), [E + '2500x']))
-        finally:
-            session.close()
+        write_meanwhile(quiet, lambda app: registration.register(
+            clients().get('fred'), [E + '2500x']))
 
     def registered(event):
         seen.append(1)
         if len(seen) == 10:
             quiet.rt.reactor.callLater(0, client_registers)
-    gsm = zope.component.getGlobalSiteManager()
-    gsm.registerHandler(registered, (IURLRegisteredEvent,))
-    try:
-        [result] = testing.sync_now(quiet)
-    finally:
-        gsm.unregisterHandler(registered, (IURLRegisteredEvent,))
+    result = sync_while(quiet, registered)
     assert result.status == 'ok', result.error
     assert result.attempts == 2
     assert urls_of(quiet) == sorted(
@@ -511,29 +508,19 @@ def test_conflicting_again_and_again_changes_nothing(quiet, dummy):
     add_fred(quiet, dummy.url, [E + '%04d' % i for i in range(2000)])
     dummy.links = [E + '%04d' % i for i in range(1000, 3000)]
     count = url_count(quiet)
-    database = quiet.service.database
     seen = []
 
-    def checker_adds(url):
+    def checker_adds(app, url):
         # Another writer creates a URL the sync is about to create too.
-        session = database.session()
-        try:
-            session.run(lambda app: zope.component.getUtility(
-                IURLProvider).add(url))
-        finally:
-            session.close()
+        zope.component.getUtility(IURLProvider).add(url)
 
     def registered(event):
         seen.append(event.object.url)
         if len(seen) % 1000 == 10:      # in every attempt
-            quiet.rt.reactor.callLater(0, checker_adds,
-                                       E + '%04d' % (2990 + len(seen) // 1000))
-    gsm = zope.component.getGlobalSiteManager()
-    gsm.registerHandler(registered, (IURLRegisteredEvent,))
-    try:
-        [result] = testing.sync_now(quiet)
-    finally:
-        gsm.unregisterHandler(registered, (IURLRegisteredEvent,))
+            quiet.rt.reactor.callLater(
+                0, write_meanwhile, quiet, checker_adds,
+                E + '%04d' % (2990 + len(seen) // 1000))
+    result = sync_while(quiet, registered)
     assert result.status == 'failed'
     assert 'conflicted with other writers 3 times in a row' in result.error
     assert urls_of(quiet) == [E + '%04d' % i for i in range(2000)]

@@ -50,6 +50,31 @@ def free_port(host='127.0.0.1'):
         return s.getsockname()[1]
 
 
+class Listening:
+    """A server started by a test on a free port of 127.0.0.1, stopped at
+    cleanup (or by :meth:`stop`)."""
+
+    _port = None
+    port = None
+
+    def _listen(self, factory):
+        from twisted.internet import endpoints
+        self.rt = reactor_thread()
+
+        def listen():
+            endpoint = endpoints.TCP4ServerEndpoint(
+                self.rt.reactor, 0, interface='127.0.0.1')
+            return endpoint.listen(factory)
+        self._port = self.rt.call(listen)
+        self.port = self._port.getHost().port
+        on_cleanup(self.stop)
+
+    def stop(self):
+        if self._port is not None:
+            self.rt.call(self._port.stopListening)
+            self._port = None
+
+
 class ReactorThread:
     """The global reactor, running in a daemon thread."""
 
@@ -182,7 +207,7 @@ class ServerFixture:
 
 # -- mail ----------------------------------------------------------------------------
 
-class SMTPServer:
+class SMTPServer(Listening):
     """A local SMTP server keeping what it receives in `messages`.
 
     Each message is an email.message.Message with the envelope in
@@ -191,11 +216,8 @@ class SMTPServer:
 
     def __init__(self):
         self.messages = []
-        self.port = None
 
     def start(self):
-        from twisted.internet import endpoints
-        self.rt = reactor_thread()
         server = self
 
         @implementer(smtp.IMessageDelivery)
@@ -218,20 +240,8 @@ class SMTPServer:
                 protocol.delivery = Delivery()
                 return protocol
 
-        def listen():
-            endpoint = endpoints.TCP4ServerEndpoint(
-                self.rt.reactor, 0, interface='127.0.0.1')
-            return endpoint.listen(Factory())
-
-        self._port = self.rt.call(listen)
-        self.port = self._port.getHost().port
-        on_cleanup(self.stop)
+        self._listen(Factory())
         return self
-
-    def stop(self):
-        if self._port is not None:
-            self.rt.call(self._port.stopListening)
-            self._port = None
 
     @property
     def address(self):
@@ -267,7 +277,7 @@ with warnings.catch_warnings():
     warnings.simplefilter('ignore', DeprecationWarning)
     from twisted.web import xmlrpc as twisted_xmlrpc  # noqa: E402
 
-class XMLRPCDummy:
+class XMLRPCDummy(Listening):
     """A client's XML-RPC callback endpoint: a real server on 127.0.0.1.
 
     It answers ``xmlrpc_getAllLinks`` with :attr:`links` (``getAllLinks``
@@ -294,29 +304,14 @@ class XMLRPCDummy:
         self.credentials = []
         self.batches = []
         self.states = {}
-        self._port = None
 
     def start(self):
-        from twisted.internet import endpoints
         from twisted.web import server as web_server
-        self.rt = reactor_thread()
         site = web_server.Site(_DummyResource(self))
         site.noisy = False
-
-        def listen():
-            endpoint = endpoints.TCP4ServerEndpoint(
-                self.rt.reactor, 0, interface='127.0.0.1')
-            return endpoint.listen(site)
-        self._port = self.rt.call(listen)
-        self.port = self._port.getHost().port
+        self._listen(site)
         self.url = 'http://127.0.0.1:%d/' % self.port
-        on_cleanup(self.stop)
         return self
-
-    def stop(self):
-        if self._port is not None:
-            self.rt.call(self._port.stopListening)
-            self._port = None
 
     def show_log(self):
         for line in self.log:
