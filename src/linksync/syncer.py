@@ -305,13 +305,8 @@ class Syncer:
         wanted = yield self._normalize(links, result)
         del links
         keys = sorted(wanted)
-        position = (0, 0)
-        while position[0] < len(keys):
-            rows, position = work.unit(self._rows, keys, wanted, position)
-            work.free()
-            yield proxy.update_many_states(credentials[0], credentials[1],
-                                           rows)
-            result.states += len(rows)
+        yield self._send_states(work, proxy, credentials, keys, wanted,
+                                result)
         client = work.unit(self._client, client_id)
         merge = _Merge(keys, wanted, now, self.unit_size)
         while not work.unit(merge.step, client):
@@ -360,6 +355,31 @@ class Syncer:
                         wanted[norm] = spellings + (link,)
             yield self._pause()
         return wanted
+
+    @defer.inlineCallbacks
+    def _send_states(self, work, proxy, credentials, keys, wanted, result):
+        # One call at a time; the next batch is made while the client
+        # takes the one before.
+        position = (0, 0)
+        sending = None
+        try:
+            while position[0] < len(keys):
+                rows, position = work.unit(self._rows, keys, wanted,
+                                           position)
+                work.free()
+                if sending is not None:
+                    yield sending
+                sending = proxy.update_many_states(
+                    credentials[0], credentials[1], rows)
+                result.states += len(rows)
+                yield self._pause()
+            if sending is not None:
+                yield sending
+                sending = None
+        finally:
+            if sending is not None:     # given up: forget its outcome
+                sending.addErrback(lambda failure: None)
+                sending.cancel()
 
     def _rows(self, app, keys, wanted, position):
         """The next batch of rows from `position` (index in `keys`, index
