@@ -299,13 +299,14 @@ def test_a_client_without_a_stored_password_fails_clearly(server, callback):
     register(server, callback, ['http://a.example/'])
 
     def forget(app):
-        app.clients.get('fred').sealed_password = None
+        app.clients.get('fred').callback_password_sealed = None
     server.run(forget)
     set_state(server, 'http://a.example/', 'ok', '200 OK')
     tick(server, 30)
     assert server.read(
         lambda app: app.sync.get_agent('client:fred').last_error) == (
-        "cannot call client 'fred' back: no sealed password stored")
+        "cannot call client 'fred' back: no callback credential is stored "
+        "for client 'fred'; set it with: linksync credential fred")
     assert notifications(server) == (True, 1)
 
 

@@ -16,10 +16,12 @@ completely or not at all) and its result comes back the same.
 
 The ``context`` an operation receives has ``app`` (the application root,
 current site set), ``session`` (the linksync.database.Session), ``clock``
-(has ``seconds()``), ``reactor`` and ``server`` (the LinkSyncService when
-running inside the server, else None). An operation may return a Deferred
-(for work that talks to the network); it then runs outside the unit of work
-and manages its own sessions.
+(has ``seconds()``), ``reactor``, ``server`` (the LinkSyncService when
+running inside the server, else None), ``settings`` (the command's settings
+when running in the command-line process, else None) and ``secret`` (the
+server's management secret). An operation may return a Deferred (for work
+that talks to the network); it then runs outside the unit of work and
+manages its own sessions.
 """
 
 import os
@@ -62,6 +64,16 @@ class Context:
         #: The command's settings when running in the command's process.
         self.settings = settings
         self.app = None
+
+    @property
+    def secret(self):
+        """The management secret of the server whose data this is."""
+        if self.server is not None:
+            return self.server.secret
+        if self.settings is None:
+            raise OperationError('no management secret is known here')
+        from linksync.server import load_secret
+        return load_secret(self.settings, announce=lambda text: None)
 
 
 def operation(name, params=(), returns=bool, transactional=True):

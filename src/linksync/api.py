@@ -24,7 +24,6 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from linksync import PROTOCOL_VERSION, passwords, registration, states, urlnorm
-from linksync import sealing
 from linksync.interfaces import (IClientProvider, INotifications,
                                  ISynchronization, IURLProvider)
 from linksync.model import Client
@@ -201,8 +200,9 @@ class LinkSyncAPI:
         client = Client(client_id, callback_url, contact_name,
                         contact_email, password)
         client.created = self.clock.seconds()
-        # The notifier calls the client back with its password (track part).
-        client.sealed_password = sealing.seal(self.secret, password)
+        # The server calls the callback with the client's own password
+        # (PROTOCOL.md); it keeps it sealed, never in clear.
+        client.set_callback_password(password, self.secret)
 
         def add(app):
             clients = zope.component.getUtility(IClientProvider)

@@ -6,7 +6,8 @@ a remote party the server does not control, so every call here has:
 
 * a connect timeout and a total timeout;
 * a limit on the size of the answer (gzip answers are inflated up to the
-  same limit), enforced while it arrives;
+  same limit), enforced while it arrives, and optionally on the number of
+  values it holds (``getAllLinks`` of a client gone mad);
 * incremental, defused parsing: the answer is parsed chunk by chunk as it
   arrives (a large answer never blocks the reactor for long) and DTDs and
   entities are refused;
@@ -43,6 +44,12 @@ _STALE_CONNECTION = (web_client.ResponseNeverReceived,
                      web_client.RequestTransmissionFailed)
 
 
+def _cancelled(failure):
+    """True when a request failed because its caller cancelled it."""
+    return any(reason.check(defer.CancelledError)
+               for reason in getattr(failure.value, 'reasons', ()))
+
+
 class CallbackError(Exception):
     """A call to a client failed; the message says how."""
 
@@ -62,17 +69,38 @@ class CallbackFault(CallbackError):
             any(t in text for t in _NOT_FOUND_TEXTS)
 
 
+class _CountingUnmarshaller(xmlrpc.client.Unmarshaller):
+    """An Unmarshaller refusing answers of more than `max_values` values."""
+
+    def __init__(self, max_values):
+        super().__init__(use_builtin_types=True)
+        # An array of N values is itself one more value.
+        self.remaining = max_values + 1
+
+    def end(self, tag):
+        if tag == 'value':
+            self.remaining -= 1
+            if self.remaining < 0:
+                raise _TooMany()
+        return super().end(tag)
+
+
 class _ResponseParser(protocol.Protocol):
     """Parses an XML-RPC response body as it arrives, within a size limit."""
 
-    def __init__(self, finished, limit, gzipped, describe):
+    def __init__(self, finished, limit, gzipped, describe, max_values=None):
         self.finished = finished
         self.limit = limit
+        self.max_values = max_values
         self.describe = describe
         self.received = 0
         self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS) \
             if gzipped else None
-        self.unmarshaller = xmlrpc.client.Unmarshaller(use_builtin_types=True)
+        if max_values is None:
+            self.unmarshaller = xmlrpc.client.Unmarshaller(
+                use_builtin_types=True)
+        else:
+            self.unmarshaller = _CountingUnmarshaller(max_values)
         self.parser = DefusedExpatParser(self.unmarshaller, forbid_dtd=True)
         self.error = None
 
@@ -92,6 +120,10 @@ class _ResponseParser(protocol.Protocol):
         except _TooLarge:
             self._fail(CallbackError('%s: the answer is larger than %d bytes'
                                      % (self.describe(), self.limit)))
+        except _TooMany:
+            self._fail(CallbackError('%s: the answer holds more than %d '
+                                     'values' % (self.describe(),
+                                                 self.max_values)))
         except Exception as e:
             self._fail(CallbackError('%s: not a well-formed XML-RPC answer '
                                      '(%s: %s)' % (self.describe(),
@@ -131,12 +163,24 @@ class _TooLarge(Exception):
     pass
 
 
-def make_agent(reactor, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-               persistent=True, tls_policy=None):
-    """A Twisted HTTP Agent for calling clients (keep-alive pool)."""
+class _TooMany(Exception):
+    pass
+
+
+def make_pool(reactor, persistent=True):
+    """The connection pool of make_agent; its owner closes it when done
+    (``pool.closeCachedConnections()``)."""
     pool = web_client.HTTPConnectionPool(reactor, persistent=persistent)
     pool.maxPersistentPerHost = 2
     pool.retryAutomatically = False
+    return pool
+
+
+def make_agent(reactor, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+               persistent=True, tls_policy=None, pool=None):
+    """A Twisted HTTP Agent for calling clients (keep-alive pool)."""
+    if pool is None:
+        pool = make_pool(reactor, persistent)
     kw = {'connectTimeout': connect_timeout, 'pool': pool}
     if tls_policy is not None:
         kw['contextFactory'] = tls_policy
@@ -157,11 +201,12 @@ class CallbackProxy:
     def __repr__(self):
         return '<CallbackProxy %s>' % self.url
 
-    def call(self, method, *params):
+    def call(self, method, *params, max_values=None):
         """Call `method`; a Deferred firing with the result.
 
         Fails with CallbackFault when the client answers a Fault, and with
-        CallbackError for every other problem.
+        CallbackError for every other problem, among them an answer holding
+        more than `max_values` values (when given).
         """
         try:
             body = xmlrpc.client.dumps(params, method, encoding='utf-8',
@@ -190,7 +235,7 @@ class CallbackProxy:
                 # callback methods are safe to repeat.
                 def again(failure):
                     failure.trap(*_STALE_CONNECTION)
-                    if timed_out:
+                    if timed_out or _cancelled(failure):
                         return failure
                     return send(False)
                 d.addErrback(again)
@@ -199,7 +244,7 @@ class CallbackProxy:
             d = send(True)
         except Exception as e:
             return defer.fail(CallbackError('%s: %s' % (describe(), e)))
-        d.addCallback(self._read, describe)
+        d.addCallback(self._read, describe, max_values)
 
         def expire():
             timed_out.append(True)
@@ -216,7 +261,7 @@ class CallbackProxy:
         d.addErrback(self._explain, method, describe)
         return d
 
-    def _read(self, response, describe):
+    def _read(self, response, describe, max_values=None):
         if response.code != 200:
             response.deliverBody(_Discard())
             raise CallbackError('%s: HTTP status %d %s' % (
@@ -229,7 +274,7 @@ class CallbackProxy:
                 parser.transport.stopProducing()
         finished = defer.Deferred(cancel)
         parser = _ResponseParser(finished, self.max_response_bytes, gzipped,
-                                 describe)
+                                 describe, max_values)
         response.deliverBody(parser)
         return finished
 
@@ -256,19 +301,21 @@ class CallbackProxy:
     # -- the callback methods of PROTOCOL.md ---------------------------------
 
     @defer.inlineCallbacks
-    def get_all_links(self, client_id, password):
+    def get_all_links(self, client_id, password, max_links=None):
         """The client's links (list of str), type-checked.
 
         Calls ``xmlrpc_getAllLinks`` and falls back to ``getAllLinks`` when
-        the client has no such method.
+        the client has no such method. With `max_links`, an answer holding
+        more links fails as soon as that shows, before it is all read.
         """
         try:
             links = yield self.call('xmlrpc_getAllLinks', client_id,
-                                    password)
+                                    password, max_values=max_links)
         except CallbackFault as e:
             if not e.method_not_found:
                 raise
-            links = yield self.call('getAllLinks', client_id, password)
+            links = yield self.call('getAllLinks', client_id, password,
+                                    max_values=max_links)
         if not isinstance(links, (list, tuple)):
             raise CallbackError('%s answered getAllLinks with %s, not an '
                                 'array of URLs' % (self.url,

@@ -19,6 +19,10 @@ COMMANDS = [
     'pack',
     'backup',
     'zeo',
+    # -- the syncer (issue 5)
+    'sync',
+    'credential',
+    # -- end of the syncer
 ]
 
 # -- the change track and its agents

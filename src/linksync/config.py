@@ -132,6 +132,42 @@ SERVER_OPTIONS += [
                 'tried again after 1 s, then 2 s, ...)'),
 ]
 
+# -- syncer options (issue 5, linksync.syncer) ---------------------------------
+
+
+def positive_seconds(text):
+    """A duration in seconds (fractions allowed), > 0."""
+    value = seconds(text)
+    if value == 0:
+        raise ValueError('must be more than 0 seconds: %r' % (text,))
+    return value
+
+
+positive_seconds.__name__ = 'seconds'
+
+#: Options of the syncer (`serve`, and `sync` running without a server).
+SYNC_OPTIONS = [
+    Option('sync-tick', type=positive_seconds, default=60, metavar='SECONDS',
+           help='how often the syncer looks for clients to synchronise'),
+    Option('sync-interval', type=seconds, default=24 * 3600,
+           metavar='SECONDS',
+           help='a client is synchronised when its last synchronisation is '
+                'this old'),
+    Option('sync-retry', type=seconds, default=3600, metavar='SECONDS',
+           help='after a failed synchronisation, the next attempt comes '
+                'this much later'),
+    Option('sync-timeout', type=positive_seconds, default=120,
+           metavar='SECONDS',
+           help="time limit of each call to a client's callback"),
+    Option('sync-max-links', type=positive_int, default=500_000,
+           metavar='N',
+           help='a client sending more links is not synchronised (an '
+                'error is logged)'),
+]
+SERVER_OPTIONS += SYNC_OPTIONS
+
+# -- end of the syncer options ---------------------------------------------------
+
 
 
 #: Options of the subcommands that open the server's database: they reach

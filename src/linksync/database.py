@@ -56,12 +56,20 @@ class Database:
 class Session:
     """One connection to the database, with its own transactions."""
 
+    #: The open LongTransaction of this session, if any.
+    long_transaction_open = None
+
     def __init__(self, database):
         self.database = database
         self.tm = transaction.TransactionManager()
         self.connection = database.db.open(transaction_manager=self.tm)
         # The last committed transaction when read() last began one.
         self._fresh_at = None
+
+    def _check_free(self):
+        # Beginning a transaction would silently abort the long one.
+        if self.long_transaction_open is not None:
+            raise RuntimeError('a long transaction is open on this session')
 
     def _app(self):
         if self.database.read_only:
@@ -77,6 +85,7 @@ class Session:
 
         Commits at the end of the block, aborts when it raises.
         """
+        self._check_free()
         self.tm.begin()
         self._fresh_at = None
         old_site = zope.component.hooks.getSite()
@@ -121,6 +130,7 @@ class Session:
         frequent work of the API, and beginning and ending transactions
         cost as much as the rest of a call.
         """
+        self._check_free()
         last = self.database.db.lastTransaction()
         if last != self._fresh_at:
             self.tm.begin()
@@ -144,5 +154,115 @@ class Session:
         return self.tm.savepoint(optimistic=True)
 
     def close(self):
+        if self.long_transaction_open is not None:
+            self.long_transaction_open.abort()
         self.tm.abort()
         self.connection.close()
+
+    def long_transaction(self):
+        """Begin a LongTransaction on this session."""
+        return LongTransaction(self)
+
+
+class LongTransaction:
+    """One transaction cut into units of work, for jobs too big for one.
+
+    The transaction stays open while the reactor does other work between
+    the units (other sessions keep committing meanwhile; this one sees the
+    data as it was when it began). :meth:`unit` runs one unit with the
+    application as the current site; :meth:`savepoint` writes the changes
+    made so far to a temporary file and drops every unchanged object from
+    memory, so that a transaction changing hundreds of thousands of objects
+    holds about one unit's worth at a time (:meth:`free` only drops the
+    unchanged objects). :meth:`commit` (which raises a ConflictError when
+    another writer's changes cannot be merged) or :meth:`abort` ends it;
+    nothing is committed before. Committing a big transaction takes
+    seconds: :meth:`commit_in_thread` does it without stopping the reactor.
+
+    The session does no other work while it is open.
+    """
+
+    committing = False
+
+    def __init__(self, session):
+        session._check_free()
+        self.session = session
+        session.tm.begin()
+        try:
+            self.app = session._app()
+        except BaseException:
+            session.tm.abort()
+            raise
+        session.long_transaction_open = self
+
+    @contextlib.contextmanager
+    def _site(self):
+        old_site = zope.component.hooks.getSite()
+        zope.component.hooks.setSite(self.app)
+        try:
+            yield self.app
+        finally:
+            zope.component.hooks.setSite(old_site)
+
+    def _check_usable(self):
+        if self.committing:
+            raise RuntimeError('the long transaction is being committed')
+
+    def unit(self, func, *args, **kw):
+        """Run func(app, *args, **kw) inside the transaction."""
+        self._check_usable()
+        if self.session.long_transaction_open is not self:
+            raise RuntimeError('the long transaction has ended')
+        with self._site() as app:
+            return func(app, *args, **kw)
+
+    def savepoint(self):
+        """Keep the changes so far aside and free the memory they used."""
+        self.session.tm.savepoint(optimistic=True)
+        self.session.connection.cacheMinimize()
+
+    def free(self):
+        """Drop the objects that were not changed from memory."""
+        self.session.connection.cacheMinimize()
+
+    def commit_in_thread(self, reactor):
+        """Commit in a thread of the reactor's pool; returns a Deferred.
+
+        The reactor keeps running meanwhile (other writers wait for the
+        storage's commit lock, readers do not). Until the Deferred fires,
+        nothing may use the session, and the Deferred must not be
+        cancelled: the commit cannot be stopped half-way.
+        """
+        from twisted.internet import threads
+        self._check_usable()
+        self.committing = True
+
+        def done(result):
+            self.committing = False
+            return result
+        d = threads.deferToThreadPool(reactor, reactor.getThreadPool(),
+                                      self._commit)
+        return d.addBoth(done)
+
+    def commit(self):
+        """Commit in this thread."""
+        self._check_usable()
+        self._commit()
+
+    def _commit(self):
+        try:
+            with self._site():
+                self.session.tm.commit()
+        except BaseException:
+            self._abort()
+            raise
+        self.session.long_transaction_open = None
+
+    def abort(self):
+        self._check_usable()
+        self._abort()
+
+    def _abort(self):
+        if self.session.long_transaction_open is self:
+            self.session.long_transaction_open = None
+            self.session.tm.abort()

@@ -171,6 +171,47 @@ class IURLStateChangedEvent(IURLEvent):
     now = Attribute("Epoch seconds of the check.")
 
 
+# -- The syncer (linksync.syncer) ------------------------------------------
+
+class ISyncer(Interface):
+    """Synchronises the clients' link databases with the server's."""
+
+    busy = Attribute("True while a synchronisation runs.")
+
+    def sync():
+        """Synchronise every client that is due (PROTOCOL.md).
+
+        Returns a Deferred firing with a list of ISyncResult, one per
+        client synchronised.
+        """
+
+    def sync_clients(client_ids):
+        """Synchronise the named clients now, due or not.
+
+        Returns a Deferred firing with a list of ISyncResult, in order.
+        """
+
+
+class ISyncResult(Interface):
+    """What the synchronisation of one client did."""
+
+    client_id = Attribute("The id of the client.")
+    status = Attribute("'ok', 'failed' or 'skipped'.")
+    error = Attribute("Why it failed or was skipped ('' when ok).")
+    links = Attribute("Number of links the client sent.")
+    invalid = Attribute("Number of them that were not valid URLs.")
+    registered = Attribute("Number of URLs newly registered for it.")
+    unregistered = Attribute("Number of its URLs unregistered.")
+    kept = Attribute("Number of its URLs it still has.")
+    states = Attribute("Number of [url, state, reason] rows sent to it.")
+    attempts = Attribute(
+        "How often it was started (again after a conflict with another "
+        "writer).")
+
+    def as_dict():
+        """The result as an XML-RPC struct."""
+
+
 # -- Infrastructure ----------------------------------------------------------
 
 class IMailer(Interface):

@@ -19,7 +19,7 @@ from BTrees.OOBTree import OOBTree, OOTreeSet
 from ZODB.POSException import ConflictError
 from zope.interface import implementer
 
-from linksync import events, interfaces, passwords
+from linksync import credentials, events, interfaces, passwords
 
 
 _MISSING = object()
@@ -160,9 +160,9 @@ class Client(persistent.Persistent):
     callback_url = ''
     password_hash = None
     created = None
-    #: The password sealed with the server's secret (linksync.sealing), for
-    #: calling the client back; None for clients registered without it.
-    sealed_password = None
+    #: The callback credential, sealed (see linksync.credentials); None
+    #: for clients stored before it was kept.
+    callback_password_sealed = None
 
     def __init__(self, id, callback_url='', contact_name='',
                  contact_email='', password=None):
@@ -195,6 +195,35 @@ class Client(persistent.Persistent):
         if self.password_hash is None or not isinstance(password, str):
             return False
         return passwords.verify_password(password, self.password_hash)
+
+    def set_callback_password(self, password, secret):
+        """Keep `password` as the credential presented to the callback.
+
+        It is stored sealed with the server's management secret `secret`,
+        never in clear (see linksync.credentials).
+        """
+        self.callback_password_sealed = credentials.seal(password, secret)
+
+    def callback_credentials(self, secret):
+        """``(client id, password)``: what the server sends as the first
+        two arguments of every call to this client's callback.
+
+        `secret` is the server's management secret. Raises
+        linksync.credentials.CredentialError, naming the client and the
+        remedy, when no credential is stored or it cannot be read.
+        """
+        if self.callback_password_sealed is None:
+            raise credentials.CredentialError(
+                'no callback credential is stored for client %r; set it '
+                'with: linksync credential %s' % (self.id, self.id))
+        try:
+            password = credentials.unseal(self.callback_password_sealed,
+                                          secret)
+        except credentials.CredentialError as e:
+            raise credentials.CredentialError(
+                'client %r: %s; set it again with: linksync credential %s'
+                % (self.id, e, self.id)) from None
+        return self.id, password
 
     # -- URLs ----------------------------------------------------------------
 

@@ -26,7 +26,8 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
-from linksync import changes, sealing
+from linksync import changes
+from linksync.credentials import CredentialError
 from linksync.agents import (DELETED, AgentRunner, PushSyncAgent,
                              RecordUploader, RunContext, RunResult,
                              UploadError,
@@ -96,9 +97,9 @@ class ClientNotifierAgent(PushSyncAgent):
     def uploader(self, app, context):
         client = self.client(app)
         try:
-            password = sealing.unseal(context.secret, client.sealed_password)
+            password = client.callback_credentials(context.secret)[1]
             problem = None
-        except sealing.SealError as e:
+        except CredentialError as e:
             password = None
             problem = 'cannot call client %r back: %s' % (self.client_id, e)
         return NotifierUploader(

@@ -22,14 +22,31 @@ def register(client, urls, now=None):
     provider = zope.component.getUtility(IURLProvider)
     result = []
     for norm, spellings in urlnorm.normalize_many(urls).items():
-        url = provider.add_normalized(norm, now)
-        if not client.has_url(norm):
-            client.register_urls([url], now)
-            client.set_spellings(norm, spellings)
-        else:
-            client.add_spellings(norm, spellings)
+        url = register_normalized(client, norm, spellings, now, provider,
+                                  add_spellings=True)
         result.extend((spelling, url) for spelling in spellings)
     return result
+
+
+def register_normalized(client, norm, spellings, now=None, provider=None,
+                        add_spellings=False):
+    """Register the normalised URL `norm` for `client`; returns the URL.
+
+    `spellings` are the client's spellings of it: they replace those known
+    for a URL the client has already, or are added to them with
+    `add_spellings`.
+    """
+    if provider is None:
+        provider = zope.component.getUtility(IURLProvider)
+    url = provider.add_normalized(norm, now)
+    if not client.has_url(norm):
+        client.register_urls([url], now)
+        client.set_spellings(norm, spellings)
+    elif add_spellings:
+        client.add_spellings(norm, spellings)
+    else:
+        client.set_spellings(norm, spellings)
+    return url
 
 
 def unregister(client, urls, now=None):

@@ -123,6 +123,12 @@ PARTS = [
     ('api', APIService),
 ]
 
+# -- the syncer (issue 5) --------------------------------------------------------
+from linksync.syncer import SyncerService  # noqa: E402 (kept with its entry)
+
+PARTS.append(('syncer', SyncerService))
+# -- end of the syncer ---------------------------------------------------------------
+
 
 def _agent_service(server):
     # The change track's agents: client notifications and exports.

@@ -50,6 +50,31 @@ def free_port(host='127.0.0.1'):
         return s.getsockname()[1]
 
 
+class Listening:
+    """A server started by a test on a free port of 127.0.0.1, stopped at
+    cleanup (or by :meth:`stop`)."""
+
+    _port = None
+    port = None
+
+    def _listen(self, factory):
+        from twisted.internet import endpoints
+        self.rt = reactor_thread()
+
+        def listen():
+            endpoint = endpoints.TCP4ServerEndpoint(
+                self.rt.reactor, 0, interface='127.0.0.1')
+            return endpoint.listen(factory)
+        self._port = self.rt.call(listen)
+        self.port = self._port.getHost().port
+        on_cleanup(self.stop)
+
+    def stop(self):
+        if self._port is not None:
+            self.rt.call(self._port.stopListening)
+            self._port = None
+
+
 class ReactorThread:
     """The global reactor, running in a daemon thread."""
 
@@ -182,7 +207,7 @@ class ServerFixture:
 
 # -- mail ----------------------------------------------------------------------------
 
-class SMTPServer:
+class SMTPServer(Listening):
     """A local SMTP server keeping what it receives in `messages`.
 
     Each message is an email.message.Message with the envelope in
@@ -191,11 +216,8 @@ class SMTPServer:
 
     def __init__(self):
         self.messages = []
-        self.port = None
 
     def start(self):
-        from twisted.internet import endpoints
-        self.rt = reactor_thread()
         server = self
 
         @implementer(smtp.IMessageDelivery)
@@ -218,20 +240,8 @@ class SMTPServer:
                 protocol.delivery = Delivery()
                 return protocol
 
-        def listen():
-            endpoint = endpoints.TCP4ServerEndpoint(
-                self.rt.reactor, 0, interface='127.0.0.1')
-            return endpoint.listen(Factory())
-
-        self._port = self.rt.call(listen)
-        self.port = self._port.getHost().port
-        on_cleanup(self.stop)
+        self._listen(Factory())
         return self
-
-    def stop(self):
-        if self._port is not None:
-            self.rt.call(self._port.stopListening)
-            self._port = None
 
     @property
     def address(self):
@@ -362,3 +372,121 @@ class CallbackServer:
     def stop(self):
         if self._listening is not None or self._connections:
             self.down()
+
+
+# -- the syncer (issue 5): a client's callback, and driving the syncer ----------
+
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():
+    # It still defines a client on a deprecated class; its server is fine.
+    warnings.simplefilter('ignore', DeprecationWarning)
+    from twisted.web import xmlrpc as twisted_xmlrpc  # noqa: E402
+
+class XMLRPCDummy(Listening):
+    """A client's XML-RPC callback endpoint: a real server on 127.0.0.1.
+
+    It answers ``xmlrpc_getAllLinks`` with :attr:`links` (``getAllLinks``
+    instead when :attr:`legacy` is set, as older clients name it) and
+    ``updateManyStates`` with :attr:`updated`, and logs what it is asked.
+    An answer may be an exception to raise (an ``xmlrpc.client.Fault``), or
+    a callable ``(client_id, password, *args)`` returning the answer or a
+    Deferred of it. :meth:`show_log` prints the log and empties it::
+
+        Connect: http://127.0.0.1:PORT/     (each request)
+        Get all links
+        Update many states: fred - 2        (client id, number of rows)
+
+    :attr:`credentials` keeps the ``(client_id, password)`` of every call,
+    :attr:`states` the last ``[state, reason]`` received for each URL.
+    """
+
+    def __init__(self, links=('http://example.com/1', 'http://example.com/3'),
+                 legacy=False):
+        self.links = list(links)
+        self.updated = True
+        self.legacy = legacy
+        self.log = []
+        self.credentials = []
+        self.batches = []
+        self.states = {}
+
+    def start(self):
+        from twisted.web import server as web_server
+        site = web_server.Site(_DummyResource(self))
+        site.noisy = False
+        self._listen(site)
+        self.url = 'http://127.0.0.1:%d/' % self.port
+        return self
+
+    def show_log(self):
+        for line in self.log:
+            print(line)
+        del self.log[:]
+
+    def _answer(self, answer, client_id, password, *args):
+        self.credentials.append((client_id, password))
+        if callable(answer):
+            answer = answer(client_id, password, *args)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def get_all_links(self, client_id, password):
+        self.log.append('Get all links')
+        return self._answer(self.links, client_id, password)
+
+    def update_many_states(self, client_id, password, rows):
+        self.log.append('Update many states: %s - %d' % (client_id,
+                                                         len(rows)))
+        self.batches.append(len(rows))
+        for url, state, reason in rows:
+            self.states[url] = [state, reason]
+        return self._answer(self.updated, client_id, password, rows)
+
+
+class _DummyResource(twisted_xmlrpc.XMLRPC):
+    """The XML-RPC resource of an XMLRPCDummy."""
+
+    def __init__(self, dummy):
+        super().__init__(allowNone=False)
+        self.dummy = dummy
+
+    def render_POST(self, request):
+        host = (request.getHeader(b'host') or b'').decode('latin-1')
+        self.dummy.log.append('Connect: http://%s%s' % (
+            host, request.uri.decode('latin-1')))
+        return super().render_POST(request)
+
+    def lookupProcedure(self, path):
+        links = 'getAllLinks' if self.dummy.legacy else 'xmlrpc_getAllLinks'
+        procedures = {links: self.dummy.get_all_links,
+                      'updateManyStates': self.dummy.update_many_states}
+        if path not in procedures:
+            raise twisted_xmlrpc.NoSuchFunction(
+                self.NOT_FOUND, 'procedure %s not found' % path)
+        return procedures[path]
+
+
+def install_xmlrpcdummy(**kw):
+    """Start an XMLRPCDummy (stopped at cleanup) and return it."""
+    return XMLRPCDummy(**kw).start()
+
+
+def syncer_of(server):
+    """The ISyncer of a started ServerFixture."""
+    return server.service.getServiceNamed('syncer').syncer
+
+
+def sync_now(server, *client_ids):
+    """Run the server's syncer now (the due clients, or those named) and
+    wait for it; returns the list of ISyncResult."""
+    syncer = syncer_of(server)
+    if client_ids:
+        return server.rt.call(syncer.sync_clients, client_ids)
+    return server.rt.call(syncer.sync)
+
+
+def wait_for_syncer(server):
+    """Wait until the server's syncer has finished what it started."""
+    server.rt.call(syncer_of(server).idle)
