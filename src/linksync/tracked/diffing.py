@@ -12,8 +12,6 @@ those parts: after one change to a structure of a hundred thousand keys it
 looks at one key, not all of them.
 """
 
-import weakref
-
 import dictdiffer
 
 from linksync.tracked.changes import Member
@@ -30,7 +28,7 @@ class AreaRecorder:
     needs_edits = True
 
     def __init__(self):
-        self.areas = set()
+        self.areas = {}  # a dict: the order changes came in
 
     def committed(self, changes):
         areas = self.areas
@@ -40,13 +38,13 @@ class AreaRecorder:
             for area in change.areas():
                 if area and type(area[-1]) is Member:
                     area = area[:-1]
-                areas.add(area)
+                areas[area] = None
         if len(areas) > MAX_AREAS:
             self.areas = None
 
     def take(self):
         """The areas recorded so far (None: everything); start afresh."""
-        areas, self.areas = self.areas, set()
+        areas, self.areas = self.areas, {}
         return areas
 
     def add(self, areas):
@@ -54,7 +52,7 @@ class AreaRecorder:
         if self.areas is None or areas is None:
             self.areas = None
         else:
-            self.areas.update(areas)
+            self.areas.update(dict.fromkeys(areas))
 
 
 class Snapshot:
@@ -67,11 +65,11 @@ class Snapshot:
             self.base = tuple(tracker.path_of(tracked) or ())
             self.recorder = AreaRecorder()
             tracker.add_observer(self.recorder)
-        self._tracked = weakref.ref(tracked)
+        self.tracked = tracked
 
     def areas_for(self, other):
         """The areas to compare `other` on (None: all of it)."""
-        if self._tracked() is not other:
+        if self.tracked is not other:
             return None
         tracker = tracker_of(other)
         if tuple(tracker.path_of(other) or ()) != self.base:
@@ -80,10 +78,10 @@ class Snapshot:
         if areas is None:
             return None
         base = self.base
-        relative = set()
+        relative = {}
         for area in areas:
             if area[:len(base)] == base:
-                relative.add(area[len(base):])
+                relative[area[len(base):]] = None
             elif base[:len(area)] == area:
                 return None  # replaced from above
         return relative
@@ -98,10 +96,15 @@ def snapshot(tracked):
 
 
 def minimal(areas):
-    """The areas that no other area of the set contains, in order."""
+    """The areas that no other area contains, in their order."""
+    kept = set()
+    for area in sorted(set(areas), key=len):
+        if not any(area[:i] in kept for i in range(len(area))):
+            kept.add(area)
     result = []
-    for area in sorted(areas, key=len):
-        if not any(area[:len(kept)] == kept for kept in result):
+    for area in areas:
+        if area in kept:
+            kept.discard(area)
             result.append(area)
     return result
 

@@ -153,7 +153,7 @@ class _Rules:
                 continue
             what = kind(value) if cls not in (tuple, frozenset) else None
             if what not in self.containers:
-                self._refuse('%s' % cls.__name__, path)
+                self._refuse(what or cls.__name__, path)
             if what == 'dict':
                 for k, v in value.items():
                     if type(k) not in self.keys:
