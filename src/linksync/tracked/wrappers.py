@@ -90,7 +90,7 @@ class DictWrapper(dict):
         if name in _DICT_SLOTS:
             object.__setattr__(self, name, value)
         elif self._tracker.dot_access:
-            self._assign(name, value, '__setattr__')
+            _dict_assign(self, name, value, '__setattr__')
         else:
             raise AttributeError('%r object has no attribute %r' % (
                 'dict', name))
@@ -100,7 +100,7 @@ class DictWrapper(dict):
             raise AttributeError(name)
         if name not in self:
             raise AttributeError(name)
-        self._remove(name, '__delattr__')
+        _dict_remove(self, name, '__delattr__')
 
     # -- mutating methods ----------------------------------------------------------
 
@@ -117,26 +117,8 @@ class DictWrapper(dict):
             dict.__setitem__(self, key, value)
             t.changed(self, '__setitem__', (key, value), {}, edit)
 
-    def _assign(self, key, value, func_name):
-        t = self._tracker
-        with t.lock:
-            value = t.adopt(value, self, key)
-            edit = KeyEdit(self, {key: dict.get(self, key, MISSING)}) \
-                if t.record else None
-            dict.__setitem__(self, key, value)
-            if t.notify:
-                t.changed(self, func_name, (key, value), {}, edit)
-
     def __delitem__(self, key):
-        self._remove(key, '__delitem__')
-
-    def _remove(self, key, func_name):
-        t = self._tracker
-        with t.lock:
-            old = dict.pop(self, key)
-            if t.notify:
-                edit = KeyEdit(self, {key: old}) if t.record else None
-                t.changed(self, func_name, (key,), {}, edit)
+        _dict_remove(self, key, '__delitem__')
 
     def pop(self, key, *default):
         t = self._tracker
@@ -175,28 +157,15 @@ class DictWrapper(dict):
         if len(args) > 1:
             raise TypeError('update expected at most 1 argument, got %d'
                             % len(args))
-        new = dict(*args, **kwargs)
-        self._update(new, 'update', args, kwargs)
+        if args and not hasattr(args[0], 'keys'):
+            args = (list(args[0]),)  # an iterator is read once, here
+        _dict_update(self, dict(*args, **kwargs), 'update', args, kwargs)
 
     def __ior__(self, other):
         if not isinstance(other, dict) and not hasattr(other, 'keys'):
             return NotImplemented
-        self._update(dict(other), '__ior__', (other,), {})
+        _dict_update(self, dict(other), '__ior__', (other,), {})
         return self
-
-    def _update(self, new, func_name, args, kwargs):
-        t = self._tracker
-        with t.lock:
-            for key, value in new.items():
-                if type(value) not in ATOMIC:
-                    new[key] = t.adopt(value, self, key)
-            edit = None
-            if t.record:
-                get = dict.get
-                edit = KeyEdit(self, {k: get(self, k, MISSING) for k in new})
-            dict.update(self, new)
-            if t.notify:
-                t.changed(self, func_name, args, kwargs, edit)
 
     def clear(self):
         t = self._tracker
@@ -227,6 +196,41 @@ class DictWrapper(dict):
         return (dict, (), None, None, iter(self.items()))
 
 
+def _dict_assign(d, key, value, func_name):
+    t = d._tracker
+    with t.lock:
+        value = t.adopt(value, d, key)
+        edit = KeyEdit(d, {key: dict.get(d, key, MISSING)}) \
+            if t.record else None
+        dict.__setitem__(d, key, value)
+        if t.notify:
+            t.changed(d, func_name, (key, value), {}, edit)
+
+
+def _dict_remove(d, key, func_name):
+    t = d._tracker
+    with t.lock:
+        old = dict.pop(d, key)
+        if t.notify:
+            edit = KeyEdit(d, {key: old}) if t.record else None
+            t.changed(d, func_name, (key,), {}, edit)
+
+
+def _dict_update(d, new, func_name, args, kwargs):
+    t = d._tracker
+    with t.lock:
+        for key, value in new.items():
+            if type(value) not in ATOMIC:
+                new[key] = t.adopt(value, d, key)
+        edit = None
+        if t.record:
+            get = dict.get
+            edit = KeyEdit(d, {k: get(d, k, MISSING) for k in new})
+        dict.update(d, new)
+        if t.notify:
+            t.changed(d, func_name, args, kwargs, edit)
+
+
 _DICT_SLOTS = frozenset(DictWrapper.__slots__)
 
 
@@ -237,24 +241,10 @@ class LazyDictWrapper(DictWrapper):
     there from the start; a value is loaded (and wrapped) the first time it
     is read or replaced. Everything that reads values (``items``,
     ``values``, ``==``, ``repr``, copies, ``dict(x)``, ``json.dumps``) works,
-    and loads what it reads.
+    and loads what it reads. It adds one name more: :meth:`loaded`.
     """
 
     __slots__ = ()
-
-    def _load(self, key):
-        t = self._tracker
-        with t.lock:
-            value = dict.__getitem__(self, key)
-            if value is UNLOADED:
-                value = t.wrap(t.backend.load_value(key), self, key)
-                dict.__setitem__(self, key, value)
-            return value
-
-    def _load_all(self):
-        for key, value in list(dict.items(self)):
-            if value is UNLOADED:
-                self._load(key)
 
     def loaded(self, key):
         """True when the value of `key` was read from the backend."""
@@ -263,7 +253,7 @@ class LazyDictWrapper(DictWrapper):
     def __getitem__(self, key):
         value = dict.__getitem__(self, key)
         if value is UNLOADED:
-            value = self._load(key)
+            value = _load(self, key)
         return value
 
     def get(self, key, default=None):
@@ -271,7 +261,7 @@ class LazyDictWrapper(DictWrapper):
         if value is MISSING:
             return default
         if value is UNLOADED:
-            value = self._load(key)
+            value = _load(self, key)
         return value
 
     def __iter__(self):
@@ -280,17 +270,17 @@ class LazyDictWrapper(DictWrapper):
         return dict.__iter__(self)
 
     def values(self):
-        self._load_all()
+        _load_all(self)
         return dict.values(self)
 
     def items(self):
-        self._load_all()
+        _load_all(self)
         return dict.items(self)
 
     def __eq__(self, other):
-        self._load_all()
+        _load_all(self)
         if isinstance(other, LazyDictWrapper):
-            other._load_all()
+            _load_all(other)
         return dict.__eq__(self, other)
 
     def __ne__(self, other):
@@ -300,19 +290,19 @@ class LazyDictWrapper(DictWrapper):
     __hash__ = None
 
     def __repr__(self):
-        self._load_all()
+        _load_all(self)
         return dict.__repr__(self)
 
     def copy(self):
-        self._load_all()
+        _load_all(self)
         return dict.copy(self)
 
     def __or__(self, other):
-        self._load_all()
+        _load_all(self)
         return dict.__or__(self, other)
 
     def __ror__(self, other):
-        self._load_all()
+        _load_all(self)
         return dict.__ror__(self, other)
 
     def __copy__(self):
@@ -322,48 +312,83 @@ class LazyDictWrapper(DictWrapper):
     # reported need it.
 
     def __setitem__(self, key, value):
-        if dict.get(self, key) is UNLOADED:
-            self._load(key)
+        _load_keys(self, (key,))
         DictWrapper.__setitem__(self, key, value)
 
-    def _assign(self, key, value, func_name):
-        if dict.get(self, key) is UNLOADED:
-            self._load(key)
-        DictWrapper._assign(self, key, value, func_name)
+    def __setattr__(self, name, value):
+        if name not in _DICT_SLOTS:
+            _load_keys(self, (name,))
+        DictWrapper.__setattr__(self, name, value)
 
-    def _remove(self, key, func_name):
-        if dict.get(self, key) is UNLOADED:
-            self._load(key)
-        DictWrapper._remove(self, key, func_name)
+    def __delitem__(self, key):
+        _load_keys(self, (key,))
+        DictWrapper.__delitem__(self, key)
+
+    def __delattr__(self, name):
+        _load_keys(self, (name,))
+        DictWrapper.__delattr__(self, name)
 
     def pop(self, key, *default):
-        if dict.get(self, key) is UNLOADED:
-            self._load(key)
+        _load_keys(self, (key,))
         return DictWrapper.pop(self, key, *default)
 
     def popitem(self):
         with self._tracker.lock:
             if self:
-                self._load(next(reversed(dict.keys(self))))
+                _load(self, next(reversed(dict.keys(self))))
             return DictWrapper.popitem(self)
 
     def setdefault(self, key, default=None):
-        if dict.get(self, key) is UNLOADED:
-            self._load(key)
+        _load_keys(self, (key,))
         return DictWrapper.setdefault(self, key, default)
 
-    def _update(self, new, func_name, args, kwargs):
+    def update(self, *args, **kwargs):
         with self._tracker.lock:
-            for key in new:
-                if dict.get(self, key) is UNLOADED:
-                    self._load(key)
-            DictWrapper._update(self, new, func_name, args, kwargs)
+            if args and not hasattr(args[0], 'keys'):
+                args = (list(args[0]),)
+            new = dict(*args, **kwargs)
+            _load_keys(self, new)
+            _dict_update(self, new, 'update', args, kwargs)
+
+    def __ior__(self, other):
+        if not isinstance(other, dict) and not hasattr(other, 'keys'):
+            return NotImplemented
+        with self._tracker.lock:
+            new = dict(other)
+            _load_keys(self, new)
+            _dict_update(self, new, '__ior__', (other,), {})
+        return self
 
     def clear(self):
         with self._tracker.lock:
             if self._tracker.record:
-                self._load_all()
+                _load_all(self)
             DictWrapper.clear(self)
+
+
+def _load(d, key):
+    t = d._tracker
+    with t.lock:
+        value = dict.__getitem__(d, key)
+        if value is UNLOADED:
+            value = t.wrap(t.backend.load_value(key), d, key)
+            dict.__setitem__(d, key, value)
+        return value
+
+
+def _load_keys(d, keys):
+    for key in keys:
+        try:
+            if dict.get(d, key) is UNLOADED:
+                _load(d, key)
+        except TypeError:  # unhashable: the dict method will say so
+            pass
+
+
+def _load_all(d):
+    for key, value in list(dict.items(d)):
+        if value is UNLOADED:
+            _load(d, key)
 
 
 # -- list ---------------------------------------------------------------------
@@ -397,21 +422,11 @@ class ListWrapper(list):
                 t.changed(self, 'append', (value,), {}, edit)
 
     def extend(self, iterable):
-        self._extend(iterable, 'extend')
+        _list_extend(self, iterable, 'extend')
 
     def __iadd__(self, other):
-        self._extend(other, '__iadd__')
+        _list_extend(self, other, '__iadd__')
         return self
-
-    def _extend(self, iterable, func_name):
-        t = self._tracker
-        with t.lock:
-            items = t.adopt_all(list(iterable), self, len(self))
-            start = len(self)
-            list.extend(self, items)
-            if t.notify:
-                edit = SliceEdit(self, start, [], items) if t.record else None
-                t.changed(self, func_name, (items,), {}, edit)
 
     def insert(self, index, value):
         t = self._tracker
@@ -429,7 +444,7 @@ class ListWrapper(list):
         t = self._tracker
         with t.lock:
             if isinstance(index, slice):
-                self._set_slice(t, index, value)
+                _list_set_slice(self, t, index, value)
                 return
             at = _position(index, len(self))
             if at is None:
@@ -443,27 +458,6 @@ class ListWrapper(list):
             list.__setitem__(self, at, value)
             edit = SliceEdit(self, at, [old], [value]) if t.record else None
             t.changed(self, '__setitem__', (index, value), {}, edit)
-
-    def _set_slice(self, t, index, value):
-        items = list(value)
-        start, stop, step = index.indices(len(self))
-        if step == 1:
-            stop = max(start, stop)
-            items = t.adopt_all(items, self, start)
-            before = list.__getitem__(self, slice(start, stop))
-            list.__setitem__(self, slice(start, stop), items)
-            edit = SliceEdit(self, start, before, items)
-        else:
-            before = list(self)
-            positions = range(start, stop, step)
-            if len(positions) == len(items):
-                items = [t.adopt(item, self, at)
-                         for at, item in zip(positions, items)]
-            list.__setitem__(self, index, items)  # ValueError: no change
-            edit = SliceEdit(self, 0, before, list(self))
-        if t.notify:
-            t.changed(self, '__setitem__', (index, items), {},
-                      edit if t.record else None)
 
     def __delitem__(self, index):
         t = self._tracker
@@ -515,10 +509,10 @@ class ListWrapper(list):
                 t.changed(self, 'remove', (value,), {}, edit)
 
     def clear(self):
-        self._rearrange(list.clear, 'clear', (), {})
+        _list_rearrange(self, list.clear, 'clear', (), {})
 
     def reverse(self):
-        self._rearrange(list.reverse, 'reverse', (), {})
+        _list_rearrange(self, list.reverse, 'reverse', (), {})
 
     def sort(self, *, key=None, reverse=False):
         kwargs = {}
@@ -526,33 +520,11 @@ class ListWrapper(list):
             kwargs['key'] = key
         if reverse:
             kwargs['reverse'] = reverse
-        self._rearrange(list.sort, 'sort', (), kwargs)
+        _list_rearrange(self, list.sort, 'sort', (), kwargs)
 
     def __imul__(self, times):
-        self._rearrange(list.__imul__, '__imul__', (times,), {})
+        _list_rearrange(self, list.__imul__, '__imul__', (times,), {})
         return self
-
-    def _rearrange(self, method, func_name, args, kwargs):
-        """Operations that may touch the whole list (edit: all of it)."""
-        t = self._tracker
-        with t.lock:
-            if not t.notify:
-                method(self, *args, **kwargs)
-                return
-            before = list(self) if t.record else None
-            try:
-                method(self, *args, **kwargs)
-            except BaseException:
-                # sort() fails half way on values it cannot compare; what
-                # it did is a change like any other.
-                if before is None or before == list(self):
-                    raise
-                t.changed(self, func_name, args, kwargs,
-                          SliceEdit(self, 0, before, list(self)))
-                raise
-            edit = SliceEdit(self, 0, before, list(self)) \
-                if t.record else None
-            t.changed(self, func_name, args, kwargs, edit)
 
     def __copy__(self):
         return list(self)
@@ -566,6 +538,62 @@ class ListWrapper(list):
 
     def __reduce_ex__(self, protocol):
         return (list, (), None, iter(self))
+
+
+def _list_extend(lst, iterable, func_name):
+    t = lst._tracker
+    with t.lock:
+        items = t.adopt_all(list(iterable), lst, len(lst))
+        start = len(lst)
+        list.extend(lst, items)
+        if t.notify:
+            edit = SliceEdit(lst, start, [], items) if t.record else None
+            t.changed(lst, func_name, (items,), {}, edit)
+
+
+def _list_set_slice(lst, t, index, value):
+    items = list(value)
+    start, stop, step = index.indices(len(lst))
+    if step == 1:
+        stop = max(start, stop)
+        items = t.adopt_all(items, lst, start)
+        before = list.__getitem__(lst, slice(start, stop))
+        list.__setitem__(lst, slice(start, stop), items)
+        edit = SliceEdit(lst, start, before, items)
+    else:
+        before = list(lst)
+        positions = range(start, stop, step)
+        if len(positions) == len(items):
+            items = [t.adopt(item, lst, at)
+                     for at, item in zip(positions, items)]
+        list.__setitem__(lst, index, items)  # ValueError: no change
+        edit = SliceEdit(lst, 0, before, list(lst))
+    if t.notify:
+        t.changed(lst, '__setitem__', (index, items), {},
+                  edit if t.record else None)
+
+
+def _list_rearrange(lst, method, func_name, args, kwargs):
+    """Operations that may touch the whole list (edit: all of it)."""
+    t = lst._tracker
+    with t.lock:
+        if not t.notify:
+            method(lst, *args, **kwargs)
+            return
+        before = list(lst) if t.record else None
+        try:
+            method(lst, *args, **kwargs)
+        except BaseException:
+            # sort() fails half way on values it cannot compare; what
+            # it did is a change like any other.
+            if before is None or before == list(lst):
+                raise
+            t.changed(lst, func_name, args, kwargs,
+                      SliceEdit(lst, 0, before, list(lst)))
+            raise
+        edit = SliceEdit(lst, 0, before, list(lst)) \
+            if t.record else None
+        t.changed(lst, func_name, args, kwargs, edit)
 
 
 # -- set ------------------------------------------------------------------------
@@ -630,66 +658,57 @@ class SetWrapper(set):
                 t.changed(self, 'clear', (), {},
                           SetEdit(self, set(), removed) if t.record else None)
 
-    def _change(self, func_name, args, added, removed):
-        """Apply a computed change (both arguments are sets)."""
-        t = self._tracker
-        set.difference_update(self, removed)
-        set.update(self, added)
-        if t.notify:
-            t.changed(self, func_name, args, {},
-                      SetEdit(self, added, removed) if t.record else None)
-
     def update(self, *others):
         with self._tracker.lock:
             others = tuple(_iterable(o) for o in others)
             new = set().union(*others)
-            self._change('update', others, new - self, set())
+            _set_change(self, 'update', others, new - self, set())
 
     def intersection_update(self, *others):
         with self._tracker.lock:
             others = tuple(_iterable(o) for o in others)
             keep = set.intersection(self, *others)
-            self._change('intersection_update', others, set(), self - keep)
+            _set_change(self, 'intersection_update', others, set(), self - keep)
 
     def difference_update(self, *others):
         with self._tracker.lock:
             others = tuple(_iterable(o) for o in others)
             gone = set().union(*others)
-            self._change('difference_update', others, set(), self & gone)
+            _set_change(self, 'difference_update', others, set(), self & gone)
 
     def symmetric_difference_update(self, other):
         with self._tracker.lock:
             other = _iterable(other)
             flip = set(other)
-            self._change('symmetric_difference_update', (other,),
+            _set_change(self, 'symmetric_difference_update', (other,),
                          flip - self, flip & self)
 
     def __ior__(self, other):
         if not _is_set(other):
             return NotImplemented
         with self._tracker.lock:
-            self._change('__ior__', (other,), other - self, set())
+            _set_change(self, '__ior__', (other,), other - self, set())
         return self
 
     def __iand__(self, other):
         if not _is_set(other):
             return NotImplemented
         with self._tracker.lock:
-            self._change('__iand__', (other,), set(), self - other)
+            _set_change(self, '__iand__', (other,), set(), self - other)
         return self
 
     def __isub__(self, other):
         if not _is_set(other):
             return NotImplemented
         with self._tracker.lock:
-            self._change('__isub__', (other,), set(), self & other)
+            _set_change(self, '__isub__', (other,), set(), self & other)
         return self
 
     def __ixor__(self, other):
         if not _is_set(other):
             return NotImplemented
         with self._tracker.lock:
-            self._change('__ixor__', (other,), other - self, other & self)
+            _set_change(self, '__ixor__', (other,), other - self, other & self)
         return self
 
     def __repr__(self):
@@ -706,6 +725,16 @@ class SetWrapper(set):
 
     def __reduce_ex__(self, protocol):
         return (set, (list(self),))
+
+
+def _set_change(s, func_name, args, added, removed):
+    """Apply a computed change (both arguments are sets)."""
+    t = s._tracker
+    set.difference_update(s, removed)
+    set.update(s, added)
+    if t.notify:
+        t.changed(s, func_name, args, {},
+                  SetEdit(s, added, removed) if t.record else None)
 
 
 #: The wrapper types, and the descriptor setting each one's ``_parent``.
