@@ -77,6 +77,7 @@ class ZODBBackend(LazyBackend):
     def _open_storage(self):
         import ZODB
         from ZODB.FileStorage import FileStorage
+        from ZODB.FileStorage.FileStorage import FileStorageFormatError
         storage = None
         try:
             storage = FileStorage(self.path)
@@ -85,10 +86,12 @@ class ZODBBackend(LazyBackend):
             if storage is not None:
                 storage.close()
             position = getattr(e, 'pos', None)
-            raise TrackedFileError(
-                self.path, 'byte %d' % position if position is not None
-                else 'byte 0 (the FileStorage header)',
-                '%s: %s' % (type(e).__name__, e)) from None
+            if position is not None:
+                position = 'byte %d' % position
+            elif isinstance(e, FileStorageFormatError):
+                position = 'byte 0 (the FileStorage header)'
+            raise TrackedFileError(self.path, position, '%s: %s' % (
+                type(e).__name__, e)) from None
 
     def keys(self):
         return list(self.tree.keys())
