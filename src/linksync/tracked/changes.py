@@ -80,14 +80,28 @@ def _reparent(value, parent, key):
 
 
 class KeyEdit:
-    """Keys of a dict: their values before and after the change."""
+    """Keys of a dict: their values before and after the change.
 
-    __slots__ = ('target', 'before', 'after')
+    A key deleted from the middle of a dict would come back at its end:
+    the edit of such a deletion keeps the order of the keys (`order`) to
+    put it back in its place.
+    """
+
+    __slots__ = ('target', 'before', 'after', 'order')
 
     def __init__(self, target, before):
         self.target = target
         self.before = before
         self.after = None
+        self.order = None
+
+    @classmethod
+    def deletion(cls, target, key):
+        """The edit of deleting `key` (there) from `target`."""
+        edit = cls(target, {key: dict.__getitem__(target, key)})
+        if next(reversed(dict.keys(target))) is not key:
+            edit.order = list(dict.keys(target))
+        return edit
 
     def seal(self):
         get = dict.get
@@ -96,6 +110,13 @@ class KeyEdit:
 
     def undo(self, raw):
         self._apply(self.before, raw)
+        if self.order is not None:
+            target = self.target
+            saved = dict(dict.items(target))
+            dict.clear(target)
+            dict.update(target, ((key, saved.pop(key)) for key in self.order
+                                 if key in saved))
+            dict.update(target, saved)
 
     def redo(self, raw):
         self._apply(self.after, raw)

@@ -56,7 +56,6 @@ any time.
 
 import hmac
 
-import dictdiffer
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -64,7 +63,7 @@ from zope.interface import implementer
 from linksync.callback import CallbackError, CallbackProxy, make_agent
 from linksync.interfaces import ISyncDevice, ISyncHub
 from linksync.tracked import wire
-from linksync.tracked.diffing import AreaRecorder, diff
+from linksync.tracked.diffing import AreaRecorder, diff, swap
 from linksync.tracked.merging import (
     SyncError, apply_strict, merge_paths, put, strip_members, whole_lists)
 from linksync.tracked.paths import get
@@ -144,7 +143,8 @@ class _Served:
                 return self._join(device)
             peer = self._peer_for(device, message)
             if peer is None:
-                return {'status': 'resync'}
+                return {'status': 'resync', 'reason': 'unknown device or '
+                        'version'}
             return self._cycle(device, peer, message)
 
     def _join(self, device):
@@ -181,8 +181,8 @@ class _Served:
             # The device did not get the last answer: back to the shadow
             # it still has.
             old_base, edits, answer = peer.backup
-            apply_strict(list(_swap(answer)), peer.shadow)
-            apply_strict(list(_swap(edits)), peer.shadow)
+            apply_strict(swap(answer), peer.shadow)
+            apply_strict(swap(edits), peer.shadow)
             peer.base, peer.backup = old_base, None
             peer.recorder.add(None)
             return peer
@@ -190,12 +190,16 @@ class _Served:
 
     def _cycle(self, device, peer, message):
         edits = message['edits']
-        paths = merge_paths(edits, peer.shadow)
-        before = {p: plain_copy(get(peer.shadow, p)) for p in paths}
-        apply_strict(edits, peer.shadow)
+        try:
+            paths = merge_paths(edits, peer.shadow)
+            before = {p: plain_copy(get(peer.shadow, p)) for p in paths}
+            apply_strict(edits, peer.shadow)
+        except (SyncError, TypeError) as e:
+            # The device's shadow is not ours: start again from its shadow.
+            return {'status': 'resync', 'reason': str(e)}
         if edits and message['checksum'] != wire.checksum(peer.shadow):
-            apply_strict(list(_swap(edits)), peer.shadow)
-            return {'status': 'resync'}
+            apply_strict(swap(edits), peer.shadow)
+            return {'status': 'resync', 'reason': 'checksum mismatch'}
         merged = []
         self.merging = True
         try:
@@ -206,7 +210,7 @@ class _Served:
                         put(self.tracked, path, peer.shadow)
                         merged.append(path)
         except Exception:
-            apply_strict(list(_swap(edits)), peer.shadow)
+            apply_strict(swap(edits), peer.shadow)
             raise
         finally:
             self.merging = False
@@ -235,10 +239,6 @@ class _Served:
         low = min(peer.seen for peer in self.peers.values())
         self.writers = {path: written for path, written
                         in self.writers.items() if written[1] > low}
-
-
-def _swap(entries):
-    return dictdiffer.swap(list(entries))
 
 
 def _check_message(message):
@@ -425,7 +425,11 @@ class SyncDevice:
         """Sync every `interval` seconds of the clock, starting now."""
         self._loop = task.LoopingCall(self._tick)
         self._loop.clock = self.clock
-        return self._loop.start(interval, now=True)
+        self._loop.start(interval, now=True)
+
+    def idle(self):
+        """A Deferred firing when no cycle runs (at once if none does)."""
+        return self._lock.run(lambda: None)
 
     def stop(self):
         if self._loop is not None and self._loop.running:
@@ -469,14 +473,19 @@ class SyncDevice:
             return
         with self.tracker.lock:
             areas = self.recorder.take()
-            edits = diff(self.shadow, self.tracked, areas)
-            message = {'base': self.base, 'edits': edits}
-            if self.resync:
-                message['shadow'] = plain_copy(self.shadow)
-            apply_strict(edits, self.shadow)
-            message['checksum'] = wire.checksum(self.shadow) \
-                if edits else None
+            try:
+                edits = diff(self.shadow, self.tracked, areas)
+                message = {'base': self.base, 'edits': edits}
+                if self.resync:
+                    message['shadow'] = plain_copy(self.shadow)
+                apply_strict(edits, self.shadow)
+            except BaseException:
+                self.recorder.add(areas)
+                raise
         try:
+            with self.tracker.lock:
+                message['checksum'] = wire.checksum(self.shadow) \
+                    if edits else None
             answer = yield self._call(message)
         except BaseException:
             self._take_back(edits, areas)
@@ -484,8 +493,8 @@ class SyncDevice:
         if answer['status'] == 'resync':
             self._take_back(edits, areas)
             if self.resync:
-                raise SyncError('%s refused the shadow of %s' % (
-                    self.url, self.device_id))
+                raise SyncError('%s refused the shadow of %s: %s' % (
+                    self.url, self.device_id, answer.get('reason')))
             self.resync = True
             yield self._cycle()
             return
@@ -494,7 +503,7 @@ class SyncDevice:
 
     def _take_back(self, edits, areas):
         with self.tracker.lock:
-            apply_strict(list(_swap(edits)), self.shadow)
+            apply_strict(swap(edits), self.shadow)
             self.recorder.add(areas)
             if areas is not None:
                 self.recorder.add(strip_members(

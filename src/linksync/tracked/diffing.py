@@ -194,7 +194,24 @@ def patch(diff_result, destination, in_place=False):
         return dictdiffer.patch(entries, destination, in_place=True)
 
 
+def swap(diff_result):
+    """The entries that undo `diff_result` (a list, last entry first).
+
+    Unlike ``dictdiffer.swap``, removed list items come back in ascending
+    order, and the entries are taken back in reverse order, as list
+    indexes need.
+    """
+    undo = []
+    for action, node, changes in reversed(list(diff_result)):
+        if action == 'change':
+            undo.append(('change', node, (changes[1], changes[0])))
+        else:
+            undo.append(('remove' if action == 'add' else 'add', node,
+                         list(reversed(changes))))
+    return undo
+
+
 def revert(diff_result, destination, in_place=False):
     """Apply the entries of :func:`diff` backwards (see :func:`patch`)."""
-    return patch(dictdiffer.swap(list(diff_result)), destination, in_place)
+    return patch(swap(diff_result), destination, in_place)
 

@@ -12,10 +12,8 @@ element (:class:`~linksync.tracked.changes.Member`), or of a whole list:
 lists are merged as one value (concurrent edits to one list conflict).
 """
 
-import dictdiffer
-
 from linksync.tracked.changes import MISSING, Member
-from linksync.tracked.diffing import diff, minimal, patch
+from linksync.tracked.diffing import diff, minimal, patch, swap
 from linksync.tracked.paths import get, show
 from linksync.tracked.tracker import plain_copy
 
@@ -87,7 +85,7 @@ def apply_strict(entries, data):
             done.append(entry)
     except Exception as e:
         for entry in reversed(done):
-            _apply(next(dictdiffer.swap([entry])), data)
+            _apply(swap([entry])[0], data)
         if isinstance(e, SyncError):
             raise
         raise SyncError('an edit does not apply (%s: %s)' % (

@@ -125,11 +125,7 @@ class DictWrapper(dict):
         with t.lock:
             if key not in self:
                 return dict.pop(self, key, *default)
-            old = dict.pop(self, key)
-            if t.notify:
-                edit = KeyEdit(self, {key: old}) if t.record else None
-                t.changed(self, 'pop', (key,) + default, {}, edit)
-            return old
+            return _dict_remove(self, key, 'pop', (key,) + default)
 
     def popitem(self):
         t = self._tracker
@@ -207,13 +203,15 @@ def _dict_assign(d, key, value, func_name):
             t.changed(d, func_name, (key, value), {}, edit)
 
 
-def _dict_remove(d, key, func_name):
+def _dict_remove(d, key, func_name, args=None):
     t = d._tracker
     with t.lock:
+        edit = KeyEdit.deletion(d, key) if t.record else None
         old = dict.pop(d, key)
         if t.notify:
-            edit = KeyEdit(d, {key: old}) if t.record else None
-            t.changed(d, func_name, (key,), {}, edit)
+            t.changed(d, func_name, (key,) if args is None else args, {},
+                      edit)
+        return old
 
 
 def _dict_update(d, new, func_name, args, kwargs):
