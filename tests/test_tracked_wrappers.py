@@ -317,3 +317,22 @@ def test_callback_can_be_set_later():
     tracker_of(root).callback = catcher.cb
     root.append(2)
     assert catcher.calls == 1 and catcher.args == (2,)
+
+
+def test_the_interfaces_are_provided(tmp_path):
+    from zope.interface.verify import verifyObject
+    from linksync.interfaces import (
+        IChange, ISyncDevice, ISyncHub, ITrackedBackend, ITracker)
+    from linksync.tracked.devicesync import SyncDevice, SyncHub
+    from linksync.tracked.persistence import FORMATS
+    root, catcher = tracked({})
+    root['a'] = 1
+    assert verifyObject(ITracker, tracker_of(root))
+    assert verifyObject(IChange, catcher.change)
+    for factory in FORMATS.values():
+        assert verifyObject(ITrackedBackend,
+                            factory(str(tmp_path / 'x')))
+    named = track({}, 'named', persist=False)
+    assert verifyObject(ISyncHub, SyncHub())
+    assert verifyObject(ISyncDevice, SyncDevice(named, 'http://127.0.0.1:9/',
+                                                'dev'))

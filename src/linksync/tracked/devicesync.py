@@ -110,8 +110,8 @@ class _Served:
 
     def committed(self, changes):
         """Record the hub's own writes (the observer of the structure)."""
-        if self.merging or not changes:
-            return
+        if self.merging or not changes or not self.peers:
+            return  # (a device joining later starts from here)
         self.revision += 1
         for change in changes:
             for area in change.areas():

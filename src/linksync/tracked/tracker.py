@@ -80,6 +80,9 @@ class Tracker:
 
     def _update_flags(self):
         observers = list(self._observers)
+        # What commits iterate: a plain tuple of weak references (iterating
+        # a WeakSet costs a microsecond).
+        self._watchers = tuple(weakref.ref(o) for o in observers)
         #: Edits (for undo, rollback, precise areas) are needed.
         self.record = bool(
             self.backend is not None or self.history is not None or
@@ -259,7 +262,8 @@ class Tracker:
             change.edit.undo(raw=True)
 
     def _commit(self, changes, single):
-        reported = [c for c in changes if c.path is not None]
+        reported = changes if single and changes[0].path is not None \
+            else [c for c in changes if c.path is not None]
         if reported and self.backend is not None:
             try:
                 self.backend.save(self.root, reported)
@@ -270,8 +274,15 @@ class Tracker:
                     % (self._describe(), self.backend.path, e)) from e
         if self.history is not None and not self._replaying:
             self.history.push(changes)
-        for observer in list(self._observers):
-            observer.committed(reported)
+        gone = False
+        for ref in self._watchers:
+            observer = ref()
+            if observer is None:
+                gone = True
+            else:
+                observer.committed(reported)
+        if gone:  # a snapshot was dropped: maybe edits are not needed now
+            self._update_flags()
         if self._callback is not None and reported:
             self._callback(reported[0] if single else reported)
 

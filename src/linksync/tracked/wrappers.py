@@ -105,8 +105,13 @@ class DictWrapper(dict):
     # -- mutating methods ----------------------------------------------------------
 
     def __setitem__(self, key, value):
+        # The most frequent mutations (this, list.append and __setitem__,
+        # set.add) take the lock with acquire/release: a quarter faster
+        # than a with statement.
         t = self._tracker
-        with t.lock:
+        lock = t.lock
+        lock.acquire()
+        try:
             if type(value) not in ATOMIC:
                 value = t.adopt(value, self, key)
             if not t.notify:
@@ -116,6 +121,8 @@ class DictWrapper(dict):
                 if t.record else None
             dict.__setitem__(self, key, value)
             t.changed(self, '__setitem__', (key, value), {}, edit)
+        finally:
+            lock.release()
 
     def __delitem__(self, key):
         _dict_remove(self, key, '__delitem__')
@@ -409,7 +416,9 @@ class ListWrapper(list):
 
     def append(self, value):
         t = self._tracker
-        with t.lock:
+        lock = t.lock
+        lock.acquire()
+        try:
             start = len(self)
             if type(value) not in ATOMIC:
                 value = t.adopt(value, self, start)
@@ -418,6 +427,8 @@ class ListWrapper(list):
                 edit = SliceEdit(self, start, [], [value]) \
                     if t.record else None
                 t.changed(self, 'append', (value,), {}, edit)
+        finally:
+            lock.release()
 
     def extend(self, iterable):
         _list_extend(self, iterable, 'extend')
@@ -440,13 +451,18 @@ class ListWrapper(list):
 
     def __setitem__(self, index, value):
         t = self._tracker
-        with t.lock:
-            if isinstance(index, slice):
+        lock = t.lock
+        lock.acquire()
+        try:
+            if type(index) is int and 0 <= index < len(self):
+                at = index
+            elif isinstance(index, slice):
                 _list_set_slice(self, t, index, value)
                 return
-            at = _position(index, len(self))
-            if at is None:
-                raise IndexError('list assignment index out of range')
+            else:
+                at = _position(index, len(self))
+                if at is None:
+                    raise IndexError('list assignment index out of range')
             if type(value) not in ATOMIC:
                 value = t.adopt(value, self, at)
             if not t.notify:
@@ -456,6 +472,8 @@ class ListWrapper(list):
             list.__setitem__(self, at, value)
             edit = SliceEdit(self, at, [old], [value]) if t.record else None
             t.changed(self, '__setitem__', (index, value), {}, edit)
+        finally:
+            lock.release()
 
     def __delitem__(self, index):
         t = self._tracker
@@ -610,7 +628,9 @@ class SetWrapper(set):
 
     def add(self, element):
         t = self._tracker
-        with t.lock:
+        lock = t.lock
+        lock.acquire()
+        try:
             if not t.notify:
                 set.add(self, element)
                 return
@@ -618,6 +638,8 @@ class SetWrapper(set):
             set.add(self, element)
             t.changed(self, 'add', (element,), {},
                       SetEdit(self, added, set()) if t.record else None)
+        finally:
+            lock.release()
 
     def discard(self, element):
         t = self._tracker
