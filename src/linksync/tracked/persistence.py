@@ -182,19 +182,11 @@ JSON_RULES = _Rules('JSON', frozenset({str, int, float, bool, type(None)}),
 # -- whole-file formats ------------------------------------------------------------------
 
 @implementer(ITrackedBackend)
-class FileBackend:
-    """A format writing the whole structure to one file.
-
-    Subclasses give `extension`, `parse(bytes)` and `dump(root)`, and may
-    give `rules` (what the format refuses to store).
-    """
+class Backend:
+    """What the backends share: a path, and a name + extension."""
 
     extension = None
-    lazy = False
-    rules = None
-
-    def __init__(self, path):
-        self.path = os.fspath(path)
+    path = None
 
     @classmethod
     def for_name(cls, name):
@@ -203,17 +195,35 @@ class FileBackend:
     def __repr__(self):
         return '<%s %s>' % (type(self).__name__, self.path)
 
+    def save_first(self, tracker, root):
+        """Save a new structure; TrackedSaveError (and close) if it fails."""
+        try:
+            self.save(root, None)
+        except Exception as e:
+            self.close()
+            raise TrackedSaveError('cannot save %r to %s: %s' % (
+                tracker.name, self.path, e)) from e
+        return root
+
+
+class FileBackend(Backend):
+    """A format writing the whole structure to one file.
+
+    Subclasses give `extension`, `parse(bytes)` and `dump(root)`, and may
+    give `rules` (what the format refuses to store).
+    """
+
+    lazy = False
+    rules = None
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+
     def open(self, tracker, default):
         remove_leftovers(self.path)
         if os.path.exists(self.path):
             return tracker.wrap(self.load())
-        root = tracker.wrap(default)
-        try:
-            self.save(root, None)
-        except Exception as e:
-            raise TrackedSaveError('cannot save %r to %s: %s' % (
-                tracker.name, self.path, e)) from e
-        return root
+        return self.save_first(tracker, tracker.wrap(default))
 
     def load(self):
         """The structure in the file (plain data)."""
@@ -345,8 +355,7 @@ class PickleFile(FileBackend):
 
 # -- lazy formats ----------------------------------------------------------------------
 
-@implementer(ITrackedBackend)
-class LazyBackend:
+class LazyBackend(Backend):
     """A format storing a dict one top-level key at a time.
 
     Subclasses connect to their storage and implement keys(),
@@ -354,14 +363,6 @@ class LazyBackend:
     """
 
     lazy = True
-    extension = None
-
-    @classmethod
-    def for_name(cls, name):
-        return cls(name + cls.extension)
-
-    def __repr__(self):
-        return '<%s %s>' % (type(self).__name__, self.path)
 
     def open(self, tracker, default):
         found = self.connect(tracker)
@@ -374,13 +375,7 @@ class LazyBackend:
         root = tracker.lazy_root(())
         for key, value in default.items():
             dict.__setitem__(root, key, tracker.wrap(value, root, key))
-        try:
-            self.save(root, None)
-        except Exception as e:
-            self.close()
-            raise TrackedSaveError('cannot save %r to %s: %s' % (
-                tracker.name, self.path, e)) from e
-        return root
+        return self.save_first(tracker, root)
 
     def save(self, root, changes):
         if changes is None:

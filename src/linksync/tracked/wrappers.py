@@ -39,15 +39,14 @@ UNLOADED = type('Unloaded', (), {'__repr__': lambda self: '<unloaded>',
                                  '__slots__': ()})()
 
 
-def _construct_refused(self, *args, **kw):
-    raise TypeError('%s is made by linksync.tracked.track(), not directly'
-                    % type(self).__name__)
-
-
-class _Transaction:
-    """``with tracked:`` for every wrapper: a transaction of the tracker."""
+class _Tracked:
+    """What every wrapper has: ``with`` is a transaction of its tracker."""
 
     __slots__ = ()
+
+    def __init__(self, *args, **kw):
+        raise TypeError('%s is made by linksync.tracked.track(), not '
+                        'directly' % type(self).__name__)
 
     def __enter__(self):
         self._tracker.begin()
@@ -65,13 +64,10 @@ def _iterable(value):
 
 # -- dict ---------------------------------------------------------------------
 
-class DictWrapper(dict):
+class DictWrapper(_Tracked, dict):
     """A tracked dict."""
 
     __slots__ = ('_tracker', '_parent')
-    __init__ = _construct_refused
-    __enter__ = _Transaction.__enter__
-    __exit__ = _Transaction.__exit__
 
     # -- attribute access to keys --------------------------------------------
 
@@ -406,13 +402,10 @@ def _position(index, length):
     return index if 0 <= index < length else None
 
 
-class ListWrapper(list):
+class ListWrapper(_Tracked, list):
     """A tracked list."""
 
     __slots__ = ('_tracker', '_parent')
-    __init__ = _construct_refused
-    __enter__ = _Transaction.__enter__
-    __exit__ = _Transaction.__exit__
 
     def append(self, value):
         t = self._tracker
@@ -618,13 +611,10 @@ def _is_set(value):
     return isinstance(value, (set, frozenset))
 
 
-class SetWrapper(set):
+class SetWrapper(_Tracked, set):
     """A tracked set."""
 
     __slots__ = ('_tracker', '_parent')
-    __init__ = _construct_refused
-    __enter__ = _Transaction.__enter__
-    __exit__ = _Transaction.__exit__
 
     def add(self, element):
         t = self._tracker
