@@ -16,6 +16,8 @@
 """
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import pickle
@@ -72,21 +74,44 @@ def structure(size):
             for i in range(size)}
 
 
+@contextlib.contextmanager
+def no_gc():
+    """Timings without the cyclic GC's pauses (as timeit does)."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def ours(fmt, size, directory, repeat):
     backend = FORMATS[fmt](os.path.join(directory, 'ours' + FORMATS[
         fmt].extension))
     root = track(structure(size), 'bench', persist=backend)
+    root['key000000']['n'] = 0  # warm up: the first save is not timed
+    with no_gc():
+        times = _changes(root, size, repeat)
+    tracker_of(root).close()
+    return statistics.median(times)
+
+
+def _changes(root, size, repeat):
     times = []
     for r in range(repeat):
         key = 'key%06d' % ((r * 7919) % size)
         start = time.perf_counter()
         root[key]['n'] = -r
         times.append(time.perf_counter() - start)
-    tracker_of(root).close()
-    return statistics.median(times)
+    return times
 
 
 def baseline(fmt, size, directory, repeat):
+    with no_gc():
+        return _baseline(fmt, size, directory, repeat)
+
+
+def _baseline(fmt, size, directory, repeat):
     data = structure(size)
     path = os.path.join(directory, 'plain-' + fmt)
     times = []
@@ -147,12 +172,17 @@ def json_dumps(data):
     return json.dumps(data, indent=2).encode()
 
 
+SAVE_FORMATS = ('yaml', 'json', 'full-yaml', 'pickle', 'shelve', 'zodb')
+
+
 # -- main ---------------------------------------------------------------------------------
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sizes', default='10000,100000',
                         help='the two structure sizes (keys)')
+    parser.add_argument('--formats', default=','.join(SAVE_FORMATS),
+                        help='the formats to time saves of')
     parser.add_argument('--quick', action='store_true',
                         help='fewer repetitions (a smoke run)')
     args = parser.parse_args(argv)
@@ -176,7 +206,7 @@ def main(argv=None):
     print('%-10s %8s %10s %10s %8s' % (
         'format', 'keys', 'ours', 'baseline', 'ratio'))
     scaling = {}
-    for fmt in ('yaml', 'json', 'full-yaml', 'pickle', 'shelve', 'zodb'):
+    for fmt in args.formats.split(','):
         lazy = fmt in ('shelve', 'zodb')
         repeats = (10 if args.quick else 30) if lazy else \
             (2 if args.quick else 3)

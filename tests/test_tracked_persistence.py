@@ -378,3 +378,12 @@ def test_zodb_pack_keeps_the_data():
     assert os.path.getsize('x.fs') < size
     close(root)
     assert reopen('x', 'zodb') == {'a': 19}
+
+
+def test_save_writes_what_changed_inside_an_untracked_value():
+    root = track({'t': (1, [2])}, 'x', persist='full-yaml')
+    root['t'][1].append(3)     # inside a tuple: not tracked, not saved
+    close_and_read = lambda: reopen('x', 'full-yaml')['t']  # noqa: E731
+    assert close_and_read() == (1, [2])
+    tracker_of(root).save()
+    assert close_and_read() == (1, [2, 3])
