@@ -336,3 +336,12 @@ def test_the_interfaces_are_provided(tmp_path):
     assert verifyObject(ISyncHub, SyncHub())
     assert verifyObject(ISyncDevice, SyncDevice(named, 'http://127.0.0.1:9/',
                                                 'dev'))
+
+
+def test_a_part_stored_twice_is_shared_like_plain_data():
+    root, catcher = tracked({'y': [1]})
+    root['x'] = {'a': root['y']}
+    assert root['x']['a'] is root['y']
+    root['y'].append(2)
+    assert root == {'y': [1, 2], 'x': {'a': [1, 2]}}
+    assert catcher.path == ['x', 'a']  # where it was stored last

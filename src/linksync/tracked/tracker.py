@@ -119,30 +119,19 @@ class Tracker:
 
     # -- wrapping -------------------------------------------------------------------
 
-    def adopt(self, value, parent, key):
-        """The value to store at parent[key]: containers become wrappers."""
+    def wrap(self, value, parent=None, key=None, memo=None):
+        """The value to store at parent[key]: containers become wrappers.
+
+        A wrapper of this structure is stored as it is (it is now found at
+        parent[key]); any other dict, list or set is copied into wrappers,
+        at every depth (a wrapper of another structure too).
+        """
         cls = type(value)
         if cls in ATOMIC:
             return value
         setter = WRAPPERS.get(cls)
-        if setter is not None:
-            if value._tracker is self:
-                setter.__set__(value, (parent, key))
-                return value
-            # Part of another structure: store a copy.
-            value = plain_copy(value)
-        return self.wrap(value, parent, key)
-
-    def adopt_all(self, items, parent, start):
-        """adopt() for values stored from index `start` of a list."""
-        for offset, item in enumerate(items):
-            if type(item) not in ATOMIC:
-                items[offset] = self.adopt(item, parent, start + offset)
-        return items
-
-    def wrap(self, value, parent=None, key=None, memo=None):
-        """`value` with its containers (at any depth) made wrappers."""
-        if type(value) in ATOMIC:
+        if setter is not None and value._tracker is self:
+            setter.__set__(value, None if parent is None else (parent, key))
             return value
         what = kind(value)
         if what is None:
@@ -152,11 +141,11 @@ class Tracker:
         seen = memo.get(id(value))
         if seen is not None:
             return seen[1]
+        link = None if parent is None else (parent, key)
         if what == 'dict':
             w = _new_dict(DictWrapper)
             object.__setattr__(w, '_tracker', self)
-            object.__setattr__(w, '_parent', None if parent is None
-                               else (parent, key))
+            object.__setattr__(w, '_parent', link)
             memo[id(value)] = (value, w)
             dict.update(w, value)
             nested = [(k, v) for k, v in dict.items(w)
@@ -166,7 +155,7 @@ class Tracker:
         elif what == 'list':
             w = _new_list(ListWrapper)
             w._tracker = self
-            w._parent = None if parent is None else (parent, key)
+            w._parent = link
             memo[id(value)] = (value, w)
             list.extend(w, value)
             for i, v in enumerate(w):
@@ -175,10 +164,17 @@ class Tracker:
         else:
             w = _new_set(SetWrapper)
             w._tracker = self
-            w._parent = None if parent is None else (parent, key)
+            w._parent = link
             memo[id(value)] = (value, w)
             set.update(w, value)
         return w
+
+    def wrap_all(self, items, parent, start):
+        """wrap() for values stored from index `start` of a list."""
+        for offset, item in enumerate(items):
+            if type(item) not in ATOMIC:
+                items[offset] = self.wrap(item, parent, start + offset)
+        return items
 
     def lazy_root(self, keys):
         """A LazyDictWrapper root holding `keys`, none of them loaded."""

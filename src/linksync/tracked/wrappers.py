@@ -109,7 +109,7 @@ class DictWrapper(_Tracked, dict):
         lock.acquire()
         try:
             if type(value) not in ATOMIC:
-                value = t.adopt(value, self, key)
+                value = t.wrap(value, self, key)
             if not t.notify:
                 dict.__setitem__(self, key, value)
                 return
@@ -145,7 +145,7 @@ class DictWrapper(_Tracked, dict):
             value = dict.get(self, key, MISSING)
             if value is not MISSING:
                 return value
-            value = t.adopt(default, self, key)
+            value = t.wrap(default, self, key)
             dict.__setitem__(self, key, value)
             if t.notify:
                 edit = KeyEdit(self, {key: MISSING}) if t.record else None
@@ -198,7 +198,7 @@ class DictWrapper(_Tracked, dict):
 def _dict_assign(d, key, value, func_name):
     t = d._tracker
     with t.lock:
-        value = t.adopt(value, d, key)
+        value = t.wrap(value, d, key)
         edit = KeyEdit(d, {key: dict.get(d, key, MISSING)}) \
             if t.record else None
         dict.__setitem__(d, key, value)
@@ -222,7 +222,7 @@ def _dict_update(d, new, func_name, args, kwargs):
     with t.lock:
         for key, value in new.items():
             if type(value) not in ATOMIC:
-                new[key] = t.adopt(value, d, key)
+                new[key] = t.wrap(value, d, key)
         edit = None
         if t.record:
             get = dict.get
@@ -414,7 +414,7 @@ class ListWrapper(_Tracked, list):
         try:
             start = len(self)
             if type(value) not in ATOMIC:
-                value = t.adopt(value, self, start)
+                value = t.wrap(value, self, start)
             list.append(self, value)
             if t.notify:
                 edit = SliceEdit(self, start, [], [value]) \
@@ -436,7 +436,7 @@ class ListWrapper(_Tracked, list):
             length = len(self)
             index = operator.index(index)
             at = max(0, index + length) if index < 0 else min(index, length)
-            value = t.adopt(value, self, at)
+            value = t.wrap(value, self, at)
             list.insert(self, at, value)
             if t.notify:
                 edit = SliceEdit(self, at, [], [value]) if t.record else None
@@ -457,7 +457,7 @@ class ListWrapper(_Tracked, list):
                 if at is None:
                     raise IndexError('list assignment index out of range')
             if type(value) not in ATOMIC:
-                value = t.adopt(value, self, at)
+                value = t.wrap(value, self, at)
             if not t.notify:
                 list.__setitem__(self, at, value)
                 return
@@ -552,7 +552,7 @@ class ListWrapper(_Tracked, list):
 def _list_extend(lst, iterable, func_name):
     t = lst._tracker
     with t.lock:
-        items = t.adopt_all(list(iterable), lst, len(lst))
+        items = t.wrap_all(list(iterable), lst, len(lst))
         start = len(lst)
         list.extend(lst, items)
         if t.notify:
@@ -565,7 +565,7 @@ def _list_set_slice(lst, t, index, value):
     start, stop, step = index.indices(len(lst))
     if step == 1:
         stop = max(start, stop)
-        items = t.adopt_all(items, lst, start)
+        items = t.wrap_all(items, lst, start)
         before = list.__getitem__(lst, slice(start, stop))
         list.__setitem__(lst, slice(start, stop), items)
         edit = SliceEdit(lst, start, before, items)
@@ -573,7 +573,7 @@ def _list_set_slice(lst, t, index, value):
         before = list(lst)
         positions = range(start, stop, step)
         if len(positions) == len(items):
-            items = [t.adopt(item, lst, at)
+            items = [t.wrap(item, lst, at)
                      for at, item in zip(positions, items)]
         list.__setitem__(lst, index, items)  # ValueError: no change
         edit = SliceEdit(lst, 0, before, list(lst))
