@@ -43,7 +43,8 @@ def _hashable(key):
 
 
 def merge_paths(entries, old):
-    """The merge paths diff `entries` change in `old` (minimal, sorted)."""
+    """The merge paths diff `entries` change in `old` (none inside
+    another)."""
     paths = set()
     for op, node, changes in entries:
         node = tuple(node)
