@@ -283,3 +283,17 @@ def test_closing_stops_saving(tmp_path, monkeypatch):
     tracker_of(root).close()
     root.a = 2
     assert json.loads((tmp_path / 'c.json').read_text()) == {'a': 1}
+
+
+def test_rollback_of_values_that_are_not_containers():
+    class Node:
+        _parent = None   # a name the wrappers use too
+
+    node = Node()
+    root, _ = tracked({'a': node, 'l': [node]})
+    with pytest.raises(Boom):
+        with root:
+            del root['a']
+            root.l.clear()
+            raise Boom()
+    assert root['a'] is node and root.l[0] is node

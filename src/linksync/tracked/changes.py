@@ -73,10 +73,11 @@ class Change:
 
 
 def _reparent(value, parent, key):
-    link = getattr(type(value), '_parent', None)
-    if link is not None and getattr(value, '_tracker', None) is \
-            parent._tracker:
-        link.__set__(value, (parent, key))
+    """A wrapper put back raw is found at parent[key] again."""
+    from linksync.tracked.wrappers import WRAPPERS
+    setter = WRAPPERS.get(type(value))
+    if setter is not None and value._tracker is parent._tracker:
+        setter.__set__(value, (parent, key))
 
 
 class KeyEdit:
