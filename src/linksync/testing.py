@@ -490,3 +490,34 @@ def sync_now(server, *client_ids):
 def wait_for_syncer(server):
     """Wait until the server's syncer has finished what it started."""
     server.rt.call(syncer_of(server).idle)
+
+
+# -- tracked structures (linksync.tracked) -----------------------------------------
+
+class ChangeCatcher:
+    """A callback for tracked structures that keeps what it is given.
+
+    Give ``catcher.cb`` to ``track(..., callback=catcher.cb)``. `last` is
+    what the latest call received (a change, or the list of changes of a
+    ``with`` block), `change` the latest single change, `changes` every
+    change in order; the fields of the latest change read as attributes of
+    the catcher (``catcher.func_name``, ``catcher.target``, ...).
+    """
+
+    def __init__(self):
+        self.changes = []
+        self.calls = 0
+        self.last = None
+        self.change = None
+
+    def cb(self, change):
+        self.calls += 1
+        self.last = change
+        batch = change if isinstance(change, list) else [change]
+        self.changes.extend(batch)
+        self.change = batch[-1]
+
+    def __getattr__(self, name):
+        if name.startswith('_') or self.__dict__.get('change') is None:
+            raise AttributeError(name)
+        return getattr(self.change, name)
