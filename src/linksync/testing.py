@@ -521,3 +521,162 @@ class ChangeCatcher:
         if name.startswith('_') or self.__dict__.get('change') is None:
             raise AttributeError(name)
         return getattr(self.change, name)
+
+
+# -- stores and the client kit (issue 7) ---------------------------------------------
+
+class FlakyAccessor:
+    """An accessor failing on purpose (see :func:`flaky`)."""
+
+    def __init__(self, inner, every, after_write, counter):
+        self.inner = inner
+        self.every = every
+        self.after_write = after_write
+        self.counter = counter
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _fails(self):
+        self.counter['calls'] += 1
+        return self.counter['on'] and self.counter['calls'] % self.every == 0
+
+    def _call(self, func, write=False):
+        from linksync.stores.errors import StoreUnavailable
+        fails = self._fails()
+        if fails and not (write and self.after_write):
+            self.counter['failures'] += 1
+            raise StoreUnavailable('%s: call %d fails on purpose' % (
+                self.inner.store.name, self.counter['calls']))
+        result = func()
+        if fails:   # the write was made, but its answer is lost
+            self.counter['failures'] += 1
+            raise StoreUnavailable('%s: the answer of call %d is lost on '
+                                   'purpose' % (self.inner.store.name,
+                                                self.counter['calls']))
+        return result
+
+    def get(self, id):
+        return self._call(lambda: self.inner.get(id))
+
+    def find(self, name=None, **fields):
+        return self._call(lambda: self.inner.find(name, **fields))
+
+    def add(self, record):
+        return self._call(lambda: self.inner.add(record), write=True)
+
+    def update(self, record):
+        return self._call(lambda: self.inner.update(record), write=True)
+
+    def remove(self, id):
+        return self._call(lambda: self.inner.remove(id), write=True)
+
+
+def flaky(store, every=3, after_write=False):
+    """Make every `every`-th call to the accessors of `store` fail with
+    StoreUnavailable: before the call, or (`after_write`) after a write was
+    made, as when an answer is lost on the way. Returns a dict counting
+    ``calls`` and ``failures``; set its ``on`` to False to make the store
+    recover."""
+    counter = {'calls': 0, 'failures': 0, 'on': True}
+    for data_type, accessor in list(store.accessors.items()):
+        store.accessors[data_type] = FlakyAccessor(accessor, every,
+                                                   after_write, counter)
+    return counter
+
+
+class ClientKit:
+    """A client kit (linksync.client.ClientService) in this process,
+    answering on a free port of 127.0.0.1, for a started ServerFixture.
+
+    It registers its client with the server (callback: its own URL)
+    unless told not to, and keeps its links in `path`. Its clock (a
+    task.Clock unless given) drives its retries and stamps its links.
+    """
+
+    def __init__(self, server, path='links.yaml', client_id='fred',
+                 password='secret', register=True, clock=None, **kw):
+        self.server = server
+        self.path = path
+        self.client_id = client_id
+        self.password = password
+        self.clock = clock if clock is not None else task.Clock()
+        self.port = free_port()
+        self.callback_url = 'http://127.0.0.1:%d/RPC2' % self.port
+        self.kw = kw
+        self.service = None
+        if register:
+            server.register_client(client_id, password, self.callback_url)
+
+    def start(self):
+        from linksync.client.service import ClientService
+        self.rt = reactor_thread()
+        self.service = ClientService(
+            self.path, self.server.url, self.client_id, self.password,
+            'tcp:%d:interface=127.0.0.1' % self.port, self.rt.reactor,
+            self.clock, **self.kw)
+
+        def start():
+            self.service.startService()
+            return self.service.ready
+        self.rt.call(start)
+        on_cleanup(self.stop)
+        return self
+
+    def stop(self):
+        if self.service is not None and self.service.running:
+            self.rt.call(self.service.stopService)
+
+    @property
+    def db(self):
+        return self.service.db
+
+    def call(self, func, *args, **kw):
+        """Run func in the reactor thread (where the kit lives)."""
+        return self.rt.call(func, *args, **kw)
+
+    def advance(self, seconds):
+        """Move the kit's clock (retries) forward, then wait until no write
+        to the server is under way."""
+        self.rt.call(self.clock.advance, seconds)
+        self.rt.call(self.service.db.synchronizer.settled)
+
+
+class ClientProcess:
+    """``linksync client serve ARGS`` in a process of its own.
+
+    start() returns once it said it serves (its first synchronisation
+    tried); stop() ends it (SIGTERM) and waits. Its output is kept in
+    `output` (a list of lines).
+    """
+
+    def __init__(self, *args):
+        self.args = list(args)
+        self.process = None
+        self.output = []
+
+    def start(self):
+        import subprocess
+        import sys
+        self.process = subprocess.Popen(
+            [sys.executable, '-u', '-m', 'linksync.cli', 'client', 'serve']
+            + self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+        on_cleanup(self.stop)
+        for line in self.process.stdout:
+            self.output.append(line.rstrip('\n'))
+            if line.startswith('linksync client: serving'):
+                return self
+        self.process.wait(60)
+        raise RuntimeError('linksync client serve ended: %s'
+                           % '\n'.join(self.output[-5:]))
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(60)
+        if self.process is not None:
+            self.output.extend(
+                line.rstrip('\n') for line in self.process.stdout)
+            self.process.stdout.close()
+            self.process = None
