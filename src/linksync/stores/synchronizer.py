@@ -88,6 +88,7 @@ class _Queue:
         self.busy = False
         self.timer = None
         self.failures = 0           # failed attempts in a row
+        self.stalled = False        # failed, no clock: wait for a write
 
 
 class SyncReport:
@@ -215,6 +216,7 @@ class Synchronizer:
                     queue.timer.cancel()
                 queue.timer = None
         for queue in list(self._queues.values()):
+            queue.stalled = False
             self._drain(queue)
         return self.settled()
 
@@ -238,6 +240,7 @@ class Synchronizer:
                     if queue not in touched:
                         touched.append(queue)
         for queue in touched:
+            queue.stalled = False
             self._drain(queue)
 
     def _propagation(self, event, target, data_type):
@@ -280,7 +283,8 @@ class Synchronizer:
     # -- writing to a store ---------------------------------------------------
 
     def _drain(self, queue):
-        while queue.ops and not queue.busy and queue.timer is None:
+        while queue.ops and not queue.busy and queue.timer is None and \
+                not queue.stalled:
             batch = self._take(queue)
             queue.busy = True
             outcome = chain(lambda: self._apply(queue.target, batch),
@@ -358,7 +362,9 @@ class Synchronizer:
                 self.on_error(batch[0], error)
             except Exception:
                 log.failure('{sync}: on_error failed', sync=self.name)
-        if self.clock is not None:
+        if self.clock is None:
+            queue.stalled = True
+        else:
             delay = min(self.retry_delay * 2 ** (queue.failures - 1),
                         self.max_retry_delay)
             queue.timer = self.clock.callLater(delay, self._retry_queue,

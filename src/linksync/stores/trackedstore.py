@@ -100,9 +100,10 @@ class TrackedAccessor(Accessor):
             raise StoreError('%s: the %s %r is %s, not a mapping of fields'
                              % (self.store.name, self.data_type.type_name,
                                 id, type(stored).__name__))
-        record = plain_copy(stored)
+        record = self.data_type.defaults()
+        record['name'] = id
+        record.update(plain_copy(stored))
         record['id'] = id
-        record.setdefault('name', id)
         return record
 
     def get(self, id):
@@ -132,15 +133,21 @@ class TrackedAccessor(Accessor):
         self._write(id, None)
 
     def _write(self, id, record):
+        # The shadow first: the commit of the change tells the store's
+        # watcher, which must find nothing new (the store tells its
+        # observers itself, with the origin of the write).
+        before = self.store.shadow_write(self.data_type, id, record)
         try:
             collection = self._collection(create=True)
             if record is None:
                 del collection[id]
             else:
                 collection[id] = _stored(record)
-        except TrackedError as e:
-            raise StoreError(str(e)) from None
-        self.store.shadow_write(self.data_type, id, record)
+        except BaseException as e:
+            self.store.shadow_write(self.data_type, id, before)
+            if isinstance(e, TrackedError):
+                raise StoreError(str(e)) from None
+            raise
 
 
 class _Watcher:
@@ -237,11 +244,15 @@ class TrackedStore(Store):
         return records
 
     def shadow_write(self, data_type, id, record):
+        """Put `record` (None: nothing) in the shadow; returns what was
+        there."""
         shadow = self._shadow.setdefault(data_type, {})
+        before = shadow.get(id)
         if record is None:
             shadow.pop(id, None)
         else:
             shadow[id] = plain_copy(record)
+        return before
 
     def committed(self, changes):
         """Tell the observers about changes made directly to the
@@ -259,7 +270,7 @@ class TrackedStore(Store):
                 if len(area) == 1:
                     touched[data_type] = None
                 else:
-                    touched.setdefault(data_type, set()).add(area[1])
+                    touched.setdefault(data_type, {})[area[1]] = None
         events = []
         for data_type, ids in touched.items():
             events.extend(self._compare(data_type, ids))
