@@ -93,7 +93,8 @@ class APIService(service.Service):
         self.root = root
         endpoint = endpoints.serverFromString(server.reactor,
                                               server.settings.listen)
-        d = endpoint.listen(self.site)
+        self.connections = web.OpenConnections(self.site)
+        d = endpoint.listen(self.connections)
         d.addCallbacks(self._listening, self._failed)
 
     def _listening(self, port):
@@ -114,6 +115,7 @@ class APIService(service.Service):
         super().stopService()
         if self.port is not None:
             yield self.port.stopListening()
+        self.connections.close_all()
         self.session.close()
 
 

@@ -636,10 +636,10 @@ class ClientKit:
         return self.rt.call(func, *args, **kw)
 
     def advance(self, seconds):
-        """Move the kit's clock (retries) forward, then wait until no write
-        to the server is under way."""
+        """Move the kit's clock (retries) forward, then wait until no
+        synchronisation or write to the server is under way."""
         self.rt.call(self.clock.advance, seconds)
-        self.rt.call(self.service.db.synchronizer.settled)
+        self.rt.call(self.service.idle)
 
 
 class ClientProcess:

@@ -8,6 +8,7 @@ status page. Other pages hang below the root as children (see
 import html
 
 from twisted.logger import Logger
+from twisted.protocols import policies
 from twisted.web import resource, server
 
 from linksync import __version__, xmlrpc
@@ -78,3 +79,15 @@ class LinkSyncSite(server.Site):
                  method=request.method.decode('ascii', 'replace'),
                  path=request.uri.decode('ascii', 'replace')[:200],
                  code=request.code)
+
+
+class OpenConnections(policies.WrappingFactory):
+    """Listens for a site and keeps its open connections, so that a
+    service stopping can close them: a kept-alive connection would
+    otherwise still reach the site (and a database that was closed)."""
+
+    noisy = False
+
+    def close_all(self):
+        for protocol in list(self.protocols):
+            protocol.transport.abortConnection()

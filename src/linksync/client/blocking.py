@@ -176,8 +176,8 @@ class LMSClient(ProtocolMethods):
         except (OSError, http.client.HTTPException) as e:
             raise ServerUnreachable('cannot reach %s: %s' % (
                 self.url, e or type(e).__name__)) from None
-        except (xml.parsers.expat.ExpatError, ValueError,
-                TypeError) as e:
+        except (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError,
+                ValueError, TypeError) as e:
             raise UnexpectedAnswer('%s answered %s with something that is '
                                    'not XML-RPC: %s' % (self.url, method,
                                                         e)) from None

@@ -32,7 +32,7 @@ from twisted.logger import Logger
 from twisted.web import resource
 
 from linksync import urlnorm, web
-from linksync.client.blocking import LMSClient
+from linksync.client.blocking import DEFAULT_RETRIES, LMSClient
 from linksync.client.deferred import TwistedLMSClient
 from linksync.client.linkdb import LinkDatabase
 from linksync.client.lockfile import DatabaseLock
@@ -113,7 +113,8 @@ class ClientService(service.Service):
 
     def __init__(self, db_path, server_url, client_id, password,
                  listen='tcp:8081:interface=127.0.0.1', reactor=None,
-                 clock=None, timeout=60, on_states=None,
+                 clock=None, timeout=60, retries=DEFAULT_RETRIES,
+                 on_states=None,
                  max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
                  retry_delay=1.0, max_retry_delay=3600.0):
         if reactor is None:
@@ -126,6 +127,7 @@ class ClientService(service.Service):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.timeout = timeout
+        self.retries = retries
         self.on_states = on_states
         self.max_request_bytes = max_request_bytes
         self.retry_delay = retry_delay
@@ -140,6 +142,7 @@ class ClientService(service.Service):
         self.sync_error = None
         self._lock = DatabaseLock(db_path)
         self._retry = None
+        self._syncing = None
         self._failures = 0
 
     def startService(self):
@@ -157,7 +160,7 @@ class ClientService(service.Service):
         super().startService()
         self.client = TwistedLMSClient(
             self.server_url, self.client_id, self.password, self.reactor,
-            self.clock, timeout=self.timeout)
+            self.clock, timeout=self.timeout, retries=self.retries)
         self.db.connect(self.client, clock=self.clock)
         self.db.synchronizer.retry_delay = self.retry_delay
         self.db.synchronizer.max_retry_delay = self.max_retry_delay
@@ -167,7 +170,9 @@ class ClientService(service.Service):
         self.resource.add_methods(local.bind(LocalMethods(self)))
         site = web.LinkSyncSite(web.Root(self.resource, _StatusPage(self)),
                                 self.max_request_bytes)
-        d = endpoints.serverFromString(self.reactor, self.listen).listen(site)
+        self._connections = web.OpenConnections(site)
+        d = endpoints.serverFromString(self.reactor, self.listen).listen(
+            self._connections)
         d.addCallback(self._listening)
         d.addCallback(lambda _: self.sync())
         d.addCallback(lambda _: self)
@@ -193,7 +198,19 @@ class ClientService(service.Service):
         self._retry = None
         d = defer.maybeDeferred(self.db.sync)
         d.addCallbacks(self._synced, self._sync_failed)
+        self._syncing = d
         return d
+
+    def idle(self):
+        """A Deferred firing when no synchronisation and no write to the
+        server is under way."""
+        d = defer.succeed(None)
+        if self._syncing is not None and not self._syncing.called:
+            waiting = defer.Deferred()
+            self._syncing.addBoth(lambda result: (waiting.callback(None),
+                                                  result)[1])
+            d = waiting
+        return d.addCallback(lambda _: self.db.synchronizer.settled())
 
     def _synced(self, report):
         self.sync_error = ''
@@ -222,6 +239,7 @@ class ClientService(service.Service):
         if self.port is not None:
             yield self.port.stopListening()
             self.port = None
+            self._connections.close_all()
         if self.client is not None:
             yield self.client.close()
         if self.db is not None:
