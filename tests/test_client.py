@@ -1,5 +1,6 @@
 """The client kit's clients of the server, both flavours, over real sockets."""
 
+import threading
 import xmlrpc.client
 
 import pytest
@@ -156,12 +157,19 @@ def test_twisted_retries_run_on_the_clock(tmp_path):
     server.register_client()
     server.stop()
     rt = testing.reactor_thread()
-    clock = task.Clock()
+    waiting = threading.Event()
+
+    class Clock(task.Clock):
+        def callLater(self, *args, **kw):
+            waiting.set()
+            return super().callLater(*args, **kw)
+    clock = Clock()
     client = TwistedLMSClient(server.url, 'fred', 'secret', rt.reactor,
                               clock, retries=2, retry_delay=10)
     calls = []
     rt.call(lambda: calls.append(client.check_connection()))
     [d] = calls
+    assert waiting.wait(60), 'the first attempt did not fail'
     assert not d.called                  # waiting for its second attempt
     server.restart()
     rt.call(clock.advance, 10)

@@ -379,10 +379,11 @@ class Synchronizer:
     def sync(self):
         """Give every store what it lacks or holds differently.
 
-        Returns a SyncReport, or a Deferred of it when a store answers with
-        Deferreds (it fires when the writes were made or failed; failed
-        ones stay pending and are retried like any other). Raises
-        StoreError (nothing written) when a store cannot be read.
+        Writes still pending are tried again first. Returns a SyncReport,
+        or a Deferred of it when a store answers with Deferreds (it fires
+        when the writes were made or failed; failed ones stay pending and
+        are retried like any other). Raises StoreError (nothing written)
+        when a store cannot be read.
         """
         report = SyncReport()
         return chain(
@@ -489,10 +490,10 @@ class Synchronizer:
         return winner
 
     def _run(self, report):
-        for queue in list(self._queues.values()):
-            self._drain(queue)
+        # Now, pending writes included (before those planned).
+        settled = self.retry()
         if any(q.busy for q in self._queues.values()):
-            return self.settled().addCallback(lambda _: report)
+            return settled.addCallback(lambda _: report)
         return report
 
 
