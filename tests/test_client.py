@@ -12,7 +12,7 @@ from linksync.client import (BadCredentials, ClientExists, LMSClient,
                              TwistedLMSClient, UnexpectedAnswer, URLState)
 from linksync.xmlrpc import UNAVAILABLE
 
-from test_callback import Answers, answers, response, rt  # noqa: F401
+from test_callback import answers, response, rt  # noqa: F401 (fixtures)
 
 E = 'http://example.com/'
 
@@ -80,9 +80,9 @@ def test_every_method(server, make_client):
     assert client.method_signature('checkConnection') == [
         ['int', 'string', 'string']]
     assert 'Register URLs' in client.method_help('registerURLs')
-    answers = client.multicall([('checkConnection', ['fred', 'secret']),
+    results = client.multicall([('checkConnection', ['fred', 'secret']),
                                 ('checkConnection', ['fred', 'wrong'])])
-    assert answers[0] == 2 and isinstance(answers[1], BadCredentials)
+    assert results[0] == 2 and isinstance(results[1], BadCredentials)
 
 
 def test_long_lists_go_in_batches(server, make_client):

@@ -46,7 +46,7 @@ def push(server):
         server.rt.call(agents.idle)
 
 
-# -- the callback resource ----------------------------------------------------------
+# -- the callback resource ----------------------------------------------------
 
 @pytest.fixture
 def callback(tmp_path):
@@ -105,7 +105,7 @@ def test_a_bad_batch_of_states_stores_nothing(callback, rows, message):
         proxy.updateManyStates('fred', 'secret', 'not a list')
 
 
-# -- the link database --------------------------------------------------------------
+# -- the link database --------------------------------------------------------
 
 def test_link_database(tmp_path):
     changes = []
@@ -133,7 +133,7 @@ def test_link_database(tmp_path):
         again.sync()
 
 
-# -- the client kit and the server ----------------------------------------------------
+# -- the client kit and the server --------------------------------------------
 
 def test_links_added_are_checked_and_their_states_arrive(server, tmp_path):
     changes = []

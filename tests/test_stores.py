@@ -6,7 +6,6 @@ import sqlite3
 import pytest
 import yaml
 import ZODB
-from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 
 from linksync.stores import (AlreadyExists, Link, MemoryStore, NotConnected,
@@ -31,7 +30,7 @@ def heard(store):
     return events
 
 
-# -- Data -----------------------------------------------------------------------
+# -- Data ---------------------------------------------------------------------
 
 def test_data_fields_dirty_and_rollback():
     note = Note(name='n', text='a')
@@ -53,7 +52,7 @@ def test_data_fields_dirty_and_rollback():
     assert Note.defaults()['tags'] is not Note.defaults()['tags']
 
 
-# -- the contract of every store --------------------------------------------------
+# -- the contract of every store ----------------------------------------------
 
 def test_crud(store):
     events = heard(store)
@@ -197,7 +196,7 @@ def test_a_failed_batch_of_a_store_without_transactions_is_told():
     assert events == [('added', 'a', None, None)]
 
 
-# -- the tracked store --------------------------------------------------------------
+# -- the tracked store --------------------------------------------------------
 
 def test_tracked_file_is_pleasant(tmp_path):
     path = tmp_path / 'links.yaml'
@@ -278,7 +277,7 @@ def test_tracked_store_needs_a_known_format(tmp_path):
         TrackedStore([Note], path=str(tmp_path / 'broken.yaml')).connect()
 
 
-# -- SQLite and ZODB -----------------------------------------------------------------
+# -- SQLite and ZODB ----------------------------------------------------------
 
 def test_sqlite_layout_and_a_locked_database(tmp_path):
     store = make_store('sqlite', tmp_path)

@@ -46,7 +46,7 @@ def counted(*stores):
     return counts
 
 
-# -- propagation ------------------------------------------------------------------
+# -- propagation --------------------------------------------------------------
 
 def test_every_write_reaches_the_other_store(pair):
     a, b = pair
@@ -110,7 +110,7 @@ def test_three_synchronizers_in_a_circle_come_to_rest(tmp_path):
     assert all(s.find(Note) == [] for s in stores)
 
 
-# -- sync() ------------------------------------------------------------------------
+# -- sync() -------------------------------------------------------------------
 
 def test_sync_makes_the_stores_agree(pair):
     a, b = pair
@@ -138,7 +138,7 @@ def test_sync_makes_the_stores_agree(pair):
     assert repr(Synchronizer([a, b]).sync()) == '<SyncReport nothing to do>'
 
 
-# -- failures ----------------------------------------------------------------------
+# -- failures -----------------------------------------------------------------
 
 @pytest.mark.parametrize('after_write', [False, True],
                          ids=['fails-before', 'answer-lost'])
@@ -222,7 +222,7 @@ def test_sync_reading_a_failing_store_writes_nothing(tmp_path):
         Synchronizer([a, b]).sync()
 
 
-# -- with the linksync server --------------------------------------------------------
+# -- with the linksync server -------------------------------------------------
 
 @pytest.fixture
 def lms(server):

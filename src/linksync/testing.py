@@ -523,7 +523,7 @@ class ChangeCatcher:
         return getattr(self.change, name)
 
 
-# -- stores and the client kit (issue 7) ---------------------------------------------
+# -- stores and the client kit (issue 7) ----------------------------------------
 
 class FlakyAccessor:
     """An accessor failing on purpose (see :func:`flaky`)."""

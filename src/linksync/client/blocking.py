@@ -101,39 +101,17 @@ class LMSClient(ProtocolMethods):
                  retries=DEFAULT_RETRIES, retry_delay=DEFAULT_RETRY_DELAY,
                  batch_size=None, sleep=time.sleep,
                  max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES):
-        if not isinstance(url, str) or \
-                not url.startswith(('http://', 'https://')):
-            raise ValueError('the server URL must be an http:// or '
-                             'https:// URL, not %r' % (url,))
-        self.url = url
-        self.client_id = client_id
-        self.password = password
-        self.retries = retries
-        self.retry_delay = retry_delay
+        super().__init__(url, client_id, password, retries, retry_delay,
+                         batch_size)
         self.sleep = sleep
-        if batch_size is not None:
-            self.batch_size = batch_size
         transport = (_SafeTransport if url.startswith('https://')
                      else _Transport)(timeout, max_response_bytes)
         self._proxy = xmlrpc.client.ServerProxy(url, transport=transport,
                                                 allow_none=False)
 
-    def __repr__(self):
-        return '<LMSClient %s at %s>' % (self.client_id, self.url)
-
     def close(self):
         """Close the connection (a later call opens another)."""
         self._proxy('close')()
-
-    def _run(self, calls):
-        """Drive a protocol method: make each call it yields."""
-        result = None
-        while True:
-            try:
-                call = calls.send(result)
-            except StopIteration as stop:
-                return stop.value
-            result = self._call(call)
 
     def _call(self, call):
         attempt = 0
@@ -141,13 +119,10 @@ class LMSClient(ProtocolMethods):
             try:
                 return self._once(call)
             except ServerUnreachable as e:
-                if attempt >= self.retries or \
-                        (call.retry == 'refused' and not e.refused):
-                    if attempt:
-                        e.args = ('%s (tried %d times)' % (
-                            e.args[0], attempt + 1),)
+                delay = self._delay(call, e, attempt)
+                if delay is None:
                     raise
-            self.sleep(self.retry_delay * 2 ** attempt)
+            self.sleep(delay)
             attempt += 1
 
     def _once(self, call):

@@ -8,7 +8,8 @@ size, kept-alive connections (one found closed is replaced at once). A
 call failing for a reason that may pass is tried again `retries` times,
 after `retry_delay` seconds, then twice as long, on the injected `clock`.
 
-Use it from the reactor thread.
+Arguments of the wrong type raise TypeError at once, before anything is
+sent. Use it from the reactor thread.
 """
 
 from twisted.internet import defer, task
@@ -36,21 +37,12 @@ class TwistedLMSClient(ProtocolMethods):
                  retries=DEFAULT_RETRIES, retry_delay=DEFAULT_RETRY_DELAY,
                  batch_size=None,
                  max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES):
-        if not isinstance(url, str) or \
-                not url.startswith(('http://', 'https://')):
-            raise ValueError('the server URL must be an http:// or '
-                             'https:// URL, not %r' % (url,))
+        super().__init__(url, client_id, password, retries, retry_delay,
+                         batch_size)
         if reactor is None:
             from twisted.internet import reactor
-        self.url = url
-        self.client_id = client_id
-        self.password = password
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
-        self.retries = retries
-        self.retry_delay = retry_delay
-        if batch_size is not None:
-            self.batch_size = batch_size
         self.pool = callback.make_pool(reactor)
         self.proxy = callback.CallbackProxy(
             url, reactor,
@@ -59,23 +51,9 @@ class TwistedLMSClient(ProtocolMethods):
             timeout=timeout, max_response_bytes=max_response_bytes,
             user_agent=USER_AGENT)
 
-    def __repr__(self):
-        return '<TwistedLMSClient %s at %s>' % (self.client_id, self.url)
-
     def close(self):
         """Close the kept-alive connections; a Deferred."""
         return self.pool.closeCachedConnections()
-
-    @defer.inlineCallbacks
-    def _run(self, calls):
-        """Drive a protocol method: make each call it yields."""
-        result = None
-        while True:
-            try:
-                call = calls.send(result)
-            except StopIteration as stop:
-                return stop.value
-            result = yield self._call(call)
 
     @defer.inlineCallbacks
     def _call(self, call):
@@ -85,15 +63,10 @@ class TwistedLMSClient(ProtocolMethods):
                 result = yield self._once(call)
                 return result
             except ServerUnreachable as e:
-                if attempt >= self.retries or \
-                        (call.retry == 'refused' and not e.refused):
-                    if attempt:
-                        e.args = ('%s (tried %d times)' % (
-                            e.args[0], attempt + 1),)
+                delay = self._delay(call, e, attempt)
+                if delay is None:
                     raise
-            yield task.deferLater(self.clock,
-                                  self.retry_delay * 2 ** attempt,
-                                  lambda: None)
+            yield task.deferLater(self.clock, delay, lambda: None)
             attempt += 1
 
     def _once(self, call):

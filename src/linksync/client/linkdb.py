@@ -2,15 +2,9 @@
 
 The links are a tracked structure (:mod:`linksync.tracked`) saved to a
 file, safe YAML by default, through a
-:class:`~linksync.stores.trackedstore.TrackedStore`; the file can be read
-and edited by hand while no program has it open::
-
-    links:
-      http://www.example.org/:
-        created: 1297082000.0
-        reason: 200 OK
-        state: ok
-        updated: 1297082011.0
+:class:`~linksync.stores.trackedstore.TrackedStore` (its docstring shows
+the file); the file can be read and edited by hand while no program has
+it open.
 
 Connected to a linksync server (:meth:`LinkDatabase.connect`), a
 :class:`~linksync.stores.synchronizer.Synchronizer` links it with the

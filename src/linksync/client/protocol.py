@@ -14,6 +14,8 @@ import collections
 import functools
 import time
 
+from twisted.internet import defer
+
 from linksync.client.errors import UnexpectedAnswer
 
 #: URLs per registerURLs, unregisterURLs and getURLStates call.
@@ -100,10 +102,53 @@ def _batches(items, size):
 
 
 class ProtocolMethods:
-    """Every method of PROTOCOL.md for one client id (a mixin: the flavour
-    gives `client_id`, `password`, `batch_size` and `_run`)."""
+    """Every method of PROTOCOL.md for one client id; a flavour adds
+    `_call(call)`, with its retries."""
 
     batch_size = BATCH_SIZE
+
+    def __init__(self, url, client_id, password, retries, retry_delay,
+                 batch_size=None):
+        if not isinstance(url, str) or \
+                not url.startswith(('http://', 'https://')):
+            raise ValueError('the server URL must be an http:// or '
+                             'https:// URL, not %r' % (url,))
+        self.url = url
+        self.client_id = client_id
+        self.password = password
+        self.retries = retries
+        self.retry_delay = retry_delay
+        if batch_size is not None:
+            self.batch_size = batch_size
+
+    def __repr__(self):
+        return '<%s %s at %s>' % (type(self).__name__, self.client_id,
+                                  self.url)
+
+    def _run(self, calls, result=None):
+        """Drive a protocol method: make each call it yields (a flavour's
+        _call answers at once, or with a Deferred)."""
+        while True:
+            try:
+                call = calls.send(result)
+            except StopIteration as stop:
+                return stop.value
+            result = self._call(call)
+            if isinstance(result, defer.Deferred):
+                return result.addCallback(
+                    lambda answer: self._run(calls, answer))
+
+    def _delay(self, call, error, attempt):
+        """Seconds to wait before trying `call` again after `error` (a
+        ServerUnreachable) at `attempt` (0 for the first); None when it is
+        not tried again (then the message says how often it was)."""
+        if attempt < self.retries and (call.retry == 'always' or
+                                       error.refused):
+            return self.retry_delay * 2 ** attempt
+        if attempt:
+            error.args = ('%s (tried %d times)' % (error.args[0],
+                                                   attempt + 1),)
+        return None
 
     def _auth(self):
         return (self.client_id, self.password)

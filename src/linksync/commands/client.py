@@ -113,44 +113,18 @@ def serve(args, settings):
     from twisted.internet import reactor
 
     from linksync.client.service import ClientService
-    from linksync.commands.serve import start_logging
+    from linksync.commands.serve import run_service
     need(args, settings, 'server', 'id', 'password')
     service = ClientService(settings.db, settings.server, settings.id,
                             settings.password, settings.listen, reactor,
                             timeout=settings.timeout)
-    writer = start_logging(settings.log_level, reactor=reactor)
-    status = {'code': 0}
-
-    def fail(message):
-        print('linksync: error: %s' % message, file=sys.stderr, flush=True)
-        status['code'] = 1
-        reactor.stop()
 
     def ready(_):
         print('linksync client: serving %s on %s' % (settings.db,
                                                      service.url),
               flush=True)
-
-    def start():
-        try:
-            service.startService()
-        except Exception as e:
-            fail(e)
-            return
-        service.ready.addCallbacks(ready, lambda f: fail(
-            'cannot listen on %s: %s' % (settings.listen,
-                                         f.getErrorMessage())))
-
-    def stop():
-        if service.running:
-            return service.stopService()
-
-    reactor.callWhenRunning(start)
-    reactor.addSystemEventTrigger('before', 'shutdown', stop)
-    reactor.addSystemEventTrigger('after', 'shutdown', writer.close)
-    reactor.run()
-    writer.close()
-    return status['code']
+    return run_service(service, reactor, settings.log_level,
+                       settings.listen, lambda: service.ready, ready)
 
 
 def add(args, settings):

@@ -35,22 +35,35 @@ def run(args):
     settings = config.resolve(args, config.SERVER_OPTIONS)
     secret = load_secret(settings)
     service = LinkSyncService(settings, reactor=reactor, secret=secret)
-    writer = start_logging(settings.log_level, reactor=reactor)
+    return run_service(service, reactor, settings.log_level,
+                       settings.listen, lambda: service.api.listening)
+
+
+def run_service(service, reactor, log_level, listen, listening,
+                ready=None):
+    """Run `service` until the process is told to stop; the exit status.
+
+    `listening()` (called once the service started) is a Deferred firing
+    when it listens, then `ready` is called with its result; a service
+    that cannot start or listen ends the process with status 1 and a
+    one-line message.
+    """
+    writer = start_logging(log_level, reactor=reactor)
     status = {'code': 0}
+
+    def fail(message):
+        print('linksync: error: %s' % message, file=sys.stderr, flush=True)
+        status['code'] = 1
+        reactor.stop()
 
     def start():
         try:
             service.startService()
         except Exception as e:
-            print('linksync: error: %s' % e, file=sys.stderr)
-            status['code'] = 1
-            reactor.stop()
+            fail(e)
             return
-        api = service.api
-        api.listening.addErrback(lambda f: (
-            print('linksync: error: cannot listen on %s: %s' % (
-                settings.listen, f.getErrorMessage()), file=sys.stderr),
-            status.update(code=1), reactor.stop()))
+        listening().addCallbacks(ready or (lambda _: None), lambda f: fail(
+            'cannot listen on %s: %s' % (listen, f.getErrorMessage())))
 
     def stop():
         if service.running:
