@@ -268,24 +268,55 @@ class _Message:
         self.lines = []
 
 
-# -- a client's callback server (the change track part) ------------------------
+# -- a client application's callback ------------------------------------------
+
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():
+    # It still defines a client on a deprecated class; its server is fine.
+    warnings.simplefilter('ignore', DeprecationWarning)
+    from twisted.web import xmlrpc as twisted_xmlrpc  # noqa: E402
+
 
 class CallbackServer:
     """A client application's XML-RPC callback on a free port of 127.0.0.1.
 
-    It answers ``updateManyStates`` (keeping every call's rows in `calls`,
-    a list of lists of rows, and the states in `states`, {url: [state,
-    reason]}), ``xmlrpc_getAllLinks`` (answering `links`) and, for export
-    agents, ``pushChanges(changes)`` (keeping them in `pushed`). Calls with
-    another client id or password than the given ones get a Fault. down()
-    stops it and drops its connections, up() brings it back on the same
-    port.
+    It answers what the server calls:
+
+    * ``xmlrpc_getAllLinks`` (``getAllLinks`` instead when `legacy` is set,
+      as older clients name it) with :attr:`links`;
+    * ``updateManyStates`` with :attr:`updated` (True), keeping every call's
+      rows in :attr:`calls` and the last ``[state, reason]`` of each URL in
+      :attr:`states`;
+    * ``pushChanges(changes)`` (for export agents), keeping them in
+      :attr:`pushed`.
+
+    An answer may be an exception to raise (an ``xmlrpc.client.Fault``), or
+    a callable ``(client_id, password, *args)`` returning the answer or a
+    Deferred of it. With a `client_id` and `password`, calls bearing other
+    credentials get Fault 401 'wrong credentials'; :attr:`credentials`
+    keeps those of every call. :meth:`show_log` prints what it was asked
+    and empties the log::
+
+        Connect: http://127.0.0.1:PORT/RPC2     (each request)
+        Get all links
+        Update many states: fred - 2            (client id, number of rows)
+
+    :meth:`down` stops it and cuts its connections, :meth:`up` brings it
+    back on the same port.
     """
 
-    def __init__(self, client_id='fred', password='secret', links=()):
+    path = '/RPC2'
+
+    def __init__(self, client_id=None, password=None, links=(),
+                 legacy=False):
         self.client_id = client_id
         self.password = password
         self.links = list(links)
+        self.legacy = legacy
+        self.updated = True
+        self.log = []
+        self.credentials = []
         self.calls = []
         self.states = {}
         self.pushed = []
@@ -295,11 +326,56 @@ class CallbackServer:
 
     @property
     def url(self):
-        return 'http://127.0.0.1:%d/RPC2' % self.port
+        return 'http://127.0.0.1:%d%s' % (self.port, self.path)
+
+    @property
+    def batches(self):
+        """The number of rows of every updateManyStates call."""
+        return [len(rows) for rows in self.calls]
 
     def rows(self):
         """Every row received, in order."""
         return [row for call in self.calls for row in call]
+
+    def show_log(self):
+        for line in self.log:
+            print(line)
+        del self.log[:]
+
+    # -- the methods ---------------------------------------------------------
+
+    def get_all_links(self, client_id, password):
+        self.log.append('Get all links')
+        self._check(client_id, password)
+        return self._answer(self.links, client_id, password)
+
+    def update_many_states(self, client_id, password, rows):
+        self.log.append('Update many states: %s - %d' % (client_id,
+                                                         len(rows)))
+        self._check(client_id, password)
+        self.calls.append(rows)
+        for url, state, reason in rows:
+            self.states[url] = [state, reason]
+        return self._answer(self.updated, client_id, password, rows)
+
+    def push_changes(self, changes):
+        self.pushed.extend(changes)
+        return True
+
+    def _check(self, client_id, password):
+        self.credentials.append((client_id, password))
+        if self.client_id is not None and \
+                (client_id, password) != (self.client_id, self.password):
+            raise twisted_xmlrpc.Fault(401, 'wrong credentials')
+
+    def _answer(self, answer, client_id, password, *args):
+        if callable(answer):
+            answer = answer(client_id, password, *args)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    # -- listening -------------------------------------------------------------
 
     def start(self):
         self.rt = reactor_thread()
@@ -308,51 +384,21 @@ class CallbackServer:
         return self
 
     def _listen(self, port):
-        import warnings
-
         from twisted.internet import endpoints
-        from twisted.web import server as web_server
-        with warnings.catch_warnings():
-            # Its (unused) client side is deprecated; the resource is not.
-            warnings.simplefilter('ignore', DeprecationWarning)
-            from twisted.web import xmlrpc as web_xmlrpc
-        callback = self
-
-        class Resource(web_xmlrpc.XMLRPC):
-            def _check(self, client_id, password):
-                if (client_id, password) != (callback.client_id,
-                                             callback.password):
-                    raise web_xmlrpc.Fault(401, 'wrong credentials')
-
-            def xmlrpc_updateManyStates(self, client_id, password, rows):
-                self._check(client_id, password)
-                callback.calls.append(rows)
-                for url, state, reason in rows:
-                    callback.states[url] = [state, reason]
-                return True
-
-            def xmlrpc_xmlrpc_getAllLinks(self, client_id, password):
-                self._check(client_id, password)
-                return callback.links
-
-            def xmlrpc_pushChanges(self, changes):
-                callback.pushed.extend(changes)
-                return True
-
         from twisted.protocols.policies import WrappingFactory
-        site = web_server.Site(Resource(allowNone=False))
+        from twisted.web import server as web_server
+        site = web_server.Site(_CallbackResource(self))
         site.noisy = False
         factory = WrappingFactory(site)
         # The wrappers of the open connections, for down().
         self._connections = factory.protocols
         endpoint = endpoints.TCP4ServerEndpoint(
             self.rt.reactor, port, interface='127.0.0.1')
-        d = endpoint.listen(factory)
 
         def listening(listening_port):
             self._listening = listening_port
             self.port = listening_port.getHost().port
-        return d.addCallback(listening)
+        return endpoint.listen(factory).addCallback(listening)
 
     def down(self):
         """Stop answering: no listening socket, open connections cut."""
@@ -374,99 +420,43 @@ class CallbackServer:
             self.down()
 
 
-# -- the syncer (issue 5): a client's callback, and driving the syncer ----------
+class _CallbackResource(twisted_xmlrpc.XMLRPC):
+    """The XML-RPC resource of a CallbackServer."""
 
-import warnings  # noqa: E402
-
-with warnings.catch_warnings():
-    # It still defines a client on a deprecated class; its server is fine.
-    warnings.simplefilter('ignore', DeprecationWarning)
-    from twisted.web import xmlrpc as twisted_xmlrpc  # noqa: E402
-
-class XMLRPCDummy(Listening):
-    """A client's XML-RPC callback endpoint: a real server on 127.0.0.1.
-
-    It answers ``xmlrpc_getAllLinks`` with :attr:`links` (``getAllLinks``
-    instead when :attr:`legacy` is set, as older clients name it) and
-    ``updateManyStates`` with :attr:`updated`, and logs what it is asked.
-    An answer may be an exception to raise (an ``xmlrpc.client.Fault``), or
-    a callable ``(client_id, password, *args)`` returning the answer or a
-    Deferred of it. :meth:`show_log` prints the log and empties it::
-
-        Connect: http://127.0.0.1:PORT/     (each request)
-        Get all links
-        Update many states: fred - 2        (client id, number of rows)
-
-    :attr:`credentials` keeps the ``(client_id, password)`` of every call,
-    :attr:`states` the last ``[state, reason]`` received for each URL.
-    """
-
-    def __init__(self, links=('http://example.com/1', 'http://example.com/3'),
-                 legacy=False):
-        self.links = list(links)
-        self.updated = True
-        self.legacy = legacy
-        self.log = []
-        self.credentials = []
-        self.batches = []
-        self.states = {}
-
-    def start(self):
-        from twisted.web import server as web_server
-        site = web_server.Site(_DummyResource(self))
-        site.noisy = False
-        self._listen(site)
-        self.url = 'http://127.0.0.1:%d/' % self.port
-        return self
-
-    def show_log(self):
-        for line in self.log:
-            print(line)
-        del self.log[:]
-
-    def _answer(self, answer, client_id, password, *args):
-        self.credentials.append((client_id, password))
-        if callable(answer):
-            answer = answer(client_id, password, *args)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def get_all_links(self, client_id, password):
-        self.log.append('Get all links')
-        return self._answer(self.links, client_id, password)
-
-    def update_many_states(self, client_id, password, rows):
-        self.log.append('Update many states: %s - %d' % (client_id,
-                                                         len(rows)))
-        self.batches.append(len(rows))
-        for url, state, reason in rows:
-            self.states[url] = [state, reason]
-        return self._answer(self.updated, client_id, password, rows)
-
-
-class _DummyResource(twisted_xmlrpc.XMLRPC):
-    """The XML-RPC resource of an XMLRPCDummy."""
-
-    def __init__(self, dummy):
+    def __init__(self, callback):
         super().__init__(allowNone=False)
-        self.dummy = dummy
+        self.callback = callback
 
     def render_POST(self, request):
         host = (request.getHeader(b'host') or b'').decode('latin-1')
-        self.dummy.log.append('Connect: http://%s%s' % (
+        self.callback.log.append('Connect: http://%s%s' % (
             host, request.uri.decode('latin-1')))
         return super().render_POST(request)
 
     def lookupProcedure(self, path):
-        links = 'getAllLinks' if self.dummy.legacy else 'xmlrpc_getAllLinks'
-        procedures = {links: self.dummy.get_all_links,
-                      'updateManyStates': self.dummy.update_many_states}
+        callback = self.callback
+        links = 'getAllLinks' if callback.legacy else 'xmlrpc_getAllLinks'
+        procedures = {links: callback.get_all_links,
+                      'updateManyStates': callback.update_many_states,
+                      'pushChanges': callback.push_changes}
         if path not in procedures:
             raise twisted_xmlrpc.NoSuchFunction(
                 self.NOT_FOUND, 'procedure %s not found' % path)
         return procedures[path]
 
+
+class XMLRPCDummy(CallbackServer):
+    """The callback of the seed's story: at ``/``, answering links 1 and 3
+    of example.com, accepting any credentials (it keeps them)."""
+
+    path = '/'
+
+    def __init__(self, links=('http://example.com/1', 'http://example.com/3'),
+                 legacy=False):
+        super().__init__(links=links, legacy=legacy)
+
+
+# -- the syncer: driving it from tests -------------------------------------------
 
 def install_xmlrpcdummy(**kw):
     """Start an XMLRPCDummy (stopped at cleanup) and return it."""
