@@ -74,6 +74,8 @@ class Checker:
         return d
 
     def _classify(self, failure, url):
+        if failure.check(defer.CancelledError):
+            return states.TEMPORARY, 'check cancelled'
         exc = failure.value
         state, reason = classify.exception(exc)
         if reason.startswith('check failed:'):

@@ -35,12 +35,19 @@ def _client_provider():
     return ClientProvider()
 
 
+def _schedule():
+    from linksync.schedule import Schedule
+    return Schedule()
+
+
 #: The persistent parts of the application root:
 #: (attribute name, factory, interface it is registered as a utility for, or
 #: None).
 PARTS = [
     ('urls', _url_provider, interfaces.IURLProvider),
     ('clients', _client_provider, interfaces.IClientProvider),
+    # -- checker and scheduler (issue 3)
+    ('schedule', _schedule, interfaces.ISchedule),
 ]
 
 
@@ -55,6 +62,15 @@ def configure():
                         interfaces.ISynchronization)
     gsm.registerAdapter(client_notifications, (interfaces.IClient,),
                         interfaces.INotifications)
+    # -- checker and scheduler (issue 3): the schedule follows the URLs.
+    from linksync import schedule
+    gsm.registerHandler(schedule.url_added, (interfaces.IURLAddedEvent,))
+    gsm.registerHandler(schedule.url_registered,
+                        (interfaces.IURLRegisteredEvent,))
+    gsm.registerHandler(schedule.url_unregistered,
+                        (interfaces.IURLUnregisteredEvent,))
+    gsm.registerHandler(schedule.url_removed, (interfaces.IURLRemovedEvent,))
+    # -- end of checker and scheduler
     _configured = True
 
 

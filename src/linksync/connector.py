@@ -16,6 +16,7 @@ import socket
 
 from twisted.internet import defer, endpoints, interfaces
 from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.names import cache, hosts, resolve
 from twisted.names import client as dns_client
 from twisted.names import dns
 from twisted.names import error as dns_error
@@ -26,10 +27,13 @@ from linksync import classify
 
 
 def make_resolver(servers=None):
-    """A twisted.names resolver: the hosts file, then `servers` or those of
-    /etc/resolv.conf."""
-    return dns_client.createResolver(servers=list(servers) if servers
-                                     else None)
+    """A twisted.names resolver: the hosts file, then `servers` (only they:
+    /etc/resolv.conf is not read then) or those of /etc/resolv.conf."""
+    if not servers:
+        return dns_client.createResolver()
+    return resolve.ResolverChain([
+        hosts.Resolver(b'/etc/hosts'), cache.CacheResolver(),
+        dns_client.Resolver(servers=[tuple(s) for s in servers])])
 
 
 def _addresses(answers, name, rtype):
