@@ -42,16 +42,13 @@ class ExtraTrust:
     """The platform's certificate authorities plus those of a PEM file."""
 
     def __init__(self, pem_path):
-        from OpenSSL import crypto
+        from cryptography import x509
         with open(pem_path, 'rb') as f:
             data = f.read()
-        self.certificates = []
-        marker = b'-----END CERTIFICATE-----'
-        for chunk in data.split(marker)[:-1]:
-            self.certificates.append(crypto.load_certificate(
-                crypto.FILETYPE_PEM, chunk + marker))
-        if not self.certificates:
-            raise ValueError('no certificate in %s' % pem_path)
+        try:
+            self.certificates = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            raise ValueError('no certificate in %s' % pem_path) from None
 
     def _addCACertsToContext(self, context):
         context.set_default_verify_paths()
