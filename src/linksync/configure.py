@@ -63,7 +63,9 @@ def configure():
     gsm.registerAdapter(client_notifications, (interfaces.IClient,),
                         interfaces.INotifications)
     # -- checker and scheduler (issue 3): the schedule follows the URLs.
+    from zope.component import event as component_event
     from linksync import schedule
+    assert component_event.dispatch  # zope.event now reaches the handlers
     gsm.registerHandler(schedule.url_added, (interfaces.IURLAddedEvent,))
     gsm.registerHandler(schedule.url_registered,
                         (interfaces.IURLRegisteredEvent,))

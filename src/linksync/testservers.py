@@ -56,7 +56,8 @@ class _Resource(resource.Resource):
         path = request.path.decode('ascii', 'replace')
         method = request.method.decode('ascii', 'replace')
         owner.in_progress += 1
-        owner.log.append(Hit(owner.clock.seconds(), method, path,
+        owner.log.append(Hit(owner.clock.seconds(), method,
+                             request.uri.decode('ascii', 'replace'),
                              owner.in_progress, len(owner.factory.protocols),
                              request.getHeader(b'user-agent')))
 

@@ -51,10 +51,11 @@ class ExtraTrust:
             raise ValueError('no certificate in %s' % pem_path) from None
 
     def _addCACertsToContext(self, context):
+        from OpenSSL import crypto
         context.set_default_verify_paths()
         store = context.get_cert_store()
         for cert in self.certificates:
-            store.add_cert(cert)
+            store.add_cert(crypto.X509.from_cryptography(cert))
 
 
 @implementer(IAgentEndpointFactory)
