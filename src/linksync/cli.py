@@ -16,6 +16,7 @@ from linksync import __version__
 COMMANDS = [
     'serve',
     'stats',
+    'check',  # issue 3: the checker
 ]
 
 
