@@ -64,11 +64,12 @@ def test_the_index_follows_registrations(db):
 
 
 def test_due_work_is_found_without_scanning_everything():
+    from linksync.model import URL
     s = Schedule()
     for i in range(20_000):
-        s.add('http://x.test/later/%d' % i, 5000 + i)
+        s.add(URL('http://x.test/later/%d' % i), 5000 + i)
     for i in range(3):
-        s.add('http://x.test/now/%d' % i, 10 + i)
+        s.add(URL('http://x.test/now/%d' % i), 10 + i)
     visited = list(s.due_keys(100))
     assert visited == [(10, 'http://x.test/now/0'),
                        (11, 'http://x.test/now/1'),
@@ -93,7 +94,7 @@ def test_timing_and_confirmation_in_record(db):
         s = zope.component.getUtility(ISchedule)
         obj = zope.component.getUtility(IURLProvider).get(url)
         s.record(obj, state, 'why', now, timing)
-        return obj.state, s.due_at(url)
+        return obj.state, s.due_at(obj)
     session.run(setup)
     try:
         assert session.run(record, states.OK, 10) == (states.OK, 1010)
@@ -217,7 +218,8 @@ def test_due_times_follow_the_state(tmp_path, web):
     def due(app):
         s = zope.component.getUtility(ISchedule)
         provider = zope.component.getUtility(IURLProvider)
-        return [s.due_at(u) - provider.get(u).last_check for u in urls]
+        return [s.due_at(provider.get(u)) - provider.get(u).last_check
+                for u in urls]
     assert server.read(due) == [1000, 500, 100]
     # Not checked again before due; checked again once due.
     hits = len(web.log)
@@ -312,6 +314,8 @@ def test_urls_of_an_older_database_are_indexed(tmp_path, web):
         registration.register(_client(app, 'old'), urls, 0)
         app.schedule.__init__()
         app.schedule.complete = False
+        for url in app.urls:
+            del url.next_check
     server.run(older_database)
     run_until(server, [web], all_checked(server, urls))
     assert states_of(server, urls)[urls[1]][0] == states.UNAVAILABLE

@@ -66,7 +66,6 @@ def configure():
     from zope.component import event as component_event
     from linksync import schedule
     assert component_event.dispatch  # zope.event now reaches the handlers
-    gsm.registerHandler(schedule.url_added, (interfaces.IURLAddedEvent,))
     gsm.registerHandler(schedule.url_registered,
                         (interfaces.IURLRegisteredEvent,))
     gsm.registerHandler(schedule.url_unregistered,

@@ -189,13 +189,13 @@ class ISchedule(Interface):
     """
 
     def add(url, due):
-        """Schedule the normalised `url` (str) at `due` unless scheduled."""
+        """Schedule the IURL `url` at `due` unless scheduled already."""
 
     def reschedule(url, due):
-        """Move the normalised `url` to `due` (schedules it if needed)."""
+        """Move the IURL `url` to `due` (schedules it if needed)."""
 
     def discard(url):
-        """Forget everything about the normalised `url`."""
+        """Forget everything about the IURL `url`."""
 
     def due_keys(now, after=None):
         """Iterate over (due, url) with due <= now in due order.
@@ -204,7 +204,7 @@ class ISchedule(Interface):
         """
 
     def due_at(url, default=None):
-        """The due time of the normalised `url`, or `default`."""
+        """The due time of the IURL `url`, or `default`."""
 
     def orphans(before):
         """Iterate over (since, url) of URLs without a client since before

@@ -5,8 +5,8 @@ as the ISchedule utility). It holds
 
 * ``_queue``: the (due, url) pairs of the URLs that have a client, in due
   order (a tree set): the scheduler reads the due ones from its start, so
-  finding work costs in proportion to the due URLs, not to all URLs;
-* ``_due``: url -> due time, to move a URL in ``_queue``;
+  finding work costs in proportion to the due URLs, not to all URLs (the
+  due time is also kept on the URL, as ``next_check``, to move it);
 * ``_orphans`` / ``_orphaned``: the URLs no client has, by the time they
   lost their last client (removed after a grace period);
 * ``_failures``: temporary failures in a row (for the backoff);
@@ -15,7 +15,9 @@ as the ISchedule utility). It holds
 The index follows the URL events (subscribers below, registered in
 linksync.configure), inside the transaction of the change: a registered URL
 is due at once; a URL whose last client left is taken out of the queue and
-becomes an orphan; a removed URL is forgotten.
+becomes an orphan; a removed URL is forgotten. (A URL added to the provider
+but never registered, which linksync.registration never does, is not
+indexed.)
 
 >>> t = Timing(recheck=86400, temporary=3600, permanent=86400, confirm=600)
 >>> t.next_check('ok', 0, now=0)
@@ -72,7 +74,6 @@ class Schedule(persistent.Persistent):
 
     def __init__(self):
         self._queue = OOTreeSet()
-        self._due = OOBTree()
         self._count = Length()
         self._orphans = OOTreeSet()
         self._orphaned = OOBTree()
@@ -83,38 +84,40 @@ class Schedule(persistent.Persistent):
         """Number of scheduled URLs."""
         return self._count()
 
-    def __contains__(self, url):
-        return url in self._due
-
     # -- the due queue ------------------------------------------------------------
+    # The due time of a URL is kept on the URL itself (``next_check``): the
+    # URL object is stored anyway when it is registered or checked, and one
+    # index less is one set of BTree buckets less to write per change.
 
     def add(self, url, due):
-        if url in self._due:
+        if due_of(url) is not None:
             return False
-        self._due[url] = due
-        self._queue.add((due, url))
+        url.next_check = due
+        self._queue.add((due, url.url))
         self._count.change(1)
         return True
 
     def reschedule(self, url, due):
-        old = self._due.get(url)
+        old = due_of(url)
         if old == due:
             return
         if old is not None:
-            self._queue.remove((old, url))
+            self._queue.remove((old, url.url))
         else:
             self._count.change(1)
-        self._due[url] = due
-        self._queue.add((due, url))
+        url.next_check = due
+        self._queue.add((due, url.url))
 
     def unschedule(self, url):
-        old = self._due.pop(url, None)
+        old = due_of(url)
         if old is not None:
-            self._queue.remove((old, url))
+            self._queue.remove((old, url.url))
             self._count.change(-1)
+            url.next_check = None
 
     def due_at(self, url, default=None):
-        return self._due.get(url, default)
+        due = due_of(url)
+        return default if due is None else due
 
     def due_keys(self, now, after=None):
         top = (now, '\U0010ffff')
@@ -132,33 +135,35 @@ class Schedule(persistent.Persistent):
 
     def orphan(self, url, since):
         self.unschedule(url)
-        self._pending.pop(url, None)
-        if url not in self._orphaned:
-            self._orphaned[url] = since
-            self._orphans.add((since, url))
+        key = url.url
+        self._pending.pop(key, None)
+        if key not in self._orphaned:
+            self._orphaned[key] = since
+            self._orphans.add((since, key))
 
-    def adopt(self, url):
-        since = self._orphaned.pop(url, None)
+    def adopt(self, key):
+        since = self._orphaned.pop(key, None)
         if since is not None:
-            self._orphans.remove((since, url))
+            self._orphans.remove((since, key))
 
     def orphans(self, before):
         return self._orphans.keys(max=(before, ''), excludemax=True)
 
     def discard(self, url):
         self.unschedule(url)
-        self.adopt(url)
-        self._failures.pop(url, None)
-        self._pending.pop(url, None)
+        key = url.url
+        self.adopt(key)
+        self._failures.pop(key, None)
+        self._pending.pop(key, None)
 
     # -- results ------------------------------------------------------------------
 
-    def pending(self, url):
+    def pending(self, key):
         """The failing state awaiting confirmation, or None."""
-        return self._pending.get(url)
+        return self._pending.get(key)
 
-    def failures(self, url):
-        return self._failures.get(url, 0)
+    def failures(self, key):
+        return self._failures.get(key, 0)
 
     def record(self, url, state, reason, now, timing):
         key = url.url
@@ -166,7 +171,7 @@ class Schedule(persistent.Persistent):
                 key not in self._pending:
             # Confirmation before alarm: check again soon, publish then.
             self._pending[key] = state
-            self.reschedule(key, now + timing.confirm)
+            self.reschedule(url, now + timing.confirm)
             return False
         if key in self._pending:
             del self._pending[key]
@@ -177,7 +182,7 @@ class Schedule(persistent.Persistent):
         elif key in self._failures:
             del self._failures[key]
         changed = url.set_result(state, reason, now)
-        self.reschedule(key, timing.next_check(state, failures, now))
+        self.reschedule(url, timing.next_check(state, failures, now))
         return changed
 
     # -- catching up with URLs indexed before the schedule existed ---------------
@@ -191,10 +196,9 @@ class Schedule(persistent.Persistent):
             last = key
             url = provider.get(key)
             if url.clients:
-                if key not in self._due and key not in self._orphaned:
-                    self.add(key, now)
+                self.add(url, now)
             elif key not in self._orphaned:
-                self.orphan(key, url.orphaned_since or now)
+                self.orphan(url, url.orphaned_since or now)
             count += 1
             if count >= batch:
                 break
@@ -206,17 +210,15 @@ class Schedule(persistent.Persistent):
         return False
 
 
+def due_of(url):
+    """When the IURL `url` is due (None while it is not scheduled)."""
+    return getattr(url, 'next_check', None)
+
+
 # -- keeping the index up to date: event subscribers ---------------------------
 
 def _schedule():
     return zope.component.queryUtility(interfaces.ISchedule)
-
-
-def url_added(event):
-    schedule = _schedule()
-    url = event.object
-    if schedule is not None and not url.clients:
-        schedule.orphan(url.url, url.orphaned_since or 0)
 
 
 def url_registered(event):
@@ -225,7 +227,7 @@ def url_registered(event):
         return
     url = event.object
     schedule.adopt(url.url)
-    schedule.add(url.url, event.now if event.now is not None else 0)
+    schedule.add(url, event.now if event.now is not None else 0)
 
 
 def url_unregistered(event):
@@ -234,10 +236,10 @@ def url_unregistered(event):
     if schedule is not None and not url.clients:
         since = event.now if event.now is not None else \
             (url.orphaned_since or 0)
-        schedule.orphan(url.url, since)
+        schedule.orphan(url, since)
 
 
 def url_removed(event):
     schedule = _schedule()
     if schedule is not None:
-        schedule.discard(event.object.url)
+        schedule.discard(event.object)

@@ -249,7 +249,8 @@ class Scheduler:
         provider = zope.component.getUtility(IURLProvider)
         for url, state, reason, checked in batch:
             obj = provider.get(url)
-            if obj is None or not obj.clients or url not in schedule:
+            if obj is None or not obj.clients or \
+                    schedule.due_at(obj) is None:
                 continue  # removed or orphaned meanwhile
             schedule.record(obj, state, reason, checked, self.timing)
 
