@@ -67,7 +67,8 @@ class Scheduler:
                        int(self.HOST_QUEUE_SECONDS /
                            max(per_host_delay, 1e-3)))
         self.host_queue = min(per_host, queue_size)
-        self.inflight = set()
+        #: url -> host of the URLs handed out and not written back yet.
+        self.inflight = {}
         self.host_load = {}
         self.results = []
         self.cursor = None
@@ -157,11 +158,13 @@ class Scheduler:
         for scanned, key in enumerate(schedule.due_keys(now, self.cursor), 1):
             last = key
             url = key[1]
-            if url not in self.inflight and \
-                    self.host_load.get(checker_module.host_of(url), 0) < \
-                    self.host_queue:
-                picked.append(url)
-                self._reserve(url)
+            if url not in self.inflight:
+                host = checker_module.host_of(url)
+                load = self.host_load.get(host, 0)
+                if load < self.host_queue:
+                    picked.append(url)
+                    self.inflight[url] = host
+                    self.host_load[host] = load + 1
             if len(picked) >= free or scanned >= limit:
                 break
         else:
@@ -171,14 +174,10 @@ class Scheduler:
         self.cursor = None if wrapped else last
         return picked
 
-    def _reserve(self, url):
-        self.inflight.add(url)
-        host = checker_module.host_of(url)
-        self.host_load[host] = self.host_load.get(host, 0) + 1
-
     def _release(self, url):
-        self.inflight.discard(url)
-        host = checker_module.host_of(url)
+        host = self.inflight.pop(url, None)
+        if host is None:
+            return
         load = self.host_load.get(host, 0) - 1
         if load > 0:
             self.host_load[host] = load

@@ -118,6 +118,8 @@ def retry_after(headers, now):
 
 def _request_target(url):
     """(URL without credentials as bytes, Authorization header or None)."""
+    if '@' not in url:
+        return url.encode('ascii'), None
     parts = urllib.parse.urlsplit(url)
     auth = None
     if '@' in parts.netloc:
@@ -152,6 +154,9 @@ class HTTPChecker:
         self.timeout = timeout
         self.max_redirects = max_redirects
         self.user_agent = (user_agent or USER_AGENT).encode('utf-8')
+        # Shared by all requests (the Agent copies it before adding Host).
+        self.headers = Headers({b'user-agent': [self.user_agent],
+                                b'accept': [b'*/*']})
         trust = ExtraTrust(ca_file) if ca_file else None
         self.pool = web_client.HTTPConnectionPool(reactor, persistent=True)
         self.pool.maxPersistentPerHost = per_host_connections
@@ -186,48 +191,45 @@ class HTTPChecker:
     @defer.inlineCallbacks
     def fetch(self, url):
         """(status, phrase, Location or None) of HEAD, or GET if refused."""
-        code, phrase, location = yield self.request(b'HEAD', url)
-        if code in HEAD_REFUSED:
-            code, phrase, location = yield self.request(b'GET', url)
-        return code, phrase, location
-
-    @defer.inlineCallbacks
-    def request(self, method, url):
-        """One request under the politeness rules and the total timeout."""
         host = urllib.parse.urlsplit(url).hostname
         if not host:
             raise classify.Unsupported('no host in the URL')
-        slot = yield self.politeness.acquire(host)
-        try:
-            result = yield self._timed(self._exchange(method, url, host),
-                                       method)
-        finally:
-            slot.release()
+        result = yield self.request(b'HEAD', url, host)
+        if result[0] in HEAD_REFUSED:
+            result = yield self.request(b'GET', url, host)
         return result
 
-    def _timed(self, d, method):
+    @defer.inlineCallbacks
+    def request(self, method, url, host):
+        """One request under the politeness rules and the total timeout:
+        (status, phrase, Location or None)."""
+        slot = yield self.politeness.acquire(host)
         timed_out = []
+        d = self._exchange(method, url, host)
 
         def expire():
             timed_out.append(True)
             d.cancel()
         timer = self.clock.callLater(self.timeout, expire)
-
-        def done(result):
+        try:
+            result = yield d
+        except Exception:
+            if timed_out:
+                raise classify.TimedOut('no answer to %s within %g s' % (
+                    method.decode('ascii'), self.timeout)) from None
+            raise
+        finally:
             if timer.active():
                 timer.cancel()
-            if timed_out and not isinstance(result, tuple):
-                raise classify.TimedOut('no answer to %s within %g s' % (
-                    method.decode('ascii'), self.timeout))
-            return result
-        return d.addBoth(done)
+            slot.release()
+        return result
 
     @defer.inlineCallbacks
     def _exchange(self, method, url, host):
         target, auth = _request_target(url)
-        headers = Headers({b'user-agent': [self.user_agent],
-                           b'accept': [b'*/*']})
+        headers = self.headers
         if auth is not None:
+            headers = headers.copy()
             headers.setRawHeaders(b'authorization', [auth])
         response = yield self.agent.request(method, target, headers)
         body = _FirstBytes(BODY_LIMIT)
