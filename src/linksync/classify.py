@@ -72,6 +72,24 @@ class TimedOut(Temporary):
     """A connect or total timeout (the reason says which)."""
 
 
+#: The failures of a twisted.names look-up.
+DNS_ERRORS = (dns_error.DNSNameError, dns_error.DNSServerError,
+              dns_error.DNSQueryTimeoutError, dns_error.DNSQueryRefusedError,
+              defer.TimeoutError)
+
+
+def dns_failure(exc, what, name):
+    """The CheckFailed for a failed look-up of `name` (one of DNS_ERRORS).
+
+    >>> dns_failure(dns_error.DNSNameError(), 'host name', 'x.test').reason
+    'DNS: host name x.test does not exist'
+    """
+    if isinstance(exc, dns_error.DNSNameError):
+        return Unavailable('DNS: %s %s does not exist' % (what, name))
+    return Temporary('DNS: temporary failure looking up %s (%s)' % (
+        name, type(exc).__name__))
+
+
 def phrase(code, given=b''):
     """The reason phrase of an HTTP status (the server's, else standard)."""
     if isinstance(given, bytes):

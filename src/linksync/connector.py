@@ -19,11 +19,9 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.names import cache, hosts, resolve
 from twisted.names import client as dns_client
 from twisted.names import dns
-from twisted.names import error as dns_error
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from linksync import classify
+from linksync import classify, deadline
 
 
 def make_resolver(servers=None):
@@ -95,14 +93,8 @@ class Connector:
             if not found:
                 result = yield self.resolver.lookupIPV6Address(name)
                 found = _addresses(result[0], name, dns.AAAA)
-        except dns_error.DNSNameError:
-            raise classify.Unavailable(
-                'DNS: host name %s does not exist' % name) from None
-        except (dns_error.DNSServerError, dns_error.DNSQueryTimeoutError,
-                dns_error.DNSQueryRefusedError, defer.TimeoutError) as e:
-            raise classify.Temporary(
-                'DNS: temporary failure resolving %s (%s)' % (
-                    name, type(e).__name__)) from None
+        except classify.DNS_ERRORS as e:
+            raise classify.dns_failure(e, 'host name', name) from None
         if not found:
             raise classify.Unavailable('DNS: %s has no address' % name)
         return found[0]
@@ -119,8 +111,6 @@ class Connector:
         Fails with classify errors (Unsupported for a refused address,
         TimedOut after the connect timeout, ...).
         """
-        timed_out = []
-
         @defer.inlineCallbacks
         def attempt():
             address = yield self.resolve(host)
@@ -138,18 +128,7 @@ class Connector:
             protocol = yield endpoint.connect(factory)
             return protocol
 
-        d = attempt()
-
-        def expire():
-            timed_out.append(True)
-            d.cancel()
-        timer = self.clock.callLater(self.connect_timeout, expire)
-
-        def done(result):
-            if timer.active():
-                timer.cancel()
-            if timed_out and isinstance(result, Failure):
-                raise classify.TimedOut(
-                    'connect timed out after %g s' % self.connect_timeout)
-            return result
-        return d.addBoth(done)
+        return deadline.within(
+            self.clock, attempt(), self.connect_timeout,
+            lambda: classify.TimedOut(
+                'connect timed out after %g s' % self.connect_timeout))

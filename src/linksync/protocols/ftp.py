@@ -13,7 +13,7 @@ import urllib.parse
 from twisted.internet import defer, protocol
 from twisted.protocols import ftp
 
-from linksync import classify, states
+from linksync import classify, deadline, states
 
 ANONYMOUS_PASSWORD = 'linksync@'
 
@@ -76,29 +76,14 @@ class FTPChecker:
         try:
             d = self._session(host, parts.port or 21, user, password, path,
                               client)
-            result = yield self._timed(d)
+            result = yield deadline.within(
+                self.clock, d, self.timeout, lambda: classify.TimedOut(
+                    'no FTP answer within %g s' % self.timeout))
         finally:
             slot.release()
             if client and client[0].transport is not None:
                 client[0].transport.loseConnection()
         return result
-
-    def _timed(self, d):
-        timed_out = []
-
-        def expire():
-            timed_out.append(True)
-            d.cancel()
-        timer = self.clock.callLater(self.timeout, expire)
-
-        def done(result):
-            if timer.active():
-                timer.cancel()
-            if timed_out and not isinstance(result, tuple):
-                raise classify.TimedOut('no FTP answer within %g s' %
-                                        self.timeout)
-            return result
-        return d.addBoth(done)
 
     @defer.inlineCallbacks
     def _session(self, host, port, user, password, path, client):

@@ -23,7 +23,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
-from linksync import __version__, classify, urlnorm
+from linksync import __version__, classify, deadline, urlnorm
 from linksync.connector import CheckedEndpoint
 
 USER_AGENT = ('linksync/%s (link monitoring; checks links registered by '
@@ -204,23 +204,12 @@ class HTTPChecker:
         """One request under the politeness rules and the total timeout:
         (status, phrase, Location or None)."""
         slot = yield self.politeness.acquire(host)
-        timed_out = []
-        d = self._exchange(method, url, host)
-
-        def expire():
-            timed_out.append(True)
-            d.cancel()
-        timer = self.clock.callLater(self.timeout, expire)
         try:
-            result = yield d
-        except Exception:
-            if timed_out:
-                raise classify.TimedOut('no answer to %s within %g s' % (
-                    method.decode('ascii'), self.timeout)) from None
-            raise
+            result = yield deadline.within(
+                self.clock, self._exchange(method, url, host), self.timeout,
+                lambda: classify.TimedOut('no answer to %s within %g s' % (
+                    method.decode('ascii'), self.timeout)))
         finally:
-            if timer.active():
-                timer.cancel()
             slot.release()
         return result
 

@@ -16,7 +16,6 @@ import urllib.parse
 
 from twisted.internet import defer
 from twisted.names import dns
-from twisted.names import error as dns_error
 
 from linksync import classify, states
 
@@ -89,13 +88,7 @@ class MailtoChecker:
             answers, _, _ = yield self.resolver.lookupAddress(domain)
             if any(r.type == dns.A for r in answers):
                 return '%s: no MX, has an address' % domain
-        except dns_error.DNSNameError:
-            raise classify.Unavailable(
-                'DNS: mail domain %s does not exist' % domain) from None
-        except (dns_error.DNSServerError, dns_error.DNSQueryTimeoutError,
-                dns_error.DNSQueryRefusedError, defer.TimeoutError) as e:
-            raise classify.Temporary(
-                'DNS: temporary failure looking up %s (%s)' % (
-                    domain, type(e).__name__)) from None
+        except classify.DNS_ERRORS as e:
+            raise classify.dns_failure(e, 'mail domain', domain) from None
         raise classify.Unavailable(
             'DNS: %s has no MX or address record' % domain)
