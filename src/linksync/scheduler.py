@@ -136,7 +136,10 @@ class Scheduler:
         if free <= 0:
             return 0
         picked = self.session.read(self._pick, now, free)
-        for url in picked:
+        for url, host in picked:
+            self.inflight[url] = host
+            self.host_load[host] = self.host_load.get(host, 0) + 1
+        for url, _ in picked:
             self._start(url)
         return len(picked)
 
@@ -150,8 +153,11 @@ class Scheduler:
             schedule.catch_up(zope.component.getUtility(IURLProvider), now)
 
     def _pick(self, app, now, free):
+        """[(url, host)] to hand out; nothing is reserved here (the read may
+        fail half way), _tick reserves them."""
         schedule = self._get_schedule()
         picked = []
+        added = {}
         limit = free * self.SCAN_FACTOR + 100
         last = None
         wrapped = False
@@ -160,11 +166,10 @@ class Scheduler:
             url = key[1]
             if url not in self.inflight:
                 host = checker_module.host_of(url)
-                load = self.host_load.get(host, 0)
+                load = self.host_load.get(host, 0) + added.get(host, 0)
                 if load < self.host_queue:
-                    picked.append(url)
-                    self.inflight[url] = host
-                    self.host_load[host] = load + 1
+                    picked.append((url, host))
+                    added[host] = added.get(host, 0) + 1
             if len(picked) >= free or scanned >= limit:
                 break
         else:
