@@ -14,12 +14,11 @@ Every connection the checker opens (HTTP, HTTPS, FTP) goes through
 
 import socket
 
-from twisted.internet import defer, endpoints, interfaces
+from twisted.internet import defer, endpoints
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.names import cache, hosts, resolve
 from twisted.names import client as dns_client
 from twisted.names import dns
-from zope.interface import implementer
 
 from linksync import classify, deadline
 
@@ -50,21 +49,6 @@ def _addresses(answers, name, rtype):
             return []
         name = aliases[0]
     return []
-
-
-@implementer(interfaces.IStreamClientEndpoint)
-class CheckedEndpoint:
-    """An endpoint connecting through a Connector (for the HTTP Agent)."""
-
-    def __init__(self, connector, host, port, tls_creator=None):
-        self.connector = connector
-        self.host = host
-        self.port = port
-        self.tls_creator = tls_creator
-
-    def connect(self, factory):
-        return self.connector.connect(self.host, self.port, factory,
-                                      self.tls_creator)
 
 
 class Connector:

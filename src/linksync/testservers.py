@@ -26,7 +26,7 @@ import collections
 import datetime
 import os
 
-from twisted.internet import defer, endpoints, ssl
+from twisted.internet import defer, endpoints, protocol, ssl
 from twisted.names import common, dns
 from twisted.names import server as dns_server
 from twisted.protocols import policies
@@ -171,6 +171,65 @@ class HTTPTestServer:
             return self._port.stopListening()
         self.rt.call(stop)
         self._port = None
+
+
+# -- canned answers ------------------------------------------------------------------
+
+class _Canned(protocol.Protocol):
+    def connectionMade(self):
+        self.buffer = b''
+        self.factory.owner.connections += 1
+
+    def dataReceived(self, data):
+        self.buffer += data
+        owner = self.factory.owner
+        while b'\r\n\r\n' in self.buffer:
+            head, self.buffer = self.buffer.split(b'\r\n\r\n', 1)
+            method, path = head.split(b' ')[:2]
+            owner.requests.append((method.decode(), path.decode()))
+            answer, close = owner.answers[path.decode()]
+            self.transport.write(answer)
+            if close:
+                self.transport.loseConnection()
+                return
+
+
+class RawHTTPServer:
+    """Answers each path with canned bytes: {path: (bytes, close after)}.
+
+    For the corners of HTTP framing that a well-behaved server library
+    never produces. ``requests`` logs (method, path); ``connections``
+    counts the connections accepted.
+    """
+
+    def __init__(self, answers, host='127.0.0.1'):
+        self.answers = answers
+        self.host = host
+        self.requests = []
+        self.connections = 0
+        self.in_progress = 0
+        self._port = None
+
+    def start(self):
+        self.rt = testing.reactor_thread()
+        factory = protocol.ServerFactory.forProtocol(_Canned)
+        factory.owner = self
+        factory.noisy = False
+        self._port = self.rt.call(
+            endpoints.TCP4ServerEndpoint(self.rt.reactor, 0,
+                                         interface=self.host).listen,
+            factory)
+        self.port = self._port.getHost().port
+        testing.on_cleanup(self.stop)
+        return self
+
+    def url(self, path):
+        return 'http://%s:%d%s' % (self.host, self.port, path)
+
+    def stop(self):
+        if self._port is not None:
+            self.rt.call(self._port.stopListening)
+            self._port = None
 
 
 # -- certificates ---------------------------------------------------------------

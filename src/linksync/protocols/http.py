@@ -4,8 +4,9 @@
   servers refuse or break HEAD), reading the first bytes of the body only.
 * Redirects are followed by hand, each hop a request of its own under the
   politeness rules of its host, up to a limit, with loops detected.
-* Connections are kept alive and reused per host (a connection pool of at
-  most ``per_host_connections`` idle connections per host).
+* Connections are kept alive and reused per host (linksync.protocols.http11:
+  a lean HTTP/1.1 client and a pool of at most ``per_host_connections``
+  idle connections per host).
 * Every connection goes through linksync.connector (policy on the resolved
   address, connect timeout); each request has a total timeout.
 * 429, and 503 with Retry-After, pause the host (linksync.politeness).
@@ -15,16 +16,12 @@ import base64
 import email.utils
 import urllib.parse
 
-from twisted.internet import defer, protocol
+from twisted.internet import defer, ssl
 from twisted.internet._sslverify import IOpenSSLTrustRoot
-from twisted.internet import ssl
-from twisted.web import client as web_client
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory
 from zope.interface import implementer
 
 from linksync import __version__, classify, deadline, urlnorm
-from linksync.connector import CheckedEndpoint
+from linksync.protocols import http11
 
 USER_AGENT = ('linksync/%s (link monitoring; checks links registered by '
               'its clients)' % __version__)
@@ -58,53 +55,15 @@ class ExtraTrust:
             store.add_cert(crypto.X509.from_cryptography(cert))
 
 
-@implementer(IAgentEndpointFactory)
-class _EndpointFactory:
-    def __init__(self, connector, trust_root):
-        self.connector = connector
-        self.trust_root = trust_root
-
-    def endpointForURI(self, uri):
-        host = uri.host.decode('ascii')
-        tls = None
-        if uri.scheme == b'https':
-            tls = ssl.optionsForClientTLS(host.strip('[]'),
-                                          trustRoot=self.trust_root)
-        elif uri.scheme != b'http':
-            raise web_client.SchemeNotSupported(uri.scheme)
-        return CheckedEndpoint(self.connector, host, uri.port, tls)
-
-
-class _FirstBytes(protocol.Protocol):
-    """Reads a body up to a limit, then drops the connection."""
-
-    def __init__(self, limit):
-        self.limit = limit
-        self.received = 0
-        self.done = defer.Deferred(self._cancel)
-
-    def _cancel(self, d):
-        if self.transport is not None:
-            self.transport.stopProducing()
-
-    def dataReceived(self, data):
-        self.received += len(data)
-        if self.received > self.limit and self.transport is not None:
-            self.transport.stopProducing()
-
-    def connectionLost(self, reason):
-        # A body cut short (or ended badly) does not change the verdict:
-        # the status line and headers were already received.
-        if not self.done.called:
-            self.done.callback(self.received)
-
-
 def retry_after(headers, now):
-    """Seconds from a Retry-After header (delta or HTTP date), or None."""
-    values = headers.getRawHeaders(b'retry-after')
-    if not values:
+    """Seconds from a Retry-After header (delta or HTTP date), or None.
+
+    `headers` maps lower-case header names to values (bytes).
+    """
+    value = headers.get(b'retry-after')
+    if not value:
         return None
-    text = values[-1].decode('latin-1', 'replace').strip()
+    text = value.decode('latin-1', 'replace').strip()
     if text.isdigit():
         return float(text)
     try:
@@ -116,20 +75,24 @@ def retry_after(headers, now):
     return max(0.0, when.timestamp() - now)
 
 
-def _request_target(url):
-    """(URL without credentials as bytes, Authorization header or None)."""
-    if '@' not in url:
-        return url.encode('ascii'), None
-    parts = urllib.parse.urlsplit(url)
-    auth = None
-    if '@' in parts.netloc:
-        userinfo, _, hostport = parts.netloc.rpartition('@')
+def _request(method, parts, user_agent):
+    """The bytes of a request for the split URL `parts`."""
+    netloc = parts.netloc
+    auth = b''
+    if '@' in netloc:
+        userinfo, _, netloc = netloc.rpartition('@')
         user, _, password = userinfo.partition(':')
         credentials = '%s:%s' % (urllib.parse.unquote(user),
                                  urllib.parse.unquote(password))
-        auth = b'Basic ' + base64.b64encode(credentials.encode('utf-8'))
-        parts = parts._replace(netloc=hostport)
-    return urllib.parse.urlunsplit(parts).encode('ascii'), auth
+        auth = b'Authorization: Basic ' + base64.b64encode(
+            credentials.encode('utf-8')) + b'\r\n'
+    target = parts.path or '/'
+    if parts.query:
+        target += '?' + parts.query
+    return b''.join((method, b' ', target.encode('ascii'),
+                     b' HTTP/1.1\r\nHost: ', netloc.encode('ascii'),
+                     b'\r\nUser-Agent: ', user_agent,
+                     b'\r\nAccept: */*\r\n', auth, b'\r\n'))
 
 
 def redirect_target(current, location):
@@ -151,18 +114,28 @@ class HTTPChecker:
                  per_host_connections=2):
         self.clock = clock
         self.politeness = politeness
+        self.connector = connector
         self.timeout = timeout
         self.max_redirects = max_redirects
         self.user_agent = (user_agent or USER_AGENT).encode('utf-8')
-        # Shared by all requests (the Agent copies it before adding Host).
-        self.headers = Headers({b'user-agent': [self.user_agent],
-                                b'accept': [b'*/*']})
-        trust = ExtraTrust(ca_file) if ca_file else None
-        self.pool = web_client.HTTPConnectionPool(reactor, persistent=True)
-        self.pool.maxPersistentPerHost = per_host_connections
-        self.pool.cachedConnectionTimeout = 60
-        self.agent = web_client.Agent.usingEndpointFactory(
-            reactor, _EndpointFactory(connector, trust), pool=self.pool)
+        self.trust = ExtraTrust(ca_file) if ca_file else None
+        self._tls = {}
+        self.pool = http11.Pool(clock, self._connect,
+                                max_idle=per_host_connections)
+
+    def _connect(self, key, factory):
+        scheme, host, port = key
+        tls = self._tls_options(host) if scheme == 'https' else None
+        return self.connector.connect(host, port, factory, tls)
+
+    def _tls_options(self, host):
+        options = self._tls.get(host)
+        if options is None:
+            if len(self._tls) >= 10_000:
+                self._tls.clear()
+            options = self._tls[host] = ssl.optionsForClientTLS(
+                host, trustRoot=self.trust)
+        return options
 
     @defer.inlineCallbacks
     def check(self, url):
@@ -191,22 +164,24 @@ class HTTPChecker:
     @defer.inlineCallbacks
     def fetch(self, url):
         """(status, phrase, Location or None) of HEAD, or GET if refused."""
-        host = urllib.parse.urlsplit(url).hostname
-        if not host:
+        parts = urllib.parse.urlsplit(url)
+        if not parts.hostname:
             raise classify.Unsupported('no host in the URL')
-        result = yield self.request(b'HEAD', url, host)
+        result = yield self.request(b'HEAD', parts)
         if result[0] in HEAD_REFUSED:
-            result = yield self.request(b'GET', url, host)
+            result = yield self.request(b'GET', parts)
         return result
 
     @defer.inlineCallbacks
-    def request(self, method, url, host):
+    def request(self, method, parts):
         """One request under the politeness rules and the total timeout:
         (status, phrase, Location or None)."""
+        host = parts.hostname
         slot = yield self.politeness.acquire(host)
         try:
             result = yield deadline.within(
-                self.clock, self._exchange(method, url, host), self.timeout,
+                self.clock, self._exchange(method, parts, host),
+                self.timeout,
                 lambda: classify.TimedOut('no answer to %s within %g s' % (
                     method.decode('ascii'), self.timeout)))
         finally:
@@ -214,25 +189,29 @@ class HTTPChecker:
         return result
 
     @defer.inlineCallbacks
-    def _exchange(self, method, url, host):
-        target, auth = _request_target(url)
-        headers = self.headers
-        if auth is not None:
-            headers = headers.copy()
-            headers.setRawHeaders(b'authorization', [auth])
-        response = yield self.agent.request(method, target, headers)
-        body = _FirstBytes(BODY_LIMIT)
-        response.deliverBody(body)
-        yield body.done
-        code = response.code
-        if code == 429 or (code == 503 and response.headers.hasHeader(
-                b'retry-after')):
+    def _exchange(self, method, parts, host):
+        port = parts.port or (443 if parts.scheme == 'https' else 80)
+        key = (parts.scheme, host, port)
+        data = _request(method, parts, self.user_agent)
+        head_only = method == b'HEAD'
+        for attempt in (1, 2):
+            client = yield self.pool.get(key)
+            try:
+                code, phrase, headers = yield client.request(
+                    data, head_only, BODY_LIMIT)
+                break
+            except http11.StaleConnection:
+                # The server closed the kept-alive connection meanwhile.
+                if attempt == 2:
+                    raise classify.Temporary(
+                        'connection closed before an answer') from None
+        if code == 429 or (code == 503 and b'retry-after' in headers):
             self.politeness.pause(
-                host, retry_after(response.headers, self.clock.seconds()))
+                host, retry_after(headers, self.clock.seconds()))
         else:
             self.politeness.answered(host)
-        location = response.headers.getRawHeaders(b'location')
-        return code, response.phrase, location[-1] if location else None
+        return code, phrase, headers.get(b'location')
 
     def close(self):
-        return self.pool.closeCachedConnections()
+        self.pool.close()
+        return defer.succeed(None)
