@@ -9,9 +9,7 @@ error is turned into a state by linksync.classify, and an unexpected one
 never stops the service that asked for it.
 """
 
-import urllib.parse
-
-from twisted.internet import defer
+from twisted.internet import defer, error
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -27,11 +25,23 @@ log = Logger()
 
 
 def host_of(url):
-    """The host part of a URL (lower case), '' when it has none."""
-    try:
-        return urllib.parse.urlsplit(url).hostname or ''
-    except ValueError:
+    """The host part of a URL (lower case), '' when it has none.
+
+    Called for every URL the scheduler hands out, so the usual
+    ``scheme://host[:port]/...`` shape is split by hand.
+
+    >>> host_of('http://User@Example.COM:8080/x'), host_of('mailto:a@b.c')
+    ('example.com', '')
+    >>> host_of('http://[::1]:80/'), host_of('http:///x')
+    ('::1', '')
+    """
+    scheme, sep, rest = url.partition('://')
+    if not sep:
         return ''
+    netloc = rest.split('/', 1)[0].split('?', 1)[0].rpartition('@')[2]
+    if netloc.startswith('['):
+        return netloc[1:].split(']', 1)[0].lower()
+    return netloc.partition(':')[0].lower()
 
 
 @implementer(interfaces.IChecker)
@@ -74,7 +84,8 @@ class Checker:
         return d
 
     def _classify(self, failure, url):
-        if failure.check(defer.CancelledError):
+        if failure.check(defer.CancelledError,
+                         error.ConnectingCancelledError):
             return states.TEMPORARY, 'check cancelled'
         exc = failure.value
         state, reason = classify.exception(exc)

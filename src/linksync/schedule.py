@@ -77,6 +77,7 @@ class Schedule(persistent.Persistent):
         self._count = Length()
         self._orphans = OOTreeSet()
         self._orphaned = OOBTree()
+        self._orphan_count = Length()
         self._failures = OOBTree()
         self._pending = OOBTree()
 
@@ -140,11 +141,13 @@ class Schedule(persistent.Persistent):
         if key not in self._orphaned:
             self._orphaned[key] = since
             self._orphans.add((since, key))
+            self._orphan_count.change(1)
 
     def adopt(self, key):
         since = self._orphaned.pop(key, None)
         if since is not None:
             self._orphans.remove((since, key))
+            self._orphan_count.change(-1)
 
     def orphans(self, before):
         return self._orphans.keys(max=(before, ''), excludemax=True)
@@ -189,6 +192,12 @@ class Schedule(persistent.Persistent):
 
     def catch_up(self, provider, now, batch=10_000):
         """Index the next `batch` URLs of `provider`; True when done."""
+        if self.catch_up_after is None and \
+                self._count() + self._orphan_count() >= len(provider):
+            # Every URL is scheduled or an orphan already (the events
+            # indexed them all): nothing to catch up with.
+            self.complete = True
+            return True
         count = 0
         last = None
         for key in provider.keys(self.catch_up_after,

@@ -139,12 +139,21 @@ class HTTPChecker:
 
     @defer.inlineCallbacks
     def check(self, url):
-        """(state, reason) of an http(s) URL (a Deferred)."""
+        """(state, reason) of an http(s) URL (a Deferred).
+
+        One generator per check; the requests below are plain Deferred
+        chains (this is the checker's hot path).
+        """
         seen = {url}
         current = url
         redirects = 0
         while True:
-            code, phrase, location = yield self.fetch(current)
+            parts = urllib.parse.urlsplit(current)
+            if not parts.hostname:
+                raise classify.Unsupported('no host in the URL')
+            code, phrase, location = yield self.request(b'HEAD', parts)
+            if code in HEAD_REFUSED:
+                code, phrase, location = yield self.request(b'GET', parts)
             if code not in REDIRECTS or location is None:
                 return classify.http_status(code, phrase, redirects)
             target = redirect_target(current, location)
@@ -161,50 +170,50 @@ class HTTPChecker:
             current = target
             redirects += 1
 
-    @defer.inlineCallbacks
-    def fetch(self, url):
-        """(status, phrase, Location or None) of HEAD, or GET if refused."""
-        parts = urllib.parse.urlsplit(url)
-        if not parts.hostname:
-            raise classify.Unsupported('no host in the URL')
-        result = yield self.request(b'HEAD', parts)
-        if result[0] in HEAD_REFUSED:
-            result = yield self.request(b'GET', parts)
-        return result
-
-    @defer.inlineCallbacks
     def request(self, method, parts):
         """One request under the politeness rules and the total timeout:
-        (status, phrase, Location or None)."""
+        a Deferred (status, phrase, Location or None)."""
         host = parts.hostname
-        slot = yield self.politeness.acquire(host)
-        try:
-            result = yield deadline.within(
-                self.clock, self._exchange(method, parts, host),
-                self.timeout,
-                lambda: classify.TimedOut('no answer to %s within %g s' % (
-                    method.decode('ascii'), self.timeout)))
-        finally:
-            slot.release()
-        return result
+        d = self.politeness.acquire(host)
+        d.addCallback(self._start, method, parts, host)
+        return d
 
-    @defer.inlineCallbacks
+    def _start(self, slot, method, parts, host):
+        d = deadline.within(
+            self.clock, self._exchange(method, parts, host), self.timeout,
+            lambda: classify.TimedOut('no answer to %s within %g s' % (
+                method.decode('ascii'), self.timeout)))
+
+        def release(result):
+            slot.release()
+            return result
+        d.addBoth(release)
+        d.addCallback(self._answered, host)
+        return d
+
     def _exchange(self, method, parts, host):
         port = parts.port or (443 if parts.scheme == 'https' else 80)
         key = (parts.scheme, host, port)
         data = _request(method, parts, self.user_agent)
         head_only = method == b'HEAD'
-        for attempt in (1, 2):
-            client = yield self.pool.get(key)
-            try:
-                code, phrase, headers = yield client.request(
-                    data, head_only, BODY_LIMIT)
-                break
-            except http11.StaleConnection:
-                # The server closed the kept-alive connection meanwhile.
-                if attempt == 2:
-                    raise classify.Temporary(
-                        'connection closed before an answer') from None
+        d = self.pool.get(key)
+        d.addCallback(self._send, data, head_only)
+        d.addErrback(self._stale, key, data, head_only)
+        return d
+
+    def _send(self, client, data, head_only):
+        return client.request(data, head_only, BODY_LIMIT)
+
+    def _stale(self, failure, key, data, head_only):
+        # The server closed the kept-alive connection meanwhile: once more
+        # on a new one.
+        failure.trap(http11.StaleConnection)
+        d = self.pool.get(key, fresh=True)
+        d.addCallback(self._send, data, head_only)
+        return d
+
+    def _answered(self, answer, host):
+        code, phrase, headers = answer
         if code == 429 or (code == 503 and b'retry-after' in headers):
             self.politeness.pause(
                 host, retry_after(headers, self.clock.seconds()))

@@ -246,9 +246,10 @@ class Pool:
         self.idle_timeout = idle_timeout
         self.idle = collections.defaultdict(list)
 
-    def get(self, key):
-        """A Deferred firing a connected HTTPClient for `key`."""
-        idle = self.idle.get(key)
+    def get(self, key, fresh=False):
+        """A Deferred firing a connected HTTPClient for `key` (a new
+        connection with `fresh`)."""
+        idle = None if fresh else self.idle.get(key)
         while idle:
             client = idle.pop()
             if not idle:
