@@ -193,6 +193,8 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         return found
     result['states'] = {str(k): v for k, v in server.read(count).items()}
     result['peak_rss_mib'] = _rss()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result['cpu_seconds'] = usage.ru_utime + usage.ru_stime
     server.stop()
     print(json.dumps(result))
 
@@ -251,7 +253,7 @@ def linkchecker_path():
 
 
 def run_linkchecker(urls):
-    """(wall seconds, max RSS MiB, URLs it reports as checked)."""
+    """(wall seconds, max RSS MiB, URLs it reports as checked, CPU s)."""
     import re
     exe = linkchecker_path()
     args = [exe, '-r0', '-t100', '--stdin', '--no-status', '-o', 'text']
@@ -267,7 +269,8 @@ def run_linkchecker(urls):
         found = re.search(r"That's it\. (\d+) links in (\d+) URLs checked",
                           out.read())
     checked = int(found.group(2)) if found else None
-    return wall, usage.ru_maxrss / 1024, checked
+    return wall, usage.ru_maxrss / 1024, checked, \
+        usage.ru_utime + usage.ru_stime
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -329,18 +332,20 @@ def main(argv=None):
         rss = result['peak_rss_mib']
         ls_rate = len(urls) / result['seconds']
         print('linksync:    %6.1f s  %7.0f URLs/s  peak RSS %4.0f MiB  '
-              '(registration over XML-RPC %.1f s; states %s)' % (
-                  result['seconds'], ls_rate, rss,
-                  result['register_seconds'], result['states']))
+              'CPU %5.1f s  (registration over XML-RPC %.1f s; states %s)'
+              % (result['seconds'], ls_rate, rss, result['cpu_seconds'],
+                 result['register_seconds'], result['states']))
         if args.skip_linkchecker:
             return 0
-        lc_wall, lc_rss, lc_checked = run_linkchecker(urls)
+        lc_wall, lc_rss, lc_checked, lc_cpu = run_linkchecker(urls)
         lc_rate = len(urls) / lc_wall
         print('LinkChecker: %6.1f s  %7.0f URLs/s  peak RSS %4.0f MiB  '
-              '(%s URLs checked, by its report)' % (lc_wall, lc_rate, lc_rss,
-                                         lc_checked))
+              'CPU %5.1f s  (%s URLs checked, by its report)' % (
+                  lc_wall, lc_rate, lc_rss, lc_cpu, lc_checked))
         print('ratio (linksync URLs/s / LinkChecker URLs/s): %.1fx' % (
             ls_rate / lc_rate))
+        print('load average during the run: %.1f (2 cores here; other work '
+              'on the machine slows both sides)' % os.getloadavg()[0])
     finally:
         stop_nginx()
     return 0
