@@ -142,7 +142,7 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
     with open(urls_file) as f:
         urls = f.read().split()
     data = tempfile.mkdtemp(prefix='linksync-bench-')
-    rt = testing.reactor_thread()
+    testing.reactor_thread()
     server = testing.ServerFixture(
         data=data, clock=reactor, roles=None,
         allow_network=[config.network('127.0.0.0/8')],
@@ -172,6 +172,7 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         result['due'] = due
         result['peak_rss_mib'] = _rss()
         server.stop()
+        shutil.rmtree(data, ignore_errors=True)
         print(json.dumps(result))
         return
     server.start()
@@ -196,6 +197,7 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result['cpu_seconds'] = usage.ru_utime + usage.ru_stime
     server.stop()
+    shutil.rmtree(data, ignore_errors=True)
     print(json.dumps(result))
 
 

@@ -166,8 +166,8 @@ class HTTPTestServer:
             for request in self.hanging:
                 if not request.finished and not request._disconnected:
                     request.channel.transport.abortConnection()
-            for protocol in list(self.factory.protocols):
-                protocol.transport.abortConnection()
+            for connection in list(self.factory.protocols):
+                connection.transport.abortConnection()
             return self._port.stopListening()
         self.rt.call(stop)
         self._port = None
