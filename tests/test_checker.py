@@ -363,3 +363,22 @@ def test_a_ca_file_without_certificates_is_a_clear_error(clock, tmp_path):
     with pytest.raises(ValueError, match='no certificate in'):
         make_checker(clock, ca_file=str(path))
     assert os.path.exists(path)
+
+
+def test_a_connection_that_is_never_accepted_times_out(clock):
+    # A listening socket whose backlog is full: the handshake never ends.
+    import socket
+    server = socket.socket()
+    server.bind(('127.0.0.9', 0))
+    server.listen(0)
+    testing.on_cleanup(server.close)
+    port = server.getsockname()[1]
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(('127.0.0.9', port))
+        testing.on_cleanup(filler.close)
+    checker = make_checker(clock, connect_timeout=3.0)
+    url = 'http://127.0.0.9:%d/' % port
+    assert testservers.run_checks(checker, [url], settle=False)[url] == (
+        TEMP, 'connect timed out after 3 s')

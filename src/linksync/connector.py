@@ -99,14 +99,16 @@ class Connector:
         def attempt():
             address = yield self.resolve(host)
             self.vet(address)
+            # The endpoint's own timeout (reactor time) is only a backstop;
+            # the deadline below, on the injected clock, comes first.
             if isIPv6Address(address):
                 endpoint = endpoints.TCP6ClientEndpoint(
                     self.reactor, address, port,
-                    timeout=max(self.connect_timeout, 1))
+                    timeout=self.connect_timeout + 30)
             else:
                 endpoint = endpoints.TCP4ClientEndpoint(
                     self.reactor, address, port,
-                    timeout=max(self.connect_timeout, 1))
+                    timeout=self.connect_timeout + 30)
             if tls_creator is not None:
                 endpoint = endpoints.wrapClientTLS(tls_creator, endpoint)
             protocol = yield endpoint.connect(factory)
