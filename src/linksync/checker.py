@@ -79,7 +79,10 @@ class Checker:
             return defer.succeed((states.UNSUPPORTED,
                                   'unsupported protocol: %s' % (
                                       scheme or 'no scheme')))
-        d = defer.maybeDeferred(handler.check, url)
+        try:
+            d = handler.check(url)
+        except Exception:
+            d = defer.fail()
         d.addErrback(self._classify, url)
         return d
 

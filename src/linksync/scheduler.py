@@ -29,6 +29,7 @@ import zope.component
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from linksync import checker as checker_module
 from linksync.interfaces import ISchedule, IURLProvider
@@ -196,23 +197,18 @@ class Scheduler:
     def _start(self, url):
         d = self.checker.check(url)
         self._pending_checks[url] = d
-        d.addBoth(self._settled, url)
-        d.addCallback(self._checked, url)
-        d.addErrback(self._check_crashed, url)
-
-    def _settled(self, result, url):
-        self._pending_checks.pop(url, None)
-        return result
-
-    def _check_crashed(self, failure, url):
-        # Checker.check never fails; if it does anyway, the URL is let go
-        # and comes back when due.
-        log.failure('checking {url} crashed', failure, url=url)
-        self._release(url)
+        d.addBoth(self._checked, url)
 
     def _checked(self, result, url):
+        self._pending_checks.pop(url, None)
+        if isinstance(result, Failure):
+            # Checker.check never fails; if it does anyway, the URL is let
+            # go and comes back when due.
+            log.failure('checking {url} crashed', result, url=url)
+            self._release(url)
+            return None
         if not self.running:
-            return  # stopped: the URL stays due and is checked next time
+            return None  # stopped: the URL stays due, checked next time
         state, reason = result
         self.checked += 1
         self.results.append((url, state, reason, self.clock.seconds()))

@@ -196,8 +196,12 @@ class HTTPChecker:
         key = (parts.scheme, host, port)
         data = _request(method, parts, self.user_agent)
         head_only = method == b'HEAD'
-        d = self.pool.get(key)
-        d.addCallback(self._send, data, head_only)
+        client = self.pool.take(key)
+        if client is not None:
+            d = client.request(data, head_only, BODY_LIMIT)
+        else:
+            d = self.pool.get(key, fresh=True)
+            d.addCallback(self._send, data, head_only)
         d.addErrback(self._stale, key, data, head_only)
         return d
 

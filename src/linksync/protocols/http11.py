@@ -246,10 +246,9 @@ class Pool:
         self.idle_timeout = idle_timeout
         self.idle = collections.defaultdict(list)
 
-    def get(self, key, fresh=False):
-        """A Deferred firing a connected HTTPClient for `key` (a new
-        connection with `fresh`)."""
-        idle = None if fresh else self.idle.get(key)
+    def take(self, key):
+        """An idle connected HTTPClient for `key`, or None."""
+        idle = self.idle.get(key)
         while idle:
             client = idle.pop()
             if not idle:
@@ -257,8 +256,16 @@ class Pool:
             self._stop_timer(client)
             if client.connected_:
                 client.reused = True
-                return defer.succeed(client)
+                return client
             idle = self.idle.get(key)
+        return None
+
+    def get(self, key, fresh=False):
+        """A Deferred firing a connected HTTPClient for `key` (a new
+        connection with `fresh`)."""
+        client = None if fresh else self.take(key)
+        if client is not None:
+            return defer.succeed(client)
         d = self.connect(key, _Factory())
 
         def made(client):
