@@ -125,6 +125,8 @@ def run_child(args):
             result = json.loads(line)
     if result is None:
         raise SystemExit('the linksync side failed:\n' + proc.stdout)
+    # The child's database, removed once the child has exited.
+    shutil.rmtree(result['data'], ignore_errors=True)
     return result, wall, proc.stdout
 
 
@@ -172,7 +174,7 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         result['due'] = due
         result['peak_rss_mib'] = _rss()
         server.stop()
-        shutil.rmtree(data, ignore_errors=True)
+        result['data'] = data
         print(json.dumps(result))
         return
     server.start()
@@ -197,7 +199,7 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result['cpu_seconds'] = usage.ru_utime + usage.ru_stime
     server.stop()
-    shutil.rmtree(data, ignore_errors=True)
+    result['data'] = data
     print(json.dumps(result))
 
 
