@@ -300,6 +300,7 @@ def main(argv=None):
         return linksync_side(urls_file, float(delay), int(concurrency),
                              *rest)
 
+    load_before = os.getloadavg()[0]
     os.makedirs(OUT, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix='run-', dir=OUT)
     hosts = host_addresses(args.hosts)
@@ -348,8 +349,8 @@ def main(argv=None):
                   lc_wall, lc_rate, lc_rss, lc_cpu, lc_checked))
         print('ratio (linksync URLs/s / LinkChecker URLs/s): %.1fx' % (
             ls_rate / lc_rate))
-        print('load average during the run: %.1f (2 cores here; other work '
-              'on the machine slows both sides)' % os.getloadavg()[0])
+        print('load average (1 min) before the run: %.1f; other work on '
+              'the machine slows both sides' % load_before)
     finally:
         stop_nginx()
     return 0

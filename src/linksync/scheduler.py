@@ -127,7 +127,8 @@ class Scheduler:
         if handed is None or self.queue_size - len(self.inflight) > 0:
             self.delay = self.TICK
         else:
-            # Saturated: back off until results free room (see _written).
+            # Saturated: back off until results free room (flush wakes
+            # the loop up again).
             self.delay = min(self.delay * 2, self.MAX_TICK)
         self._schedule_tick(self.delay)
 
