@@ -54,6 +54,8 @@ def start_nginx(hosts, port, workdir):
     nginx = shutil.which('nginx') or '/usr/sbin/nginx'
     if not os.path.exists(nginx):
         print('nginx missing: installing it (apt-get install nginx)')
+        subprocess.run(['apt-get', 'update', '-q'], check=True,
+                       stdout=subprocess.DEVNULL)
         subprocess.run(['apt-get', 'install', '-y', '-q', 'nginx'],
                        check=True, stdout=subprocess.DEVNULL)
         nginx = shutil.which('nginx') or '/usr/sbin/nginx'
