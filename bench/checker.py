@@ -355,6 +355,7 @@ def main(argv=None):
               'the machine slows both sides' % load_before)
     finally:
         stop_nginx()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
