@@ -7,6 +7,8 @@
   when a database is opened (new parts appear in old databases that way).
 """
 
+import importlib
+
 import zope.component
 import zope.component.hooks
 
@@ -63,9 +65,10 @@ def configure():
     gsm.registerAdapter(client_notifications, (interfaces.IClient,),
                         interfaces.INotifications)
     # -- checker and scheduler (issue 3): the schedule follows the URLs.
-    from zope.component import event as component_event
     from linksync import schedule
-    assert component_event.dispatch  # zope.event now reaches the handlers
+    # Importing zope.component.event connects zope.event.notify to the
+    # handlers registered here.
+    importlib.import_module('zope.component.event')
     gsm.registerHandler(schedule.url_registered,
                         (interfaces.IURLRegisteredEvent,))
     gsm.registerHandler(schedule.url_unregistered,
