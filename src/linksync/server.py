@@ -117,10 +117,17 @@ class APIService(service.Service):
         self.session.close()
 
 
+def _checker_service(server):
+    """The checker and scheduler (issue 3)."""
+    from linksync.scheduler import CheckerService
+    return CheckerService(server)
+
+
 #: Parts of the server: (role, factory(server) -> IService). `--role`
 #: selects among them in later versions; all run by default.
 PARTS = [
     ('api', APIService),
+    ('checker', _checker_service),
 ]
 
 # -- the syncer (issue 5) --------------------------------------------------------

@@ -140,6 +140,9 @@ class ServerFixture:
         self.mailer = mailer
         self.roles = roles
         settings.setdefault('listen', 'tcp:0:interface=127.0.0.1')
+        # The checker (issue 3) must not ask the machine's DNS servers about
+        # the names tests use: an unused loopback port answers nothing.
+        settings.setdefault('dns_server', [('127.0.0.1', 9)])
         self.settings = config.defaults(data=data, secret=secret, **settings)
         self.service = None
         self.url = None
