@@ -177,7 +177,32 @@ def test_roles_in_one_process_and_no_secret_for_a_checker(tmp_path):
     assert (data / 'secret').exists()  # the agents unseal credentials
 
 
+def test_the_twist_plugin_takes_roles_and_workers_too():
+    from twisted.python import usage
+
+    from linksync.twist import Options
+    options = Options()
+    options.parseOptions(['--role', 'checker', '--worker', '2/3', '--zeo',
+                          '127.0.0.1:8100'])
+    assert options.settings.role == ('checker',)
+    assert options.settings.worker == Worker(2, 3)
+    with pytest.raises(usage.UsageError, match='need a shared database'):
+        Options().parseOptions(['--role', 'checker', '--worker', '2/3'])
+
+
 # -- conflicts between processes ----------------------------------------------------------
+
+def start_postgresql():
+    """A started testing.PostgreSQLServer; the test is skipped, saying
+    why, where none can start."""
+    reason = testing.PostgreSQLServer.unavailable()
+    if reason:
+        pytest.skip('no PostgreSQL server: %s' % reason)
+    try:
+        return testing.PostgreSQLServer().start()
+    except RuntimeError as e:
+        pytest.skip('PostgreSQL cannot start here: %s' % e)
+
 
 def _shared_databases(kind, tmp_path):
     """Two Databases on one ZEO or PostgreSQL database, as two processes
@@ -186,10 +211,7 @@ def _shared_databases(kind, tmp_path):
         server = testing.zeo_server(str(tmp_path / 'zeo'))
         open_ = lambda: storage.open_storage(zeo=server.address)  # noqa
     else:
-        reason = testing.PostgreSQLServer.unavailable()
-        if reason:
-            pytest.skip('no PostgreSQL server: %s' % reason)
-        server = testing.PostgreSQLServer().start()
+        server = start_postgresql()
         open_ = lambda: storage.open_storage(dsn=server.dsn)  # noqa
     dbs = [database.Database(open_()) for _ in range(2)]
     for db in dbs:
@@ -396,10 +418,7 @@ def test_api_and_two_checker_workers_on_zeo(tmp_path):
 
 
 def test_api_and_two_checker_workers_on_postgresql(tmp_path):
-    reason = testing.PostgreSQLServer.unavailable()
-    if reason:
-        pytest.skip('no PostgreSQL server: %s' % reason)
-    pg = testing.PostgreSQLServer().start()
+    pg = start_postgresql()
     run_three_processes(
         tmp_path, ['--storage', pg.dsn],
         lambda: storage.open_storage(dsn=pg.dsn, read_only=True))
