@@ -72,23 +72,30 @@ def bench_pick(count=200_000, hosts=1000, workers=4, take=10_000):
     single._queue = OOTreeSet(sharded.due_keys(10**9))
     worker = Worker(1, workers)
     results = {}
-    for name, schedule in (('sharded index', sharded),
-                           ('one index, filtered', single)):
+    for name, schedule, who in (
+            ('sharded index', sharded, worker),
+            ('one index, filtered', single, worker),
+            ('all shards, merged', sharded, None),
+            ('one index', single, None)):
         best = None
         for _ in range(5):
             t0 = time.perf_counter()
-            keys = schedule.due_keys(10**9, worker=worker)
+            keys = schedule.due_keys(10**9, worker=who)
             picked = [k for _, k in zip(range(take), keys)]
             elapsed = time.perf_counter() - t0
             best = elapsed if best is None else min(best, elapsed)
         assert len(picked) == take
         results[name] = best
-    print('1. picking %d due URLs for worker 1/%d among %d due URLs:' % (
-        take, workers, count))
-    for name, seconds in results.items():
-        print('   %-22s %7.1f ms' % (name, seconds * 1000))
+    print('1. picking %d due URLs among %d due URLs on %d hosts' % (
+        take, count, hosts))
+    print('   for worker 1/%d:' % workers)
+    for name in ('sharded index', 'one index, filtered'):
+        print('   %-22s %7.1f ms' % (name, results[name] * 1000))
     print('   ratio: %.1fx' % (results['one index, filtered'] /
                                results['sharded index']))
+    print('   for a lone checker (no --worker), the price of the shards:')
+    for name in ('all shards, merged', 'one index'):
+        print('   %-22s %7.1f ms' % (name, results[name] * 1000))
     return results
 
 
