@@ -10,6 +10,7 @@ import collections
 import subprocess
 import sys
 import time
+import urllib.request
 import xmlrpc.client
 
 import pytest
@@ -377,6 +378,9 @@ def run_three_processes(tmp_path, storage_args, open_storage):
     for start in range(0, len(listed), 50):
         proxy.registerURLs('fred', 'pw', listed[start:start + 50])
     got = _wait_for_states(proxy, urls)
+    # The API process serves its pages without a checker of its own.
+    with urllib.request.urlopen('http://127.0.0.1:%d/' % port) as page:
+        assert page.status == 200
     for process in processes:
         assert process.stop() == 0, process.text
     for process in processes[1:]:
