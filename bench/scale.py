@@ -207,9 +207,12 @@ workers can use N cores, but there are %(cores)d here, shared with the ZEO
 server, nginx and this benchmark (and with whatever else ran: see "machine
 busy before"), so %(cores)d / (%(worker).2f + %(zeo).2f) ms = %(all).0f checks/s at
 the very most; past %(cores)d workers, more only add processes that compete
-for the same cores. The CPU per check stays about the same with more
-workers (they write their own shards' indexes: few conflicts), so on a
-bigger machine the checks/s grow with the cores until the ZEO server, one
+for the same cores. With %(last_n)d workers a check cost the workers
+%(last_worker).2f ms and ZEO %(last_zeo).2f ms: what more workers add on top is
+their competition for the cores and, likely (not measured here), result
+batches that conflict on what all workers share (the change track's
+buckets, the counts of failures) and are retried whole. On a bigger
+machine the checks/s grow with the cores until the ZEO server, one
 process, fills its own core: about %(zeo_max).0f checks/s at %(zeo).2f ms each."""
 
 
@@ -255,6 +258,7 @@ def main(argv=None):
                      for _ in range(args.repeat)), key=lambda r: r['rate'])
             base = base or r['rate']
             first = first or r
+            last = r
             print('   %7d %8.1f %9.0f %9.0f %7.2fx %7.2f ms %5.2f ms %5.0f%%'
                   % (count, r['wall'], r['rate'], r['steady_rate'],
                      r['rate'] / base,
@@ -267,7 +271,10 @@ def main(argv=None):
         print(EXPLANATION % {
             'cores': os.cpu_count(), 'worker': worker, 'zeo': zeo,
             'one': 1000 / worker, 'all': 1000 * os.cpu_count() / (
-                worker + zeo), 'zeo_max': 1000 / max(zeo, 1e-6)})
+                worker + zeo), 'zeo_max': 1000 / max(zeo, 1e-6),
+            'last_n': last['workers'],
+            'last_worker': 1000 * last['worker_cpu'] / (len(urls) - 1),
+            'last_zeo': 1000 * last['zeo_cpu'] / (len(urls) - 1)})
     finally:
         stop_nginx()
         shutil.rmtree(workdir, ignore_errors=True)
