@@ -6,7 +6,7 @@ import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCServer
 
 import pytest
-from twisted.internet import endpoints, reactor as global_reactor
+from twisted.internet import defer, endpoints, reactor as global_reactor
 from twisted.web import resource, server
 
 from linksync import testing
@@ -180,3 +180,19 @@ def test_unmarshallable_arguments(rt, answers):
     with pytest.raises(CallbackError, match='cannot call'):
         rt.call(proxy.call, 'updateManyStates', None)
     assert answers.requests == []
+
+
+def test_cancelling_a_call_is_not_a_failure_of_the_client(rt, answers):
+    answers.hold = True
+    proxy = CallbackProxy(answers.url, global_reactor, timeout=60)
+    outcome = []
+
+    def call_and_cancel():
+        d = proxy.get_all_links('fred', 'pw')
+        d.addBoth(outcome.append)
+        d.cancel()
+    rt.call(call_and_cancel)
+    [failure] = outcome
+    assert failure.check(defer.CancelledError)
+    # Not sent a second time either.
+    assert len(answers.requests) <= 1

@@ -13,6 +13,9 @@ START = 1297082000.0
 
 def make_server(tmp_path, name='var', **kw):
     kw.setdefault('notify_attempts', 1)
+    # The tests play the checker's part by hand (set_state), and the daily
+    # sync has tests of its own: the server runs its API and its agents.
+    kw.setdefault('roles', ('api', 'agents'))
     server = testing.ServerFixture(data=str(tmp_path / name), **kw)
     server.clock.advance(START)
     return server.start()

@@ -412,7 +412,9 @@ def test_the_server_keeps_working_during_a_big_sync(quiet, dummy):
     results = []
 
     def start():
-        heart.start(0)
+        # Often enough to show the reactor never stalls for long, without
+        # spinning it (that would slow the sync it watches).
+        heart.start(0.002)
         testing.syncer_of(quiet).sync().addCallback(results.extend)
     rt.call(start)
     try:
@@ -434,7 +436,11 @@ def test_the_server_keeps_working_during_a_big_sync(quiet, dummy):
     assert result.status == 'ok', result.error
     assert (result.registered, result.unregistered, result.kept) == (
         8000, 4000, 8000)
-    assert dummy.batches == [1000] * 16
+    # Bob's registration may land in an index bucket the sync split (the
+    # due-time index, the URL index): then the sync's commit conflicts and
+    # it is done again, from the fetch; nothing is lost either way.
+    assert result.attempts in (1, 2)
+    assert dummy.batches == [1000] * 16 * result.attempts
     # The changes (20 units of 1,000) let the reactor run in between.
     assert done - at_batch[-1] >= 15
     assert urls_of(quiet) == sorted(kept + new)

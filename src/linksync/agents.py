@@ -545,6 +545,10 @@ class RecordUploader:
             try:
                 yield defer.maybeDeferred(self._upload_batch, batch)
                 return
+            except defer.CancelledError:
+                # Stopping: no retry (it would wait on a clock that may
+                # never move again).
+                raise
             except Exception as e:
                 error = e
                 if attempt == self.retries:

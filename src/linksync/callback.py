@@ -243,6 +243,9 @@ class CallbackProxy:
         describe = lambda: '%s (%s)' % (self.url, method)  # noqa: E731
 
         timed_out = []
+        # Set when the caller cancels: Twisted reports a request cancelled
+        # while connecting as a DNS failure, say, so the failure cannot tell.
+        cancelled = []
 
         def send(retry):
             d = self.agent.request(
@@ -255,7 +258,7 @@ class CallbackProxy:
                 # callback methods are safe to repeat.
                 def again(failure):
                     failure.trap(*_STALE_CONNECTION)
-                    if timed_out or _cancelled(failure):
+                    if timed_out or cancelled or _cancelled(failure):
                         return failure
                     return send(False)
                 d.addErrback(again)
@@ -274,12 +277,21 @@ class CallbackProxy:
         def settle(result):
             if timer.active():
                 timer.cancel()
-            if timed_out and isinstance(result, failure.Failure):
-                return failure.Failure(defer.TimeoutError())
+            if isinstance(result, failure.Failure):
+                if cancelled:
+                    return failure.Failure(defer.CancelledError())
+                if timed_out:
+                    return failure.Failure(defer.TimeoutError())
             return result
         d.addBoth(settle)
         d.addErrback(self._explain, method, describe)
-        return d
+
+        def cancel(outer):
+            cancelled.append(True)
+            d.cancel()
+        outer = defer.Deferred(cancel)
+        d.chainDeferred(outer)
+        return outer
 
     def _read(self, response, describe, max_values=None):
         if response.code != 200:
@@ -303,10 +315,14 @@ class CallbackProxy:
             raise CallbackFault(self.url, method, fail.value)
         if fail.check(CallbackError):
             return fail
-        if fail.check(defer.TimeoutError, defer.CancelledError):
+        if fail.check(defer.TimeoutError):
             raise CallbackConnectionError(
                 '%s: no answer within %s seconds' % (describe(),
                                                      self.timeout))
+        if fail.check(defer.CancelledError):
+            # The caller cancelled (the server is stopping): that is no
+            # failure of the client's, and must not be retried as one.
+            return fail
         if fail.check(error.ConnectionRefusedError):
             raise CallbackConnectionError('%s: connection refused'
                                           % describe(), refused=True)

@@ -23,6 +23,7 @@ COMMANDS = [
     'sync',
     'credential',
     # -- end of the syncer
+    'check',  # issue 3: the checker
 ]
 
 # -- the change track and its agents

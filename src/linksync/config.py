@@ -168,6 +168,113 @@ SERVER_OPTIONS += SYNC_OPTIONS
 
 # -- end of the syncer options ---------------------------------------------------
 
+# -- checker and scheduler (issue 3) ------------------------------------------
+
+#: Options of the URL checker: `linksync serve` and `linksync check`.
+CHECKER_OPTIONS = [
+    Option('concurrency', type=positive_int, default=100, metavar='N',
+           help='requests in progress at once, over all hosts'),
+    Option('per-host-connections', type=positive_int, default=2,
+           metavar='N', help='requests in progress at once to one host'),
+    Option('per-host-delay', type=seconds, default=1.0, metavar='SECONDS',
+           help='least time between the starts of two requests to one '
+                'host'),
+    Option('connect-timeout', type=seconds, default=10.0, metavar='SECONDS',
+           help='time allowed to resolve a host and connect to it'),
+    Option('timeout', type=seconds, default=30.0, metavar='SECONDS',
+           help='total time allowed for one request and its answer'),
+    Option('max-redirects', type=positive_int, default=10, metavar='N',
+           help='redirects followed before a link counts as broken'),
+    Option('max-retry-after', type=seconds, default=3600.0,
+           metavar='SECONDS',
+           help='cap of the pause a host asks for with Retry-After'),
+    Option('user-agent', metavar='TEXT',
+           help='User-Agent header of the checker (default: linksync/'
+                'VERSION and a short note)'),
+    Option('allow-network', type=network, multiple=True, metavar='CIDR',
+           help='let the checker reach this loopback, private, link-local '
+                'or multicast network (repeatable; refused by default)'),
+    Option('ca-file', metavar='FILE',
+           help='PEM file of further certificate authorities to trust for '
+                'HTTPS, besides the system ones'),
+    Option('dns-server', type=hostport, multiple=True, metavar='HOST:PORT',
+           help='DNS server for the checker (repeatable; default: those of '
+                '/etc/resolv.conf)'),
+]
+
+#: Options of the scheduler (only `linksync serve`).
+SCHEDULER_OPTIONS = [
+    Option('recheck-interval', type=seconds, default=86400.0,
+           metavar='SECONDS', help='how often a reachable URL is checked'),
+    Option('temporary-interval', type=seconds, default=3600.0,
+           metavar='SECONDS',
+           help='first re-check of a temporary failure; doubled after each '
+                'further one, up to --recheck-interval'),
+    Option('permanent-interval', type=seconds, default=86400.0,
+           metavar='SECONDS',
+           help='how often a permanently failing URL is checked'),
+    Option('confirm-delay', type=seconds, default=600.0, metavar='SECONDS',
+           help='a URL that was ok and fails is checked again after this '
+                'delay before the failure is published'),
+    Option('orphan-grace', type=seconds, default=7 * 86400.0,
+           metavar='SECONDS',
+           help='a URL no client has registered for this long is removed'),
+    Option('check-queue', type=positive_int, default=10000, metavar='N',
+           help='URLs handed to the checker and not finished, at most'),
+]
+
+SERVER_OPTIONS += CHECKER_OPTIONS + SCHEDULER_OPTIONS
+
+# -- end of checker and scheduler ---------------------------------------------
+
+# -- scale-out (issue 8): roles and checker workers --------------------------
+
+
+class BadValue(ValueError, argparse.ArgumentTypeError):
+    """A bad value whose message argparse shows as it is."""
+
+
+def roles(text):
+    """'all' or a comma list of the roles of linksync.server.PARTS ->
+    tuple of role names (None: all)."""
+    from linksync.server import ROLES
+    names = [n.strip() for n in str(text).split(',') if n.strip()]
+    if names == ['all']:
+        return None
+    unknown = [n for n in names if n not in ROLES]
+    if not names or unknown:
+        raise BadValue('unknown role %r (roles: all, or a comma list of %s)'
+                       % (','.join(unknown) or text, ', '.join(ROLES)))
+    return tuple(r for r in ROLES if r in names)
+
+
+def worker(text):
+    """'I/N' -> linksync.partition.Worker."""
+    from linksync.partition import Worker
+    try:
+        return Worker.parse(text)
+    except ValueError as e:
+        raise BadValue(str(e)) from None
+
+
+roles.__name__ = 'role'
+worker.__name__ = 'I/N'
+
+#: Options of `linksync serve` for running the server as several processes
+#: on one database (ZEO or RelStorage).
+SCALE_OPTIONS = [
+    Option('role', type=roles, metavar='ROLES',
+           help='the parts this process runs: all (the default), or a '
+                'comma list of api, checker, agents, syncer'),
+    Option('worker', type=worker, metavar='I/N',
+           help='this checker is worker I of N: it checks only the URLs of '
+                'its share of the hosts (run exactly one process per I, '
+                'on a shared database)'),
+]
+SERVER_OPTIONS += SCALE_OPTIONS
+
+# -- end of scale-out ------------------------------------------------------------
+
 
 
 #: Options of the subcommands that open the server's database: they reach

@@ -49,6 +49,11 @@ def _sync_manager():
     return SyncManager()
 
 
+def _schedule():
+    from linksync.schedule import Schedule
+    return Schedule()
+
+
 #: The persistent parts of the application root:
 #: (attribute name, factory, interface it is registered as a utility for, or
 #: None).
@@ -58,6 +63,8 @@ PARTS = [
     ('state_counts', _state_counts, interfaces.IStateCounts),
     # -- the change track and its agents
     ('sync', _sync_manager, interfaces.ISyncManager),
+    # -- checker and scheduler (issue 3)
+    ('schedule', _schedule, interfaces.ISchedule),
 ]
 
 
@@ -79,6 +86,14 @@ def configure():
     gsm.registerHandler(statecounts.state_changed,
                         (interfaces.IURLStateChangedEvent,))
     _configure_track(gsm)
+    # -- checker and scheduler (issue 3): the schedule follows the URLs.
+    from linksync import schedule
+    gsm.registerHandler(schedule.url_registered,
+                        (interfaces.IURLRegisteredEvent,))
+    gsm.registerHandler(schedule.url_unregistered,
+                        (interfaces.IURLUnregisteredEvent,))
+    gsm.registerHandler(schedule.url_removed, (interfaces.IURLRemovedEvent,))
+    # -- end of checker and scheduler
     _configured = True
 
 

@@ -392,6 +392,62 @@ class ISyncDevice(Interface):
     def stop():
         """Stop syncing periodically."""
 
+# -- The checking engine: scheduler and checker (issue 3) --------------------
+
+class ISchedule(Interface):
+    """When each URL is due for a check: a persistent index by due time.
+
+    Kept up to date by the URL events (linksync.scheduler subscribers), so
+    that due work is found without scanning all URLs.
+    """
+
+    def add(url, due):
+        """Schedule the IURL `url` at `due` unless scheduled already."""
+
+    def reschedule(url, due):
+        """Move the IURL `url` to `due` (schedules it if needed)."""
+
+    def discard(url):
+        """Forget everything about the IURL `url`."""
+
+    def due_keys(now, after=None, worker=None):
+        """Iterate over (due, url) with due <= now in due order.
+
+        `after` is a (due, url) key to resume after (exclusive). With
+        `worker` (a linksync.partition.Worker), only the URLs of that
+        checker worker's shards, read from their own indexes.
+        """
+
+    def due_at(url, default=None):
+        """The due time of the IURL `url`, or `default`."""
+
+    def orphans(before):
+        """Iterate over (since, url) of URLs without a client since before
+        `before`."""
+
+    def record(url, state, reason, now, timing):
+        """Apply the outcome of a check of the IURL `url` made at `now`.
+
+        Publishes it with ``url.set_result`` unless it must be confirmed
+        first (an ok URL failing), and schedules the next check by
+        `timing` (a linksync.scheduler.Timing). Returns True when the
+        state was published and changed.
+        """
+
+
+class IChecker(Interface):
+    """Checks URLs over the network, politely."""
+
+    def check(url):
+        """Check the URL (str) once; a Deferred firing (state, reason).
+
+        Never fails: every problem is a state (linksync.states) with a
+        reason text.
+        """
+
+    def close():
+        """Close cached connections; a Deferred."""
+
 
 # -- Stores and the Synchronizer (linksync.stores) --------------------------
 

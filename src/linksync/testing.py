@@ -12,7 +12,11 @@ Whatever a helper starts is registered with :func:`on_cleanup` and stopped by
 
 import atexit
 import email
+import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import xmlrpc.client
@@ -140,6 +144,9 @@ class ServerFixture:
         self.mailer = mailer
         self.roles = roles
         settings.setdefault('listen', 'tcp:0:interface=127.0.0.1')
+        # The checker (issue 3) must not ask the machine's DNS servers about
+        # the names tests use: an unused loopback port answers nothing.
+        settings.setdefault('dns_server', [('127.0.0.1', 9)])
         self.settings = config.defaults(data=data, secret=secret, **settings)
         self.service = None
         self.url = None
@@ -268,24 +275,55 @@ class _Message:
         self.lines = []
 
 
-# -- a client's callback server (the change track part) ------------------------
+# -- a client application's callback ------------------------------------------
+
+import warnings  # noqa: E402
+
+with warnings.catch_warnings():
+    # It still defines a client on a deprecated class; its server is fine.
+    warnings.simplefilter('ignore', DeprecationWarning)
+    from twisted.web import xmlrpc as twisted_xmlrpc  # noqa: E402
+
 
 class CallbackServer:
     """A client application's XML-RPC callback on a free port of 127.0.0.1.
 
-    It answers ``updateManyStates`` (keeping every call's rows in `calls`,
-    a list of lists of rows, and the states in `states`, {url: [state,
-    reason]}), ``xmlrpc_getAllLinks`` (answering `links`) and, for export
-    agents, ``pushChanges(changes)`` (keeping them in `pushed`). Calls with
-    another client id or password than the given ones get a Fault. down()
-    stops it and drops its connections, up() brings it back on the same
-    port.
+    It answers what the server calls:
+
+    * ``xmlrpc_getAllLinks`` (``getAllLinks`` instead when `legacy` is set,
+      as older clients name it) with :attr:`links`;
+    * ``updateManyStates`` with :attr:`updated` (True), keeping every call's
+      rows in :attr:`calls` and the last ``[state, reason]`` of each URL in
+      :attr:`states`;
+    * ``pushChanges(changes)`` (for export agents), keeping them in
+      :attr:`pushed`.
+
+    An answer may be an exception to raise (an ``xmlrpc.client.Fault``), or
+    a callable ``(client_id, password, *args)`` returning the answer or a
+    Deferred of it. With a `client_id` and `password`, calls bearing other
+    credentials get Fault 401 'wrong credentials'; :attr:`credentials`
+    keeps those of every call. :meth:`show_log` prints what it was asked
+    and empties the log::
+
+        Connect: http://127.0.0.1:PORT/RPC2     (each request)
+        Get all links
+        Update many states: fred - 2            (client id, number of rows)
+
+    :meth:`down` stops it and cuts its connections, :meth:`up` brings it
+    back on the same port.
     """
 
-    def __init__(self, client_id='fred', password='secret', links=()):
+    path = '/RPC2'
+
+    def __init__(self, client_id=None, password=None, links=(),
+                 legacy=False):
         self.client_id = client_id
         self.password = password
         self.links = list(links)
+        self.legacy = legacy
+        self.updated = True
+        self.log = []
+        self.credentials = []
         self.calls = []
         self.states = {}
         self.pushed = []
@@ -295,11 +333,56 @@ class CallbackServer:
 
     @property
     def url(self):
-        return 'http://127.0.0.1:%d/RPC2' % self.port
+        return 'http://127.0.0.1:%d%s' % (self.port, self.path)
+
+    @property
+    def batches(self):
+        """The number of rows of every updateManyStates call."""
+        return [len(rows) for rows in self.calls]
 
     def rows(self):
         """Every row received, in order."""
         return [row for call in self.calls for row in call]
+
+    def show_log(self):
+        for line in self.log:
+            print(line)
+        del self.log[:]
+
+    # -- the methods ---------------------------------------------------------
+
+    def get_all_links(self, client_id, password):
+        self.log.append('Get all links')
+        self._check(client_id, password)
+        return self._answer(self.links, client_id, password)
+
+    def update_many_states(self, client_id, password, rows):
+        self.log.append('Update many states: %s - %d' % (client_id,
+                                                         len(rows)))
+        self._check(client_id, password)
+        self.calls.append(rows)
+        for url, state, reason in rows:
+            self.states[url] = [state, reason]
+        return self._answer(self.updated, client_id, password, rows)
+
+    def push_changes(self, changes):
+        self.pushed.extend(changes)
+        return True
+
+    def _check(self, client_id, password):
+        self.credentials.append((client_id, password))
+        if self.client_id is not None and \
+                (client_id, password) != (self.client_id, self.password):
+            raise twisted_xmlrpc.Fault(401, 'wrong credentials')
+
+    def _answer(self, answer, client_id, password, *args):
+        if callable(answer):
+            answer = answer(client_id, password, *args)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    # -- listening -------------------------------------------------------------
 
     def start(self):
         self.rt = reactor_thread()
@@ -308,51 +391,21 @@ class CallbackServer:
         return self
 
     def _listen(self, port):
-        import warnings
-
         from twisted.internet import endpoints
-        from twisted.web import server as web_server
-        with warnings.catch_warnings():
-            # Its (unused) client side is deprecated; the resource is not.
-            warnings.simplefilter('ignore', DeprecationWarning)
-            from twisted.web import xmlrpc as web_xmlrpc
-        callback = self
-
-        class Resource(web_xmlrpc.XMLRPC):
-            def _check(self, client_id, password):
-                if (client_id, password) != (callback.client_id,
-                                             callback.password):
-                    raise web_xmlrpc.Fault(401, 'wrong credentials')
-
-            def xmlrpc_updateManyStates(self, client_id, password, rows):
-                self._check(client_id, password)
-                callback.calls.append(rows)
-                for url, state, reason in rows:
-                    callback.states[url] = [state, reason]
-                return True
-
-            def xmlrpc_xmlrpc_getAllLinks(self, client_id, password):
-                self._check(client_id, password)
-                return callback.links
-
-            def xmlrpc_pushChanges(self, changes):
-                callback.pushed.extend(changes)
-                return True
-
         from twisted.protocols.policies import WrappingFactory
-        site = web_server.Site(Resource(allowNone=False))
+        from twisted.web import server as web_server
+        site = web_server.Site(_CallbackResource(self))
         site.noisy = False
         factory = WrappingFactory(site)
         # The wrappers of the open connections, for down().
         self._connections = factory.protocols
         endpoint = endpoints.TCP4ServerEndpoint(
             self.rt.reactor, port, interface='127.0.0.1')
-        d = endpoint.listen(factory)
 
         def listening(listening_port):
             self._listening = listening_port
             self.port = listening_port.getHost().port
-        return d.addCallback(listening)
+        return endpoint.listen(factory).addCallback(listening)
 
     def down(self):
         """Stop answering: no listening socket, open connections cut."""
@@ -374,99 +427,43 @@ class CallbackServer:
             self.down()
 
 
-# -- the syncer (issue 5): a client's callback, and driving the syncer ----------
+class _CallbackResource(twisted_xmlrpc.XMLRPC):
+    """The XML-RPC resource of a CallbackServer."""
 
-import warnings  # noqa: E402
-
-with warnings.catch_warnings():
-    # It still defines a client on a deprecated class; its server is fine.
-    warnings.simplefilter('ignore', DeprecationWarning)
-    from twisted.web import xmlrpc as twisted_xmlrpc  # noqa: E402
-
-class XMLRPCDummy(Listening):
-    """A client's XML-RPC callback endpoint: a real server on 127.0.0.1.
-
-    It answers ``xmlrpc_getAllLinks`` with :attr:`links` (``getAllLinks``
-    instead when :attr:`legacy` is set, as older clients name it) and
-    ``updateManyStates`` with :attr:`updated`, and logs what it is asked.
-    An answer may be an exception to raise (an ``xmlrpc.client.Fault``), or
-    a callable ``(client_id, password, *args)`` returning the answer or a
-    Deferred of it. :meth:`show_log` prints the log and empties it::
-
-        Connect: http://127.0.0.1:PORT/     (each request)
-        Get all links
-        Update many states: fred - 2        (client id, number of rows)
-
-    :attr:`credentials` keeps the ``(client_id, password)`` of every call,
-    :attr:`states` the last ``[state, reason]`` received for each URL.
-    """
-
-    def __init__(self, links=('http://example.com/1', 'http://example.com/3'),
-                 legacy=False):
-        self.links = list(links)
-        self.updated = True
-        self.legacy = legacy
-        self.log = []
-        self.credentials = []
-        self.batches = []
-        self.states = {}
-
-    def start(self):
-        from twisted.web import server as web_server
-        site = web_server.Site(_DummyResource(self))
-        site.noisy = False
-        self._listen(site)
-        self.url = 'http://127.0.0.1:%d/' % self.port
-        return self
-
-    def show_log(self):
-        for line in self.log:
-            print(line)
-        del self.log[:]
-
-    def _answer(self, answer, client_id, password, *args):
-        self.credentials.append((client_id, password))
-        if callable(answer):
-            answer = answer(client_id, password, *args)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def get_all_links(self, client_id, password):
-        self.log.append('Get all links')
-        return self._answer(self.links, client_id, password)
-
-    def update_many_states(self, client_id, password, rows):
-        self.log.append('Update many states: %s - %d' % (client_id,
-                                                         len(rows)))
-        self.batches.append(len(rows))
-        for url, state, reason in rows:
-            self.states[url] = [state, reason]
-        return self._answer(self.updated, client_id, password, rows)
-
-
-class _DummyResource(twisted_xmlrpc.XMLRPC):
-    """The XML-RPC resource of an XMLRPCDummy."""
-
-    def __init__(self, dummy):
+    def __init__(self, callback):
         super().__init__(allowNone=False)
-        self.dummy = dummy
+        self.callback = callback
 
     def render_POST(self, request):
         host = (request.getHeader(b'host') or b'').decode('latin-1')
-        self.dummy.log.append('Connect: http://%s%s' % (
+        self.callback.log.append('Connect: http://%s%s' % (
             host, request.uri.decode('latin-1')))
         return super().render_POST(request)
 
     def lookupProcedure(self, path):
-        links = 'getAllLinks' if self.dummy.legacy else 'xmlrpc_getAllLinks'
-        procedures = {links: self.dummy.get_all_links,
-                      'updateManyStates': self.dummy.update_many_states}
+        callback = self.callback
+        links = 'getAllLinks' if callback.legacy else 'xmlrpc_getAllLinks'
+        procedures = {links: callback.get_all_links,
+                      'updateManyStates': callback.update_many_states,
+                      'pushChanges': callback.push_changes}
         if path not in procedures:
             raise twisted_xmlrpc.NoSuchFunction(
                 self.NOT_FOUND, 'procedure %s not found' % path)
         return procedures[path]
 
+
+class XMLRPCDummy(CallbackServer):
+    """The callback of the seed's story: at ``/``, answering links 1 and 3
+    of example.com, accepting any credentials (it keeps them)."""
+
+    path = '/'
+
+    def __init__(self, links=('http://example.com/1', 'http://example.com/3'),
+                 legacy=False):
+        super().__init__(links=links, legacy=legacy)
+
+
+# -- the syncer: driving it from tests -------------------------------------------
 
 def install_xmlrpcdummy(**kw):
     """Start an XMLRPCDummy (stopped at cleanup) and return it."""
@@ -680,3 +677,188 @@ class ClientProcess:
                 line.rstrip('\n') for line in self.process.stdout)
             self.process.stdout.close()
             self.process = None
+
+
+# -- scale-out (issue 8): linksync processes on a shared database ---------------
+
+#: How to run the `linksync` command of this checkout.
+LINKSYNC_COMMAND = [sys.executable, '-m', 'linksync.cli']
+
+
+class Command:
+    """A `linksync ARGS...` process, its output kept in `lines`.
+
+    :meth:`start` waits until a line containing `ready` is printed (and
+    fails with the output so far when the process exits first);
+    :meth:`stop` sends SIGTERM and returns the exit status. Its output is
+    read all along (a chatty process never blocks on a full pipe). Stopped
+    at cleanup.
+    """
+
+    def __init__(self, *args, ready='linksync running', env=None):
+        self.args = [str(a) for a in args]
+        self.ready = ready
+        self.env = dict(os.environ)
+        self.env.pop('LINKSYNC_SECRET', None)
+        self.env.update(env or {})
+        self.lines = []
+        self.process = None
+        self._ready = threading.Event()
+
+    def start(self, timeout=120):
+        self.process = subprocess.Popen(
+            LINKSYNC_COMMAND + self.args, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env=self.env)
+        on_cleanup(self.stop)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout) or self.process.poll() is not None \
+                and not self._seen_ready:
+            self.stop()
+            raise AssertionError('linksync %s did not start:\n%s' % (
+                ' '.join(self.args[:1]), self.text))
+        return self
+
+    _seen_ready = False
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if self.ready in line:
+                self._seen_ready = True
+                self._ready.set()
+        self._ready.set()  # exited
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        """Stop the process (when running); its exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(10)
+        return self.process.returncode
+
+    @property
+    def text(self):
+        return ''.join(self.lines)
+
+
+def zeo_server(data):
+    """A started `linksync zeo` on a free port for directory `data`; its
+    address is ``server.address`` (HOST:PORT)."""
+    address = '127.0.0.1:%d' % free_port()
+    server = Command('zeo', '--data', data, '--listen', address,
+                     ready='ZEO server')
+    server.address = address
+    return server.start()
+
+
+class PostgreSQLServer:
+    """A PostgreSQL server of its own, in a temporary directory, on a free
+    port of 127.0.0.1 (Debian's `postgresql` package: initdb, pg_ctl).
+
+    PostgreSQL refuses to run as root: under root, the cluster belongs to
+    the unprivileged ``postgres`` user. :meth:`unavailable` says why none
+    can start here (None when one can). ``dsn`` names database
+    ``linksync``, made by :meth:`start`. Stopped at cleanup.
+    """
+
+    USER = 'postgres'
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = None
+        self.dsn = 'postgresql://%s@127.0.0.1:%d/linksync' % (
+            self._user(), self.port)
+
+    @staticmethod
+    def bindir():
+        """The directory of initdb and pg_ctl, or None."""
+        import glob
+        import shutil
+        found = shutil.which('pg_ctl')
+        if found:
+            return os.path.dirname(os.path.realpath(found))
+        dirs = sorted(glob.glob('/usr/lib/postgresql/*/bin'),
+                      key=lambda d: [int(p) for p in d.split('/')[-2]
+                                     .split('.') if p.isdigit()])
+        return dirs[-1] if dirs else None
+
+    @classmethod
+    def _user(cls):
+        if os.geteuid() != 0:
+            import pwd
+            return pwd.getpwuid(os.geteuid()).pw_name
+        return cls.USER
+
+    @classmethod
+    def unavailable(cls):
+        """Why no PostgreSQL server can start here, or None."""
+        bindir = cls.bindir()
+        if bindir is None or not os.path.exists(
+                os.path.join(bindir, 'initdb')):
+            return ('PostgreSQL is not installed (apt-get install '
+                    'postgresql)')
+        if os.geteuid() == 0:
+            import pwd
+            try:
+                pwd.getpwnam(cls.USER)
+            except KeyError:
+                return 'running as root without a %r user to run ' \
+                    'PostgreSQL as' % cls.USER
+        try:
+            import psycopg2  # noqa: F401
+            import relstorage  # noqa: F401
+        except ImportError:
+            return ('RelStorage is not installed (pip install '
+                    'linksync[postgresql])')
+        return None
+
+    def _run(self, *args):
+        kw = {}
+        if os.geteuid() == 0:
+            kw['user'] = self.USER
+        result = subprocess.run(
+            [os.path.join(self.bindir(), args[0])] + list(args[1:]),
+            capture_output=True, text=True, timeout=120, cwd=self.dir, **kw)
+        if result.returncode != 0:
+            raise RuntimeError('%s failed: %s' % (
+                args[0], (result.stderr or result.stdout).strip()[-2000:]))
+        return result
+
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix='linksync-pg-')
+        os.chmod(self.dir, 0o755)
+        if os.geteuid() == 0:
+            import pwd
+            entry = pwd.getpwnam(self.USER)
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+        on_cleanup(self.stop)
+        data = os.path.join(self.dir, 'data')
+        self._run('initdb', '-D', data, '-A', 'trust', '-U', self._user(),
+                  '-E', 'UTF8', '--no-sync')
+        self._run('pg_ctl', '-D', data, '-w', '-t', '60', '-l',
+                  os.path.join(self.dir, 'log'), '-o',
+                  '-h 127.0.0.1 -p %d -k %s -F' % (self.port, self.dir),
+                  'start')
+        self._started = True
+        self._run('createdb', '-h', '127.0.0.1', '-p', str(self.port),
+                  '-U', self._user(), 'linksync')
+        return self
+
+    _started = False
+
+    def stop(self):
+        import shutil
+        if self._started:
+            self._started = False
+            self._run('pg_ctl', '-D', os.path.join(self.dir, 'data'), '-w',
+                      '-m', 'fast', 'stop')
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None

@@ -31,12 +31,21 @@ def start_logging(level, stream=sys.stdout, reactor=None):
 def run(args):
     from twisted.internet import reactor
 
-    from linksync.server import LinkSyncService, load_secret
+    from linksync.server import LinkSyncService, check_roles, secret_for
     settings = config.resolve(args, config.SERVER_OPTIONS)
-    secret = load_secret(settings)
+    try:
+        check_roles(settings)
+    except config.ConfigError as e:
+        args.parser.error(str(e))  # bad usage: exit status 2
+    roles = settings.role
+    secret = secret_for(settings, roles)
     service = LinkSyncService(settings, reactor=reactor, secret=secret)
+    if roles is not None and 'api' not in roles:
+        listening = None  # a checker or syncer worker serves no API
+    else:
+        listening = lambda: service.api.listening  # noqa: E731
     return run_service(service, reactor, settings.log_level,
-                       settings.listen, lambda: service.api.listening)
+                       settings.listen, listening)
 
 
 def run_service(service, reactor, log_level, listen, listening,
@@ -44,9 +53,9 @@ def run_service(service, reactor, log_level, listen, listening,
     """Run `service` until the process is told to stop; the exit status.
 
     `listening()` (called once the service started) is a Deferred firing
-    when it listens, then `ready` is called with its result; a service
-    that cannot start or listen ends the process with status 1 and a
-    one-line message.
+    when it listens, then `ready` is called with its result (`listening`
+    None: the service listens on nothing); a service that cannot start or
+    listen ends the process with status 1 and a one-line message.
     """
     writer = start_logging(log_level, reactor=reactor)
     status = {'code': 0}
@@ -62,6 +71,8 @@ def run_service(service, reactor, log_level, listen, listening,
         except Exception as e:
             fail(e)
             return
+        if listening is None:
+            return  # nothing to listen on
         listening().addCallbacks(ready or (lambda _: None), lambda f: fail(
             'cannot listen on %s: %s' % (listen, f.getErrorMessage())))
 

@@ -1,0 +1,364 @@
+"""Benchmark: linksync's checker against LinkChecker, in one run.
+
+    .venv/bin/python bench/checker.py                 # 10,000 URLs, both
+    .venv/bin/python bench/checker.py --million       # 1,000,000 registered,
+                                                      # 500,000 due (memory)
+
+An nginx started here (``apt-get install nginx`` when missing) listens on
+1,000 loopback addresses 127.0.x.y and answers 200, 404 or 503 by path.
+The same URL list is checked
+
+* by linksync end to end: a linksync server (FileStorage, real clock) gets
+  the URLs over XML-RPC (registerURLs) and its checker works until every
+  state is stored in the database;
+* by LinkChecker (PyPI ``linkchecker``, installed into bench/out/lc-venv
+  when missing) with ``-r0 -t100``, the URLs on stdin;
+
+with the same politeness: ``--per-host-delay 0.1`` for linksync, which is
+LinkChecker's default cap of 10 requests per second and host. Each runs in
+its own process; wall time, URLs/s and peak memory (max RSS) are printed,
+and the ratio. Traffic goes only to 127.0.0.0/8.
+
+``--million`` registers 1,000,000 URLs (``--registered``), of which 500,000
+(``--due``) are due, the others checked a moment ago; it reports the time
+and peak memory of registering, and of scheduling and checking the due
+ones (``--max-check-seconds`` bounds that part; what was done is reported).
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, 'out')
+PYTHON = sys.executable
+
+
+# -- nginx ----------------------------------------------------------------------------
+
+def host_addresses(count):
+    hosts = []
+    for n in range(count):
+        hosts.append('127.0.%d.%d' % (1 + n // 250, 1 + n % 250))
+    return hosts
+
+
+def start_nginx(hosts, port, workdir):
+    nginx = shutil.which('nginx') or '/usr/sbin/nginx'
+    if not os.path.exists(nginx):
+        print('nginx missing: installing it (apt-get install nginx)')
+        subprocess.run(['apt-get', 'update', '-q'], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(['apt-get', 'install', '-y', '-q', 'nginx'],
+                       check=True, stdout=subprocess.DEVNULL)
+        nginx = shutil.which('nginx') or '/usr/sbin/nginx'
+    os.makedirs(workdir, exist_ok=True)
+    listens = '\n'.join('        listen %s:%d;' % (h, port) for h in hosts)
+    conf = os.path.join(workdir, 'nginx.conf')
+    with open(conf, 'w') as f:
+        f.write('''
+worker_processes 1;
+worker_rlimit_nofile 65536;
+pid %(dir)s/nginx.pid;
+error_log %(dir)s/error.log crit;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    keepalive_requests 100000;
+    keepalive_timeout 120s;
+    client_body_temp_path %(dir)s/tmp;
+    proxy_temp_path %(dir)s/tmp;
+    fastcgi_temp_path %(dir)s/tmp;
+    uwsgi_temp_path %(dir)s/tmp;
+    scgi_temp_path %(dir)s/tmp;
+    server {
+%(listens)s
+        location /ok/ { return 200 "ok\\n"; }
+        location /missing/ { return 404; }
+        location /busy/ { return 503; }
+        location / { return 404; }
+    }
+}
+''' % {'dir': workdir, 'listens': listens})
+    os.makedirs(os.path.join(workdir, 'tmp'), exist_ok=True)
+    subprocess.run([nginx, '-c', conf, '-p', workdir], check=True)
+    for _ in range(100):
+        if os.path.exists(os.path.join(workdir, 'nginx.pid')):
+            break
+        time.sleep(0.05)
+    return lambda: subprocess.run([nginx, '-c', conf, '-p', workdir,
+                                   '-s', 'stop'], check=False,
+                                  stderr=subprocess.DEVNULL)
+
+
+def url_list(count, hosts, port):
+    urls = []
+    for i in range(count):
+        host = hosts[i % len(hosts)]
+        kind = {8: 'missing', 9: 'busy'}.get(i % 10, 'ok')
+        urls.append('http://%s:%d/%s/%d' % (host, port, kind, i))
+    return urls
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+# -- running a side in its own process ------------------------------------------------------
+
+def run_child(args):
+    """Run a child; (its JSON result, wall seconds, its output)."""
+    start = time.monotonic()
+    proc = subprocess.run(args, stdout=subprocess.PIPE, text=True)
+    wall = time.monotonic() - start
+    result = None
+    for line in proc.stdout.splitlines():
+        if line.startswith('{'):
+            result = json.loads(line)
+    if result is None:
+        raise SystemExit('the linksync side failed:\n' + proc.stdout)
+    # The child's database, removed once the child has exited.
+    shutil.rmtree(result['data'], ignore_errors=True)
+    return result, wall, proc.stdout
+
+
+# -- the linksync side --------------------------------------------------------------------------
+
+def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
+                  due=None, max_check_seconds=None):
+    """Runs in a child process: register, check, wait for the states."""
+    sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'src'))
+    import xmlrpc.client
+
+    from twisted.internet import reactor
+
+    from linksync import config, testing
+    with open(urls_file) as f:
+        urls = f.read().split()
+    data = tempfile.mkdtemp(prefix='linksync-bench-')
+    testing.reactor_thread()
+    server = testing.ServerFixture(
+        data=data, clock=reactor, roles=None,
+        allow_network=[config.network('127.0.0.0/8')],
+        per_host_delay=per_host_delay, concurrency=concurrency,
+        check_queue=10_000, dns_server=[('127.0.0.1', 9)])
+    result = {}
+    if registered:
+        # Memory mode: the extra URLs are registered straight into the
+        # database (XML-RPC for a million URLs would measure XML-RPC), half
+        # of them as checked a moment ago, i.e. not due.
+        server.roles = ['api']
+        server.start()
+        t0 = time.monotonic()
+        _register_directly(server, urls, registered, due)
+        result['register_seconds'] = time.monotonic() - t0
+        result['register_rss_mib'] = _rss()
+        server.stop()
+        server.roles = None
+        t0 = time.monotonic()
+        server.rt.call(server._start)
+        checker = server.service.getServiceNamed('checker').scheduler
+        deadline = t0 + (max_check_seconds or 10**9)
+        while checker.written < due and time.monotonic() < deadline:
+            time.sleep(0.5)
+        result['check_seconds'] = time.monotonic() - t0
+        result['checked'] = checker.written
+        result['due'] = due
+        result['peak_rss_mib'] = _rss()
+        server.stop()
+        result['data'] = data
+        print(json.dumps(result))
+        return
+    server.start()
+    proxy = xmlrpc.client.ServerProxy(server.url)
+    client = server.register_client('bench')
+    t0 = time.monotonic()
+    for i in range(0, len(urls), 1000):
+        proxy.registerURLs(*client, urls[i:i + 1000])
+    result['register_seconds'] = time.monotonic() - t0
+    scheduler = server.service.getServiceNamed('checker').scheduler
+    while scheduler.written < len(urls):
+        time.sleep(0.05)
+    result['seconds'] = time.monotonic() - t0
+
+    def count(app):
+        found = {}
+        for url in app.urls:
+            found[url.state] = found.get(url.state, 0) + 1
+        return found
+    result['states'] = {str(k): v for k, v in server.read(count).items()}
+    result['peak_rss_mib'] = _rss()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result['cpu_seconds'] = usage.ru_utime + usage.ru_stime
+    server.stop()
+    result['data'] = data
+    print(json.dumps(result))
+
+
+def _rss():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _register_directly(server, urls, registered, due):
+    """Register `registered` URLs (cycling over the hosts of `urls`)."""
+    import zope.component
+
+    from linksync import registration
+    from linksync.interfaces import IClientProvider, ISchedule, IURLProvider
+    from linksync.model import Client
+    hosts = sorted({u.split('/')[2] for u in urls})
+    now = time.time()
+    batch = 20_000
+
+    def work(app, start):
+        clients = zope.component.getUtility(IClientProvider)
+        client = clients.get('bench') or clients.add(
+            Client('bench', password='bench-password'))
+        chunk = ['http://%s/ok/%d' % (hosts[i % len(hosts)], i)
+                 for i in range(start, min(start + batch, registered))]
+        registration.register(client, chunk, now)
+        schedule = zope.component.getUtility(ISchedule)
+        provider = zope.component.getUtility(IURLProvider)
+        for i, text in enumerate(chunk, start):
+            if i >= due:  # checked a moment ago: due in a day
+                url = provider.get(text)
+                url.set_result('ok', '200 OK', now)
+                schedule.reschedule(url, now + 86400)
+
+    for start in range(0, registered, batch):
+        session = server.service.database.session()
+        try:
+            server.rt.call(session.run, work, start)
+        finally:
+            server.rt.call(session.close)
+        if start % 200_000 == 0:
+            print('registered %d' % (start + batch), file=sys.stderr)
+
+
+# -- the LinkChecker side ---------------------------------------------------------------------
+
+def linkchecker_path():
+    venv = os.path.join(OUT, 'lc-venv')
+    exe = os.path.join(venv, 'bin', 'linkchecker')
+    if not os.path.exists(exe):
+        print('installing LinkChecker into %s' % venv)
+        subprocess.run([PYTHON, '-m', 'venv', venv], check=True)
+        subprocess.run([os.path.join(venv, 'bin', 'pip'), 'install', '-q',
+                        'linkchecker'], check=True)
+    return exe
+
+
+def run_linkchecker(urls):
+    """(wall seconds, max RSS MiB, URLs it reports as checked, CPU s)."""
+    import re
+    exe = linkchecker_path()
+    args = [exe, '-r0', '-t100', '--stdin', '--no-status', '-o', 'text']
+    start = time.monotonic()
+    with tempfile.TemporaryFile('w+') as out:
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=out,
+                                stderr=subprocess.DEVNULL, text=True)
+        proc.stdin.write('\n'.join(urls) + '\n')
+        proc.stdin.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - start
+        out.seek(0)
+        found = re.search(r"That's it\. (\d+) links in (\d+) URLs checked",
+                          out.read())
+    checked = int(found.group(2)) if found else None
+    return wall, usage.ru_maxrss / 1024, checked, \
+        usage.ru_utime + usage.ru_stime
+
+
+# -- main ----------------------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--urls', type=int, default=10_000)
+    parser.add_argument('--hosts', type=int, default=1000)
+    parser.add_argument('--per-host-delay', type=float, default=0.1)
+    parser.add_argument('--concurrency', type=int, default=100)
+    parser.add_argument('--skip-linkchecker', action='store_true')
+    parser.add_argument('--million', action='store_true',
+                        help='the memory run: 1,000,000 registered URLs, '
+                             '500,000 due')
+    parser.add_argument('--registered', type=int, default=1_000_000)
+    parser.add_argument('--due', type=int, default=500_000)
+    parser.add_argument('--max-check-seconds', type=float, default=None)
+    parser.add_argument('--linksync-side', nargs='+', help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.linksync_side:
+        urls_file, delay, concurrency, *rest = args.linksync_side
+        rest = [float(x) if '.' in x else int(x) for x in rest]
+        return linksync_side(urls_file, float(delay), int(concurrency),
+                             *rest)
+
+    load_before = os.getloadavg()[0]
+    os.makedirs(OUT, exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix='run-', dir=OUT)
+    hosts = host_addresses(args.hosts)
+    port = free_port()
+    stop_nginx = start_nginx(hosts, port, os.path.join(workdir, 'nginx'))
+    try:
+        urls = url_list(args.urls, hosts, port)
+        urls_file = os.path.join(workdir, 'urls.txt')
+        with open(urls_file, 'w') as f:
+            f.write('\n'.join(urls) + '\n')
+        child = [PYTHON, os.path.abspath(__file__), '--linksync-side',
+                 urls_file, str(args.per_host_delay), str(args.concurrency)]
+        if args.million:
+            child += [str(args.registered), str(args.due)]
+            if args.max_check_seconds:
+                child.append(str(float(args.max_check_seconds)))
+            result, wall, out = run_child(child)
+            print('linksync, %d registered URLs (%d due) over %d hosts:' % (
+                args.registered, args.due, len(hosts)))
+            print('  registering: %.0f s, peak RSS %.0f MiB' % (
+                result['register_seconds'], result['register_rss_mib']))
+            print('  scheduling + checking: %d of %d due URLs in %.0f s '
+                  '(%.0f URLs/s)' % (
+                      result['checked'], result['due'],
+                      result['check_seconds'],
+                      result['checked'] / result['check_seconds']))
+            print('  peak RSS of the process: %.0f MiB (limit 1024 MiB)' % (
+                result['peak_rss_mib']))
+            return 0
+        print('%d URLs over %d host addresses, per-host delay %g s, '
+              'concurrency %d' % (len(urls), len(hosts), args.per_host_delay,
+                                  args.concurrency))
+        result, wall, out = run_child(child)
+        rss = result['peak_rss_mib']
+        ls_rate = len(urls) / result['seconds']
+        print('linksync:    %6.1f s  %7.0f URLs/s  peak RSS %4.0f MiB  '
+              'CPU %5.1f s  (registration over XML-RPC %.1f s; states %s)'
+              % (result['seconds'], ls_rate, rss, result['cpu_seconds'],
+                 result['register_seconds'], result['states']))
+        if args.skip_linkchecker:
+            return 0
+        lc_wall, lc_rss, lc_checked, lc_cpu = run_linkchecker(urls)
+        lc_rate = len(urls) / lc_wall
+        print('LinkChecker: %6.1f s  %7.0f URLs/s  peak RSS %4.0f MiB  '
+              'CPU %5.1f s  (%s URLs checked, by its report)' % (
+                  lc_wall, lc_rate, lc_rss, lc_cpu, lc_checked))
+        print('ratio (linksync URLs/s / LinkChecker URLs/s): %.1fx' % (
+            ls_rate / lc_rate))
+        print('load average (1 min) before the run: %.1f; other work on '
+              'the machine slows both sides' % load_before)
+    finally:
+        stop_nginx()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == '__main__':
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    sys.exit(main())

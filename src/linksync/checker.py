@@ -1,0 +1,100 @@
+"""The URL checker: one entry point for every scheme, never failing.
+
+:class:`Checker` holds what all checks share: the politeness rules (global
+concurrency, per-host limits and pauses), the network policy, the DNS
+resolver and the HTTP connection pool. ``check(url)`` picks the protocol
+checker of the URL's scheme and always fires ``(state, reason)``: every
+error is turned into a state by linksync.classify, and an unexpected one
+(a bug) is logged and reported as a temporary failure, so a crashing check
+never stops the service that asked for it.
+"""
+
+from twisted.internet import defer, error
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from linksync import classify, interfaces, states
+from linksync.connector import Connector, make_resolver
+from linksync.netpolicy import NetworkPolicy
+from linksync.politeness import Politeness
+from linksync.protocols.ftp import FTPChecker
+from linksync.protocols.http import HTTPChecker
+from linksync.protocols.mailto import MailtoChecker
+
+log = Logger()
+
+
+def host_of(url):
+    """The host part of a URL (lower case), '' when it has none.
+
+    Called for every URL the scheduler hands out, so the usual
+    ``scheme://host[:port]/...`` shape is split by hand.
+
+    >>> host_of('http://User@Example.COM:8080/x'), host_of('mailto:a@b.c')
+    ('example.com', '')
+    >>> host_of('http://[::1]:80/'), host_of('http:///x')
+    ('::1', '')
+    """
+    scheme, sep, rest = url.partition('://')
+    if not sep:
+        return ''
+    netloc = rest.split('/', 1)[0].split('?', 1)[0].rpartition('@')[2]
+    if netloc.startswith('['):
+        return netloc[1:].split(']', 1)[0].lower()
+    return netloc.partition(':')[0].lower()
+
+
+@implementer(interfaces.IChecker)
+class Checker:
+    """Checks URLs politely; settings are those of config.CHECKER_OPTIONS."""
+
+    def __init__(self, settings, reactor, clock=None, resolver=None):
+        clock = clock if clock is not None else reactor
+        self.clock = clock
+        self.politeness = Politeness(
+            clock, concurrency=settings.concurrency,
+            per_host=settings.per_host_connections,
+            per_host_delay=settings.per_host_delay,
+            max_pause=settings.max_retry_after)
+        if resolver is None:
+            resolver = make_resolver(settings.dns_server)
+        self.policy = NetworkPolicy(settings.allow_network or ())
+        self.connector = Connector(reactor, clock, self.policy, resolver,
+                                   settings.connect_timeout)
+        self.http = HTTPChecker(
+            reactor, clock, self.politeness, self.connector,
+            timeout=settings.timeout, max_redirects=settings.max_redirects,
+            user_agent=settings.user_agent, ca_file=settings.ca_file,
+            per_host_connections=settings.per_host_connections)
+        self.ftp = FTPChecker(clock, self.politeness, self.connector,
+                              timeout=settings.timeout)
+        self.mailto = MailtoChecker(resolver)
+        self.handlers = {'http': self.http, 'https': self.http,
+                         'ftp': self.ftp, 'mailto': self.mailto}
+
+    def check(self, url):
+        scheme = url.split(':', 1)[0].lower() if ':' in url else ''
+        handler = self.handlers.get(scheme)
+        if handler is None:
+            return defer.succeed((states.UNSUPPORTED,
+                                  'unsupported protocol: %s' % (
+                                      scheme or 'no scheme')))
+        try:
+            d = handler.check(url)
+        except Exception:
+            d = defer.fail()
+        d.addErrback(self._classify, url)
+        return d
+
+    def _classify(self, failure, url):
+        if failure.check(defer.CancelledError,
+                         error.ConnectingCancelledError):
+            return states.TEMPORARY, 'check cancelled'
+        exc = failure.value
+        state, reason = classify.exception(exc)
+        if reason.startswith('check failed:'):
+            log.failure('unexpected error checking {url}', failure, url=url)
+        return state, reason
+
+    def close(self):
+        return self.http.close()

@@ -1,0 +1,198 @@
+"""From what happened during a check to a state and a reason (PROTOCOL.md).
+
+The States table of PROTOCOL.md, as code:
+
+=========================  ===============================================
+``ok``                     2xx, 3xx after redirects (a 3xx that is not a
+                           redirect, such as 304), 401
+``temporary unavailable``  500, 503, 504, 429, timeouts, connection refused
+                           or reset, DNS temporary failure
+``unavailable``            4xx but 401 and 429, 501, 502, 505, DNS name
+                           does not exist, TLS failure, too many redirects
+``unsupported protocol``   no scheme handler, refused by policy, no host
+=========================  ===============================================
+
+The table names some 5xx codes only; the others (506-599) are server-side
+trouble that usually passes, so they count as temporary.
+
+>>> http_status(200, b'OK')
+('ok', '200 OK')
+>>> http_status(200, b'OK', redirects=2)
+('ok', '200 OK after 2 redirects')
+>>> http_status(404, b'Not Found')
+('unavailable', '404 Not Found')
+>>> http_status(429, b'')
+('temporary unavailable', '429 Too Many Requests')
+>>> http_status(401, b'Unauthorized')
+('ok', '401 Unauthorized')
+>>> http_status(502, b'Bad Gateway')
+('unavailable', '502 Bad Gateway')
+"""
+
+import http
+
+from twisted.internet import defer, error
+from twisted.names import error as dns_error
+from twisted.web import _newclient
+from twisted.web import client as web_client
+
+from linksync import states
+
+#: 5xx codes that say "try later" (temporary); other listed ones are
+#: permanent.
+_TEMPORARY_5XX = {500, 503, 504}
+_PERMANENT_5XX = {501, 502, 505}
+
+
+class CheckFailed(Exception):
+    """A check ended in a known state; raised deep down, caught at the top."""
+
+    state = states.UNAVAILABLE
+
+    def __init__(self, reason, state=None):
+        super().__init__(reason)
+        self.reason = reason
+        if state is not None:
+            self.state = state
+
+
+class Temporary(CheckFailed):
+    state = states.TEMPORARY
+
+
+class Unavailable(CheckFailed):
+    state = states.UNAVAILABLE
+
+
+class Unsupported(CheckFailed):
+    state = states.UNSUPPORTED
+
+
+class TimedOut(Temporary):
+    """A connect or total timeout (the reason says which)."""
+
+
+#: The failures of a twisted.names look-up.
+DNS_ERRORS = (dns_error.DNSNameError, dns_error.DNSServerError,
+              dns_error.DNSQueryTimeoutError, dns_error.DNSQueryRefusedError,
+              defer.TimeoutError)
+
+
+def dns_failure(exc, what, name):
+    """The CheckFailed for a failed look-up of `name` (one of DNS_ERRORS).
+
+    >>> dns_failure(dns_error.DNSNameError(), 'host name', 'x.test').reason
+    'DNS: host name x.test does not exist'
+    """
+    if isinstance(exc, dns_error.DNSNameError):
+        return Unavailable('DNS: %s %s does not exist' % (what, name))
+    return Temporary('DNS: temporary failure looking up %s (%s)' % (
+        name, type(exc).__name__))
+
+
+def phrase(code, given=b''):
+    """The reason phrase of an HTTP status (the server's, else standard)."""
+    if isinstance(given, bytes):
+        given = given.decode('latin-1', 'replace')
+    given = ' '.join(given.split())[:100]
+    if not given:
+        try:
+            given = http.HTTPStatus(code).phrase
+        except ValueError:
+            given = ''
+    return ('%d %s' % (code, given)).strip()
+
+
+def http_status(code, given_phrase=b'', redirects=0):
+    """(state, reason) of the final HTTP status of a check."""
+    reason = phrase(code, given_phrase)
+    if redirects:
+        reason += ' after %d redirect%s' % (
+            redirects, '' if redirects == 1 else 's')
+    if 200 <= code < 400 or code == 401:
+        return states.OK, reason
+    if code == 429:
+        return states.TEMPORARY, reason
+    if 400 <= code < 500:
+        return states.UNAVAILABLE, reason
+    if code in _PERMANENT_5XX:
+        return states.UNAVAILABLE, reason
+    if code in _TEMPORARY_5XX or 500 <= code < 600:
+        return states.TEMPORARY, reason
+    return states.UNAVAILABLE, 'invalid HTTP status %s' % reason
+
+
+def _tls_text(exc):
+    """A short text of an OpenSSL or certificate verification error."""
+    args = getattr(exc, 'args', ())
+    if args and isinstance(args[0], list) and args[0]:
+        # OpenSSL.SSL.Error: [(lib, func, reason), ...]
+        last = args[0][-1]
+        if isinstance(last, tuple) and last:
+            return str(last[-1])
+    return str(exc) or type(exc).__name__
+
+
+def _is_tls_error(exc):
+    try:
+        from OpenSSL import SSL
+    except ImportError:  # pragma: no cover - Twisted[tls] brings it
+        return False
+    if isinstance(exc, SSL.Error):
+        return True
+    try:
+        from service_identity import VerificationError
+        from service_identity.exceptions import CertificateError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, (VerificationError, CertificateError))
+
+
+def _reasons(exc):
+    """The underlying failures of Twisted's wrapping HTTP client errors."""
+    if isinstance(exc, (web_client.ResponseFailed,
+                        web_client.ResponseNeverReceived,
+                        _newclient.RequestGenerationFailed,
+                        web_client.RequestTransmissionFailed)):
+        found = []
+        for f in exc.reasons:
+            found.extend(_reasons(f.value))
+        return found or [exc]
+    return [exc]
+
+
+def exception(exc):
+    """(state, reason) for an exception that ended a check."""
+    if isinstance(exc, CheckFailed):
+        return exc.state, exc.reason
+    reasons = _reasons(exc)
+    for r in reasons:
+        if isinstance(r, CheckFailed):
+            return r.state, r.reason
+    for r in reasons:
+        if _is_tls_error(r):
+            return states.UNAVAILABLE, 'TLS failure: %s' % _tls_text(r)
+    r = reasons[0]
+    if isinstance(r, _newclient.ParseError):
+        return states.UNAVAILABLE, 'invalid HTTP answer: %s' % (
+            r.args[0] if r.args else 'unreadable')
+    if isinstance(r, error.ConnectionRefusedError):
+        return states.TEMPORARY, 'connection refused'
+    if isinstance(r, (error.TimeoutError, defer.TimeoutError)):
+        return states.TEMPORARY, 'timed out'
+    if isinstance(r, error.DNSLookupError):
+        return states.UNAVAILABLE, 'DNS: host name not found'
+    if isinstance(r, dns_error.DNSNameError):
+        return states.UNAVAILABLE, 'DNS: host name does not exist'
+    if isinstance(r, (dns_error.DNSServerError, dns_error.DNSQueryTimeoutError,
+                      dns_error.DNSQueryRefusedError)):
+        return states.TEMPORARY, 'DNS: temporary failure (%s)' % (
+            type(r).__name__)
+    if isinstance(r, error.ConnectionLost) or \
+            isinstance(r, (ConnectionResetError, error.ConnectionDone)):
+        return states.TEMPORARY, 'connection closed before an answer'
+    if isinstance(r, (error.ConnectError, OSError)):
+        return states.TEMPORARY, 'cannot connect: %s' % (
+            str(r).strip() or type(r).__name__)
+    return states.TEMPORARY, 'check failed: %s' % (
+        str(r).strip() or type(r).__name__)

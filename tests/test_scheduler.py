@@ -1,0 +1,349 @@
+"""The schedule index and the checker service of the server (issue 3)."""
+
+import time
+
+import pytest
+import zope.component
+from ZODB.MappingStorage import MappingStorage
+
+from linksync import config, database, events, registration, states, \
+    testing, testservers
+from linksync.interfaces import IClientProvider, ISchedule, IURLProvider
+from linksync.model import Client
+from linksync.schedule import Schedule, Timing
+
+LOOPBACK = config.network('127.0.0.0/8')
+
+
+# -- the index, without a server ------------------------------------------------------
+
+@pytest.fixture
+def db():
+    d = database.Database(MappingStorage())
+    yield d
+    d.close()
+
+
+def _client(app, name):
+    clients = zope.component.getUtility(IClientProvider)
+    return clients.get(name) or clients.add(Client(name, password='pw'))
+
+
+def test_the_index_follows_registrations(db):
+    session = db.session()
+
+    def register(app, name, urls, now):
+        registration.register(_client(app, name), urls, now)
+
+    def unregister(app, name, urls, now):
+        registration.unregister(_client(app, name), urls, now)
+
+    def look(app):
+        s = zope.component.getUtility(ISchedule)
+        return (sorted(s.due_keys(10**12)), sorted(s.orphans(10**12)),
+                len(s))
+    session.run(register, 'a', ['http://x.test/1', 'http://x.test/2'], 100)
+    session.run(register, 'b', ['http://x.test/2'], 200)
+    assert session.read(look) == (
+        [(100, 'http://x.test/1'), (100, 'http://x.test/2')], [], 2)
+    session.run(unregister, 'a', ['http://x.test/2'], 300)
+    assert session.read(look)[0] == [(100, 'http://x.test/1'),
+                                     (100, 'http://x.test/2')]
+    session.run(unregister, 'b', ['http://x.test/2'], 400)
+    assert session.read(look) == (
+        [(100, 'http://x.test/1')], [(400, 'http://x.test/2')], 1)
+    # Registered again: adopted, due at once.
+    session.run(register, 'a', ['http://x.test/2'], 500)
+    assert session.read(look) == (
+        [(100, 'http://x.test/1'), (500, 'http://x.test/2')], [], 2)
+    # Removed: forgotten.
+    session.run(unregister, 'a', ['http://x.test/2'], 600)
+    session.run(lambda app: app.urls.remove('http://x.test/2'))
+    assert session.read(look) == ([(100, 'http://x.test/1')], [], 1)
+    session.close()
+
+
+def test_due_work_is_found_without_scanning_everything():
+    from linksync.model import URL
+    s = Schedule()
+    for i in range(20_000):
+        s.add(URL('http://x.test/later/%d' % i), 5000 + i)
+    for i in range(3):
+        s.add(URL('http://x.test/now/%d' % i), 10 + i)
+    visited = list(s.due_keys(100))
+    assert visited == [(10, 'http://x.test/now/0'),
+                       (11, 'http://x.test/now/1'),
+                       (12, 'http://x.test/now/2')]
+    assert list(s.due_keys(100, after=visited[0])) == visited[1:]
+    assert s.due_count(5001) == 5
+
+
+def test_timing_and_confirmation_in_record(db):
+    timing = Timing(recheck=1000, temporary=100, permanent=500, confirm=60)
+    session = db.session()
+    seen = []
+    zope.component.provideHandler(
+        lambda e: seen.append((e.object.url, e.old_state, e.object.state)),
+        (events.URLStateChanged,))
+    url = 'http://x.test/'
+
+    def setup(app):
+        registration.register(_client(app, 'a'), [url], 0)
+
+    def record(app, state, now):
+        s = zope.component.getUtility(ISchedule)
+        obj = zope.component.getUtility(IURLProvider).get(url)
+        s.record(obj, state, 'why', now, timing)
+        return obj.state, s.due_at(obj)
+    session.run(setup)
+    try:
+        assert session.run(record, states.OK, 10) == (states.OK, 1010)
+        # ok -> failing: not published, re-checked after the confirm delay.
+        assert session.run(record, states.UNAVAILABLE, 1010) == (
+            states.OK, 1070)
+        # Confirmed: published.
+        assert session.run(record, states.UNAVAILABLE, 1070) == (
+            states.UNAVAILABLE, 1570)
+        # Temporary failures back off: 100, 200, 400, ... up to 1000.
+        assert session.run(record, states.TEMPORARY, 2000) == (
+            states.TEMPORARY, 2100)
+        assert session.run(record, states.TEMPORARY, 2100)[1] == 2300
+        assert session.run(record, states.TEMPORARY, 2300)[1] == 2700
+        assert session.run(record, states.TEMPORARY, 2700)[1] == 3500
+        assert session.run(record, states.TEMPORARY, 3500)[1] == 4500
+        assert session.run(record, states.OK, 4500) == (states.OK, 5500)
+        # A failure after ok is confirmed only by a failure: ok again clears.
+        assert session.run(record, states.TEMPORARY, 5500) == (
+            states.OK, 5560)
+        assert session.run(record, states.OK, 5560) == (states.OK, 6560)
+    finally:
+        zope.component.getGlobalSiteManager().unregisterHandler(
+            None, (events.URLStateChanged,))
+    assert [s for s in seen if s[0] == url] == [
+        (url, None, states.OK), (url, states.OK, states.UNAVAILABLE),
+        (url, states.UNAVAILABLE, states.TEMPORARY),
+        (url, states.TEMPORARY, states.OK)]
+    session.close()
+
+
+# -- the service in a running server ---------------------------------------------------
+
+def start_server(tmp_path, **settings):
+    settings.setdefault('allow_network', [LOOPBACK])
+    settings.setdefault('per_host_delay', 0.0)
+    settings.setdefault('timeout', 10_000.0)
+    settings.setdefault('connect_timeout', 10_000.0)
+    return testing.ServerFixture(data=str(tmp_path / 'var'), **settings).start()
+
+
+def service_of(server):
+    return server.service.getServiceNamed('checker')
+
+
+def run_until(server, webs, done, step=1.0, max_steps=5000, watch=None):
+    """Advance the server's clock (only while every started request has
+    reached a server) until done() is true."""
+    service = service_of(server)
+
+    def settled():
+        if watch is not None:
+            watch()
+        arrived = sum(w.in_progress for w in webs)
+        return service.checker.politeness.active == arrived
+    for _ in range(max_steps):
+        if done():
+            return
+        if server.rt.call(settled):
+            server.advance(step)
+        time.sleep(0.002)
+    raise AssertionError('not done in time')
+
+
+def states_of(server, urls):
+    def read(app):
+        provider = zope.component.getUtility(IURLProvider)
+        return {u: (provider.get(u).state, provider.get(u).reason)
+                for u in urls if provider.get(u) is not None}
+    return server.read(read)
+
+
+def all_checked(server, urls):
+    return lambda: all(state is not None for state, _ in
+                       states_of(server, urls).values())
+
+
+@pytest.fixture
+def web():
+    # The web server's clock is set to the server's in each test.
+    return testservers.HTTPTestServer('127.0.0.2')
+
+
+def test_registered_urls_are_checked_once_and_stored(tmp_path, web):
+    server = start_server(tmp_path)
+    web.clock = server.clock
+    web.start()
+    urls = [web.url('/status/200'), web.url('/status/404'),
+            web.url('/status/503'), 'gopher://x.test/']
+    fred = server.register_client('fred')
+    ann = server.register_client('ann')
+    assert server.proxy().registerURLs(*fred, urls) == []
+    assert server.proxy().registerURLs(*ann, urls[:2]) == []
+    run_until(server, [web], all_checked(server, urls))
+    assert states_of(server, urls) == {
+        urls[0]: (states.OK, '200 OK'),
+        urls[1]: (states.UNAVAILABLE, '404 Not Found'),
+        urls[2]: (states.TEMPORARY, '503 Service Unavailable'),
+        urls[3]: (states.UNSUPPORTED, 'unsupported protocol: gopher')}
+    # Shared by two clients, checked once.
+    assert [h.path for h in web.log] == [
+        '/status/200', '/status/404', '/status/503']
+    assert server.proxy().getStatus(*ann, urls[1]) == [
+        urls[1], 'unavailable', '404 Not Found']
+    # Known now: registering again returns the states.
+    assert sorted(server.proxy().registerURLs(*ann, urls[2:3])) == [
+        [urls[2], 'temporary unavailable', '503 Service Unavailable']]
+
+
+def test_due_times_follow_the_state(tmp_path, web):
+    server = start_server(tmp_path, recheck_interval=1000.0,
+                          temporary_interval=100.0, permanent_interval=500.0)
+    web.clock = server.clock
+    web.start()
+    urls = [web.url('/status/200'), web.url('/status/404'),
+            web.url('/status/503')]
+    fred = server.register_client('fred')
+    server.proxy().registerURLs(*fred, urls)
+    run_until(server, [web], all_checked(server, urls))
+
+    def due(app):
+        s = zope.component.getUtility(ISchedule)
+        provider = zope.component.getUtility(IURLProvider)
+        return [s.due_at(provider.get(u)) - provider.get(u).last_check
+                for u in urls]
+    assert server.read(due) == [1000, 500, 100]
+    # Not checked again before due; checked again once due.
+    hits = len(web.log)
+    run_until(server, [web], lambda: len(web.log) > hits)
+    assert [h.path for h in web.log[hits:]] == ['/status/503']
+
+
+def test_confirmation_before_alarm(tmp_path, web):
+    server = start_server(tmp_path, recheck_interval=1000.0,
+                          confirm_delay=600.0)
+    web.clock = server.clock
+    web.start()
+    url = web.url('/toggle/a')
+    fred = server.register_client('fred')
+    server.proxy().registerURLs(*fred, [url])
+    run_until(server, [web], all_checked(server, [url]))
+    web.toggles['a'] = 404
+    run_until(server, [web], lambda: len(web.log) == 2)
+    first_failure = web.log[-1].time
+    assert states_of(server, [url])[url] == (states.OK, '200 OK')
+    run_until(server, [web], lambda: states_of(server, [url])[url][0] !=
+              states.OK)
+    assert len(web.log) == 3
+    assert web.log[-1].time - first_failure >= 600
+    assert states_of(server, [url])[url] == (states.UNAVAILABLE,
+                                             '404 Not Found')
+
+
+def test_orphans_are_not_checked_and_removed_after_grace(tmp_path, web):
+    server = start_server(tmp_path, orphan_grace=3600.0)
+    web.clock = server.clock
+    web.start()
+    kept, dropped = web.url('/status/200'), web.url('/status/204')
+    fred = server.register_client('fred')
+    server.proxy().registerURLs(*fred, [kept, dropped])
+    server.proxy().unregisterURLs(*fred, [dropped])
+    run_until(server, [web], all_checked(server, [kept]))
+    assert [h.path for h in web.log] == ['/status/200']
+    assert dropped in states_of(server, [dropped])
+    server.advance(3601)
+    run_until(server, [web],
+              lambda: dropped not in states_of(server, [dropped]))
+    assert kept in states_of(server, [kept])
+    assert [h.path for h in web.log] == ['/status/200']
+
+
+def test_results_are_written_in_batches(tmp_path, web):
+    server = start_server(tmp_path)
+    web.clock = server.clock
+    web.start()
+    urls = [web.url('/status/200?n=%d' % i) for i in range(60)]
+    fred = server.register_client('fred')
+    server.proxy().registerURLs(*fred, urls)
+    storage = server.service.database.db.storage
+
+    def transactions():
+        return sum(1 for _ in storage.iterator())
+    before = transactions()
+    run_until(server, [web], all_checked(server, urls), step=0.25)
+    # 60 results, a handful of transactions (not one per URL).
+    assert transactions() - before <= 6
+
+
+def test_bounded_queue_never_hands_a_url_out_twice(tmp_path, web):
+    server = start_server(tmp_path, check_queue=4, per_host_connections=2)
+    web.clock = server.clock
+    web.start()
+    urls = [web.url('/hold/30?n=%d' % i) for i in range(12)]
+    fred = server.register_client('fred')
+    server.proxy().registerURLs(*fred, urls)
+    scheduler = service_of(server).scheduler
+    peak = []
+
+    def watch():
+        peak.append(len(scheduler.inflight))
+    run_until(server, [web], all_checked(server, urls), step=5.0,
+              watch=watch)
+    assert max(peak) == 4
+    # Each URL requested once.
+    assert sorted(h.path for h in web.log) == sorted(
+        u[len(web.url('')):] for u in urls)
+
+
+def test_urls_of_an_older_database_are_indexed(tmp_path, web):
+    server = start_server(tmp_path)
+    web.clock = server.clock
+    web.start()
+    urls = [web.url('/status/200'), web.url('/status/410')]
+
+    def older_database(app):
+        # As before the schedule existed: URLs registered, nothing indexed.
+        registration.register(_client(app, 'old'), urls, 0)
+        app.schedule.__init__()
+        app.schedule.complete = False
+        for url in app.urls:
+            del url.next_check
+    server.run(older_database)
+    run_until(server, [web], all_checked(server, urls))
+    assert states_of(server, urls)[urls[1]][0] == states.UNAVAILABLE
+    assert server.read(lambda app: app.schedule.complete)
+
+
+def test_a_check_that_crashes_does_not_stop_the_service(tmp_path, web):
+    server = start_server(tmp_path)
+    web.clock = server.clock
+    web.start()
+    scheduler = service_of(server).scheduler
+    fred = server.register_client('fred')
+    # A result whose writing raises (no check time) makes its batch fail;
+    # the others are written one by one and the loop goes on.
+    bad, good = 'gopher://x.test/bad', web.url('/status/200?good')
+    server.proxy().registerURLs(*fred, [bad])
+    server.rt.call(scheduler.stop)  # hold the loop while injecting
+
+    def inject():
+        scheduler.results.append((bad, states.OK, 'x', None))
+        scheduler.start()
+    server.rt.call(inject)
+    server.proxy().registerURLs(*fred, [good])
+    run_until(server, [web], all_checked(server, [good]))
+    # The broken result stored nothing; the URL was checked for real.
+    assert states_of(server, [bad])[bad] == (
+        states.UNSUPPORTED, 'unsupported protocol: gopher')
+    later = web.url('/status/204')
+    server.proxy().registerURLs(*fred, [later])
+    run_until(server, [web], all_checked(server, [later]))
+    assert states_of(server, [later])[later] == (states.OK, '204 No Content')
