@@ -489,6 +489,29 @@ def wait_for_syncer(server):
     server.rt.call(syncer_of(server).idle)
 
 
+def check_until(server, webs, done, step=1.0, max_steps=5000, watch=None):
+    """Let the checker of a started ServerFixture work until done() is
+    true: its clock moves `step` seconds at a time, only while every
+    request the checker started has reached one of the HTTP test servers
+    `webs` (so each request is logged at the clock time it was sent).
+    `watch()`, if given, is called at every step."""
+    import time
+    checker = server.service.getServiceNamed('checker').checker
+
+    def settled():
+        if watch is not None:
+            watch()
+        arrived = sum(w.in_progress for w in webs)
+        return checker.politeness.active == arrived
+    for _ in range(max_steps):
+        if done():
+            return
+        if server.rt.call(settled):
+            server.advance(step)
+        time.sleep(0.002)     # the checks run in the reactor thread
+    raise AssertionError('not done after %d steps' % max_steps)
+
+
 # -- tracked structures (linksync.tracked) -----------------------------------------
 
 class ChangeCatcher:
