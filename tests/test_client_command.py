@@ -66,6 +66,8 @@ def test_the_server_away(ini, server, capsys):
     assert captured.out.startswith('added 1 link(s)')
     assert captured.err.startswith('linksync: warning: the server does not '
                                    'know yet (cannot reach')
+    assert captured.err.endswith('it will at the next `linksync client '
+                                 'sync` or `serve`\n')
     server.restart()
     assert run('sync', '--config', ini) == 0
     assert capsys.readouterr().out == \
@@ -86,7 +88,10 @@ def test_through_a_running_kit(ini, server, tmp_path, capsys):
     # What the kit could not send yet shows in the status.
     server.stop()
     assert run('add', B, '--config', ini) == 0
-    assert 'the server does not know yet' in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'the server does not know yet' in err
+    assert err.endswith('the running `linksync client serve` tries again '
+                        'until it does\n')
     assert run('status', '--config', ini) == 0
     out = capsys.readouterr().out
     assert '1 change(s) not sent to the server yet:\n' \

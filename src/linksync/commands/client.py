@@ -144,7 +144,8 @@ def _change(args, settings, action):
         outcome = getattr(_local_client(args, settings, url), action)(
             args.urls)
         return _report_change(settings, action, outcome['urls'],
-                              outcome['pending'], outcome['error'])
+                              outcome['pending'], outcome['error'],
+                              served=True)
     try:
         if action == 'remove':
             db = LinkDatabase.read(settings.db)   # an error if missing
@@ -163,15 +164,19 @@ def _change(args, settings, action):
     return _report_change(settings, action, changed, len(pending), error)
 
 
-def _report_change(settings, action, urls, pending, error):
+def _report_change(settings, action, urls, pending, error, served=False):
     done = 'added' if action == 'add' else 'removed'
     print('%s %d link(s) %s %s' % (done, len(urls),
                                    'to' if action == 'add' else 'from',
                                    settings.db))
     if pending:
-        print('linksync: warning: the server does not know yet (%s); it '
-              'will at the next `linksync client sync` or `serve`' % error,
-              file=sys.stderr)
+        # The running `client serve` keeps trying; a lone command leaves
+        # it to the next sync.
+        when = 'the running `linksync client serve` tries again until ' \
+            'it does' if served else 'it will at the next `linksync ' \
+            'client sync` or `serve`'
+        print('linksync: warning: the server does not know yet (%s); %s'
+              % (error, when), file=sys.stderr)
     return 0
 
 
