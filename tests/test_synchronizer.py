@@ -7,12 +7,17 @@ import pytest
 
 from linksync import testing
 from linksync.client import LMSClient
+from linksync.client.errors import ServerUnreachable
 from linksync.stores import (Link, RemoteStore, StoreUnavailable,
                              Synchronizer, Unsupported)
 from storekinds import Note, clock, make_store
 
 LOCAL = ['memory', 'tracked-yaml', 'zodb', 'sqlite']
-PAIRS = list(itertools.combinations_with_replacement(LOCAL, 2))
+# Every pair of the local stores; the tracked store's other file formats
+# (one code path, another backend each) with the SQLite store.
+PAIRS = list(itertools.combinations_with_replacement(LOCAL, 2)) + [
+    ('sqlite', kind) for kind in ('tracked-json', 'tracked-pickle',
+                                  'tracked-shelve', 'tracked-zodb')]
 
 
 def ids(pair):
@@ -273,6 +278,92 @@ def test_links_with_the_server(kind, tmp_path, lms):
     assert local.get(Link, 'http://a.example/').state == 'unavailable'
     with pytest.raises(Unsupported, match='cannot list the links'):
         remote.find(Link)
+
+
+def registered(server, client_id='fred'):
+    """The URLs the server has for the client."""
+    return server.read(lambda app: sorted(
+        app.clients.get(client_id).url_keys()))
+
+
+@pytest.mark.parametrize('after_write', [False, True],
+                         ids=['fails-before', 'answer-lost'])
+@pytest.mark.parametrize('kind', LOCAL)
+def test_the_server_failing_every_third_call_loses_nothing(
+        kind, after_write, tmp_path, lms):
+    server, client = lms
+    local = make_store(kind, tmp_path, types=(Link,), name='local')
+    remote = RemoteStore(client).connect()
+    counter = testing.flaky(remote, every=3, after_write=after_write)
+    errors = []
+    timer = clock()
+    sync = Synchronizer([local, remote], clock=timer, batch_size=4,
+                        on_error=lambda op, e: errors.append(e))
+    rng = random.Random(11)
+    live = []
+    for step in range(40):
+        action = rng.choice(['add', 'add', 'remove', 'batch', 'describe'])
+        if action == 'add' or not live:
+            live.append(local.add(Link(name='http://s%d.example/'
+                                       % step)).id)
+        elif action == 'remove':
+            victim = live.pop(rng.randrange(len(live)))
+            local.remove(local.get(Link, victim))
+        elif action == 'batch':
+            batch = ['http://b%d-%d.example/' % (step, i) for i in range(3)]
+            local.put_many([Link(name=url) for url in batch])
+            live.extend(batch)
+        else:      # a change the server does not keep: nothing to send
+            link = local.get(Link, rng.choice(live))
+            link.description = 'seen at %d' % step
+            link.save()
+        if step % 5 == 0:
+            timer.advance(3600)         # retries come due
+    assert counter['failures'] > 3 and errors
+    assert all(isinstance(e, ServerUnreachable) and 'on purpose' in str(e)
+               for e in errors)
+    assert sync.pending, 'something is still pending'
+    # The server recovers: it gets every change, in order.
+    counter['on'] = False
+    timer.advance(3600)
+    assert sync.pending == []
+    assert registered(server) == sorted(live) == names(local, Link)
+
+
+@pytest.mark.parametrize('kind', LOCAL)
+def test_states_pushed_to_a_store_failing_every_third_call_arrive(
+        kind, tmp_path, lms):
+    server, client = lms
+    local = make_store(kind, tmp_path, types=(Link,), name='local')
+    remote = RemoteStore(client).connect()
+    timer = clock()
+    sync = Synchronizer([local, remote], clock=timer)
+    urls = ['http://s%d.example/' % i for i in range(8)]
+    local.put_many([Link(name=url) for url in urls])
+    counter = testing.flaky(local, every=3)
+    seen = {}          # url -> the states written in the local store
+    local.observe(lambda events: [seen.setdefault(e.data.name, []).append(
+        e.data.state) for e in events])
+    rng = random.Random(5)
+    pushed = {}
+    for push in range(30):
+        url = rng.choice(urls)
+        state, reason = rng.choice([('ok', '200 OK'),
+                                    ('unavailable', '404 Not Found'),
+                                    ('temporary unavailable', '503')])
+        set_result(server, url, state, reason)
+        # What the client's CallbackResource does with updateManyStates:
+        remote.received([(url, state, reason)])
+        if pushed.get(url, ['unknown'])[-1] != state:   # else no change
+            pushed.setdefault(url, []).append(state)
+        if push % 4 == 0:
+            timer.advance(3600)
+    assert counter['failures'] > 3 and sync.failing
+    counter['on'] = False
+    timer.advance(3600)
+    assert sync.pending == []
+    # Every state pushed was written, in order: none lost, none skipped.
+    assert seen == pushed
 
 
 def test_writes_wait_while_the_server_is_down(tmp_path, lms):

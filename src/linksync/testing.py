@@ -545,6 +545,31 @@ class ChangeCatcher:
 
 # -- stores and the client kit (issue 7) ----------------------------------------
 
+def _flaky_call(counter, every, after_write, name, error, func,
+                write=False):
+    """Call func(), unless this call is one of every `every`-th (counted
+    in `counter`): then raise `error` before (or, for a write with
+    `after_write`, after) making it. A Deferred result fails the same
+    way."""
+    counter['calls'] += 1
+    fails = counter['on'] and counter['calls'] % every == 0
+    if fails and not (write and after_write):
+        counter['failures'] += 1
+        raise error('%s: call %d fails on purpose' % (name,
+                                                      counter['calls']))
+    result = func()
+    if not fails:
+        return result
+
+    def lost(_=None):    # the write was made, but its answer is lost
+        counter['failures'] += 1
+        raise error('%s: the answer of call %d is lost on purpose' % (
+            name, counter['calls']))
+    if isinstance(result, defer.Deferred):
+        return result.addCallback(lost)
+    return lost()
+
+
 class FlakyAccessor:
     """An accessor failing on purpose (see :func:`flaky`)."""
 
@@ -557,24 +582,11 @@ class FlakyAccessor:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def _fails(self):
-        self.counter['calls'] += 1
-        return self.counter['on'] and self.counter['calls'] % self.every == 0
-
     def _call(self, func, write=False):
         from linksync.stores.errors import StoreUnavailable
-        fails = self._fails()
-        if fails and not (write and self.after_write):
-            self.counter['failures'] += 1
-            raise StoreUnavailable('%s: call %d fails on purpose' % (
-                self.inner.store.name, self.counter['calls']))
-        result = func()
-        if fails:   # the write was made, but its answer is lost
-            self.counter['failures'] += 1
-            raise StoreUnavailable('%s: the answer of call %d is lost on '
-                                   'purpose' % (self.inner.store.name,
-                                                self.counter['calls']))
-        return result
+        return _flaky_call(self.counter, self.every, self.after_write,
+                           self.inner.store.name, StoreUnavailable, func,
+                           write)
 
     def get(self, id):
         return self._call(lambda: self.inner.get(id))
@@ -592,13 +604,29 @@ class FlakyAccessor:
         return self._call(lambda: self.inner.remove(id), write=True)
 
 
+#: The protocol methods that change something on a linksync server.
+_SERVER_WRITES = ('registerURLs', 'unregisterURLs', 'registerLink')
+
+
 def flaky(store, every=3, after_write=False):
     """Make every `every`-th call to the accessors of `store` fail with
     StoreUnavailable: before the call, or (`after_write`) after a write was
-    made, as when an answer is lost on the way. Returns a dict counting
-    ``calls`` and ``failures``; set its ``on`` to False to make the store
-    recover."""
+    made, as when an answer is lost on the way. For a RemoteStore, the
+    calls failing are its client's calls to the server (each XML-RPC call,
+    with ServerUnreachable, as a network failure would; the other calls go
+    to the server). Returns a dict counting ``calls`` and ``failures``;
+    set its ``on`` to False to make the store recover."""
     counter = {'calls': 0, 'failures': 0, 'on': True}
+    client = getattr(store, 'client', None)
+    if client is not None:
+        from linksync.client.errors import ServerUnreachable
+        once = client._once
+        client._once = lambda call: _flaky_call(
+            counter, every, after_write, '%s (%s)' % (client.url,
+                                                      call.method),
+            ServerUnreachable, lambda: once(call),
+            call.method in _SERVER_WRITES)
+        return counter
     for data_type, accessor in list(store.accessors.items()):
         store.accessors[data_type] = FlakyAccessor(accessor, every,
                                                    after_write, counter)
