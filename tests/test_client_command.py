@@ -165,7 +165,9 @@ def test_ini_file_mistakes(tmp_path, capsys):
 def test_serve_in_a_process(ini, server, tmp_path):
     kit = testing.ClientProcess('--config', ini, '--listen',
                                 'tcp:0:interface=127.0.0.1').start()
-    assert kit.output[-1].startswith('linksync client: serving ')
+    assert kit.serving.startswith('linksync client: serving %s on '
+                                  'http://127.0.0.1:' % (tmp_path /
+                                                         'links.yaml'))
     # A second one on the same database refuses to start.
     env = dict(os.environ, LINKSYNC_CLIENT_PASSWORD='secret')
     done = subprocess.run(
@@ -176,4 +178,4 @@ def test_serve_in_a_process(ini, server, tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith('linksync: error: %s is served already'
                                   % (tmp_path / 'links.yaml'))
-    kit.stop()
+    assert kit.stop() == 0

@@ -145,6 +145,33 @@ def test_sync_makes_the_stores_agree(pair):
 
 # -- failures -----------------------------------------------------------------
 
+def random_writes(store, data_type, timer, steps, seed, every, name,
+                  change):
+    """Random adds, changes (``change(datum, step)``), removals and
+    batches in `store`, named by ``name(step, i)``; `timer` moves an hour
+    every `every` steps (retries come due). The ids left, in order."""
+    rng = random.Random(seed)
+    live = []
+    for step in range(steps):
+        action = rng.choice(['add', 'add', 'change', 'remove', 'batch'])
+        if action == 'add' or not live:
+            live.append(store.add(data_type(name=name(step))).id)
+        elif action == 'change':
+            datum = store.get(data_type, rng.choice(live))
+            change(datum, step)
+            datum.save()
+        elif action == 'remove':
+            victim = live.pop(rng.randrange(len(live)))
+            store.remove(store.get(data_type, victim))
+        else:
+            names = [name(step, i) for i in range(3)]
+            store.put_many([data_type(name=n) for n in names])
+            live.extend(d.id for d in store.find(data_type)
+                        if d.name in names)
+        if step % every == 0:
+            timer.advance(3600)
+    return live
+
 @pytest.mark.parametrize('after_write', [False, True],
                          ids=['fails-before', 'answer-lost'])
 def test_a_store_failing_every_third_call_loses_nothing(pair, after_write):
@@ -154,26 +181,10 @@ def test_a_store_failing_every_third_call_loses_nothing(pair, after_write):
     timer = clock()
     sync = Synchronizer([a, b], clock=timer, batch_size=4,
                         on_error=lambda op, e: errors.append(op))
-    rng = random.Random(7)
-    live = []
-    for step in range(60):
-        action = rng.choice(['add', 'add', 'update', 'remove', 'batch'])
-        if action == 'add' or not live:
-            live.append(a.add(Note(name='n%d' % step, text='t')).id)
-        elif action == 'update':
-            note = a.get(Note, rng.choice(live))
-            note.text = 'changed at %d' % step
-            note.save()
-        elif action == 'remove':
-            victim = live.pop(rng.randrange(len(live)))
-            a.remove(a.get(Note, victim))
-        else:
-            a.put_many([Note(name='batch%d-%d' % (step, i)) for i in
-                        range(3)])
-            live.extend(n.id for n in a.find(Note)
-                        if n.name.startswith('batch%d-' % step))
-        if step % 7 == 0:
-            timer.advance(3600)         # retries come due
+    random_writes(a, Note, timer, 60, seed=7, every=7,
+                  name=lambda step, i='': 'n%d-%s' % (step, i),
+                  change=lambda note, step: setattr(
+                      note, 'text', 'changed at %d' % step))
     assert counter['failures'] > 5 and errors
     assert sync.failing or sync.pending, 'something is still pending'
     for op in sync.failing:
@@ -299,26 +310,13 @@ def test_the_server_failing_every_third_call_loses_nothing(
     timer = clock()
     sync = Synchronizer([local, remote], clock=timer, batch_size=4,
                         on_error=lambda op, e: errors.append(e))
-    rng = random.Random(11)
-    live = []
-    for step in range(40):
-        action = rng.choice(['add', 'add', 'remove', 'batch', 'describe'])
-        if action == 'add' or not live:
-            live.append(local.add(Link(name='http://s%d.example/'
-                                       % step)).id)
-        elif action == 'remove':
-            victim = live.pop(rng.randrange(len(live)))
-            local.remove(local.get(Link, victim))
-        elif action == 'batch':
-            batch = ['http://b%d-%d.example/' % (step, i) for i in range(3)]
-            local.put_many([Link(name=url) for url in batch])
-            live.extend(batch)
-        else:      # a change the server does not keep: nothing to send
-            link = local.get(Link, rng.choice(live))
-            link.description = 'seen at %d' % step
-            link.save()
-        if step % 5 == 0:
-            timer.advance(3600)         # retries come due
+    # The changes of descriptions are changes the server does not keep:
+    # nothing to send.
+    live = random_writes(
+        local, Link, timer, 40, seed=11, every=5,
+        name=lambda step, i='': 'http://s%d-%s.example/' % (step, i),
+        change=lambda link, step: setattr(
+            link, 'description', 'seen at %d' % step))
     assert counter['failures'] > 3 and errors
     assert all(isinstance(e, ServerUnreachable) and 'on purpose' in str(e)
                for e in errors)

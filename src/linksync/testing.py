@@ -690,46 +690,6 @@ class ClientKit:
         self.rt.call(self.service.idle)
 
 
-class ClientProcess:
-    """``linksync client serve ARGS`` in a process of its own.
-
-    start() returns once it said it serves (its first synchronisation
-    tried); stop() ends it (SIGTERM) and waits. Its output is kept in
-    `output` (a list of lines).
-    """
-
-    def __init__(self, *args):
-        self.args = list(args)
-        self.process = None
-        self.output = []
-
-    def start(self):
-        import subprocess
-        import sys
-        self.process = subprocess.Popen(
-            [sys.executable, '-u', '-m', 'linksync.cli', 'client', 'serve']
-            + self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
-        on_cleanup(self.stop)
-        for line in self.process.stdout:
-            self.output.append(line.rstrip('\n'))
-            if line.startswith('linksync client: serving'):
-                return self
-        self.process.wait(60)
-        raise RuntimeError('linksync client serve ended: %s'
-                           % '\n'.join(self.output[-5:]))
-
-    def stop(self):
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(60)
-        if self.process is not None:
-            self.output.extend(
-                line.rstrip('\n') for line in self.process.stdout)
-            self.process.stdout.close()
-            self.process = None
-
-
 # -- scale-out (issue 8): linksync processes on a shared database ---------------
 
 #: How to run the `linksync` command of this checkout.
@@ -797,6 +757,23 @@ class Command:
     @property
     def text(self):
         return ''.join(self.lines)
+
+
+class ClientProcess(Command):
+    """``linksync client serve ARGS`` in a process of its own (a
+    :class:`Command`): start() returns once it says it serves (its first
+    synchronisation tried), ``serving`` is that line; stop() ends it
+    (SIGTERM) and returns its exit status."""
+
+    READY = 'linksync client: serving'
+
+    def __init__(self, *args, env=None):
+        super().__init__('client', 'serve', *args, ready=self.READY, env=env)
+
+    @property
+    def serving(self):
+        return next(line.rstrip('\n') for line in self.lines
+                    if line.startswith(self.READY))
 
 
 def zeo_server(data):
