@@ -179,3 +179,6 @@ def test_serve_in_a_process(ini, server, tmp_path):
     assert done.stderr.startswith('linksync: error: %s is served already'
                                   % (tmp_path / 'links.yaml'))
     assert kit.stop() == 0
+    # It called the server: its log says so, in one line per call.
+    assert 'synchronised with %s' % server.url in kit.text
+    assert 'Starting factory' not in kit.text

@@ -191,6 +191,12 @@ def make_pool(reactor, persistent=True):
     pool = web_client.HTTPConnectionPool(reactor, persistent=persistent)
     pool.maxPersistentPerHost = 2
     pool.retryAutomatically = False
+    factory = getattr(pool, '_factory', None)
+    if isinstance(factory, type):
+        # Twisted logs "Starting factory" and "Stopping factory" at info
+        # level for every connection: two lines a call in the log.
+        pool._factory = type('QuietHTTPClientFactory', (factory,),
+                             {'noisy': False})
     return pool
 
 
