@@ -445,3 +445,34 @@ class IChecker(Interface):
 
     def close():
         """Close cached connections; a Deferred."""
+
+
+# -- The web status UI and metrics (issue 8) ----------------------------------
+
+class IProblemIndex(Interface):
+    """The URLs whose published state is a failure, overall and per client
+    (linksync.problems): what alerts pages list, a range at a time.
+
+    Kept up to date by the URL and client events.
+    """
+
+    def add(url, state, client_ids):
+        """The normalised `url` is in `state` for the clients `client_ids`
+        (nothing happens for a state that is not a failure)."""
+
+    def remove(url, state, client_ids, everywhere=True):
+        """The normalised `url` is no longer in `state` for `client_ids`,
+        and for nobody when `everywhere`."""
+
+    def keys(state, start='', excludemin=False):
+        """Iterate over the (state, url) pairs of the URLs in `state`, in
+        URL order, from the URL `start` on."""
+
+    def client_keys(client_id, after=None):
+        """Iterate over the (state, url) pairs of the client's URLs in a
+        failure state, the most serious state first, then by URL, after
+        the pair `after` (exclusive)."""
+
+    def client_counts(client_id):
+        """{state: count} of the client's URLs in each failure state."""
+
