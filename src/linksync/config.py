@@ -227,6 +227,15 @@ SERVER_OPTIONS += CHECKER_OPTIONS + SCHEDULER_OPTIONS
 
 # -- end of checker and scheduler ---------------------------------------------
 
+# -- web status UI (issue 8, linksync.pages) ------------------------------------
+SERVER_OPTIONS += [
+    Option('alerts-link-lifetime', type=positive_seconds, default=86400.0,
+           metavar='SECONDS',
+           help='how long the alerts page link that getInfoFrameURL hands '
+                'out stays valid'),
+]
+# -- end of web status UI ---------------------------------------------------------
+
 
 
 #: Options of the subcommands that open the server's database: they reach

@@ -476,3 +476,28 @@ class IProblemIndex(Interface):
     def client_counts(client_id):
         """{state: count} of the client's URLs in each failure state."""
 
+
+class IWebAccess(Interface):
+    """Who may see which page of the web status UI (linksync.pages.access).
+
+    The global pages need the management secret: HTTP Basic credentials
+    with it as the password, or the signed cookie a login with it sets. A
+    client's alerts page needs that, or the client's own credentials, or a
+    signed, expiring token (the link getInfoFrameURL hands out).
+    """
+
+    def is_manager(request):
+        """True when the request carries the management secret (Basic
+        credentials or a valid session cookie)."""
+
+    def login(request, secret):
+        """Check `secret`; when right, set the session cookie and return
+        True."""
+
+    def alerts_token(client_id, now):
+        """A token opening the alerts page of `client_id` until the token
+        lifetime has passed after `now`."""
+
+    def check_alerts_token(client_id, token, now):
+        """True when `token` opens the alerts page of `client_id` at
+        `now`."""

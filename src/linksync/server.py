@@ -19,6 +19,8 @@ from twisted.logger import Logger
 from linksync import database, mail, storage, web
 from linksync.api import LinkSyncAPI
 from linksync.metrics import Metrics, MetricsResource
+from linksync.pages.access import ALERTS_LIFETIME, Access
+from linksync.pages.resources import WebUI
 
 log = Logger()
 
@@ -73,12 +75,21 @@ class APIService(service.Service):
         super().startService()
         server = self.server
         self.session = server.database.session()
+        # -- web status UI (issue 8): one access policy for the pages and
+        # the links getInfoFrameURL hands out.
+        access = Access(server.secret, server.clock, alerts_lifetime=getattr(
+            server.settings, 'alerts_link_lifetime', ALERTS_LIFETIME))
         self.api = LinkSyncAPI(self.session, server.secret, server.clock,
-                               server.mailer, server.settings.public_url)
+                               server.mailer, server.settings.public_url,
+                               web_access=access)
+        pages = WebUI(self.session, access, self.api, server.clock,
+                      server.metrics)
         root = web.Root(
             self.api.resource(server.settings.max_request_bytes, server,
                               server.metrics),
-            web.StatusPage(self.session))
+            pages.overview)
+        pages.install(root)
+        # -- end of web status UI
         root.putChild(b'metrics', MetricsResource(server.metrics))
         server.metrics.gauge(
             'linksync_urls', 'Monitored URLs by state',

@@ -2,15 +2,13 @@
 
 ``POST /`` and ``POST /RPC2`` are the XML-RPC endpoint; ``GET /`` is the
 status page. Other pages hang below the root as children (see
-:class:`Root.putChild`).
+:class:`Root.putChild`); the pages themselves are in linksync.pages.
 """
 
-import html
-
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import pages, resource, server
 
-from linksync import __version__, xmlrpc
+from linksync import xmlrpc
 
 log = Logger()
 
@@ -27,30 +25,7 @@ class Root(resource.Resource):
     def getChild(self, path, request):
         if path == b'':
             return self.rpc if request.method == b'POST' else self.status
-        return resource.NoResource('No such page.')
-
-
-class StatusPage(resource.Resource):
-    """A short page saying what this server holds."""
-
-    isLeaf = True
-
-    def __init__(self, session):
-        super().__init__()
-        self.session = session
-
-    def render_GET(self, request):
-        counts = self.session.read(
-            lambda app: (len(app.urls), len(app.clients)))
-        request.setHeader(b'content-type', b'text/html; charset=utf-8')
-        return (
-            '<!DOCTYPE html><html><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width">'
-            '<title>linksync</title></head><body><h1>linksync %s</h1>'
-            '<p>%d URLs monitored for %d clients.</p>'
-            '<p>XML-RPC endpoint: <code>POST /RPC2</code></p>'
-            '</body></html>' % (html.escape(__version__), *counts)
-        ).encode('utf-8')
+        return pages.notFound('Not found', 'No such page.')
 
 
 class LinkSyncSite(server.Site):
