@@ -44,11 +44,14 @@ def summary(app, now):
     schedule = zope.component.queryUtility(ISchedule)
     due = backlog = None
     if schedule is not None:
-        due = sum(1 for _ in itertools.islice(schedule.due_keys(now),
-                                              DUE_COUNT_LIMIT))
-        for due_at, _ in schedule.due_keys(now):
-            backlog = max(now - due_at, 0)
-            break
+        # One pass: the keys come earliest first, so the first one is the
+        # URL that has waited longest.
+        due = 0
+        for due_at, _ in itertools.islice(schedule.due_keys(now),
+                                          DUE_COUNT_LIMIT):
+            if not due:
+                backlog = max(now - due_at, 0)
+            due += 1
     return {
         'counts': counts,
         'urls': len(zope.component.getUtility(IURLProvider)),
