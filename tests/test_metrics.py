@@ -133,3 +133,44 @@ def test_a_running_server_records_checks_syncs_notifications_and_lags(
     text = testing.fetch(server.base_url + '/metrics').text
     assert 'linksync_agent_lag_seconds{agent="client:blog"} %.1f' % \
         expected['client:blog'] in text
+
+
+def test_a_checker_worker_serves_the_metrics_of_its_checks(tmp_path):
+    """Scaled out, the checks are counted in the checker process: it serves
+    its own /metrics on --metrics-listen; the API process's has none."""
+    zeo = testing.zeo_server(str(tmp_path / 'zeo'))
+    web = testservers.HTTPTestServer('127.0.0.2')
+    api = testing.ServerFixture(data=str(tmp_path / 'api'), zeo=zeo.address,
+                                roles=('api',))
+    api.clock.advance(1_760_000_000)
+    api.start()
+    checker = testing.ServerFixture(
+        data=str(tmp_path / 'checker'), zeo=zeo.address, roles=('checker',),
+        clock=api.clock, metrics_listen='tcp:0:interface=127.0.0.1',
+        allow_network=[LOOPBACK], per_host_delay=0.0, timeout=10_000.0,
+        connect_timeout=10_000.0).start()
+    assert checker.url is None
+    web.clock = api.clock
+    web.start()
+    urls = [web.url('/status/200'), web.url('/status/404')]
+    api.register_client('wiki', 'pw')
+    api.proxy().registerURLs('wiki', 'pw', urls)
+    testservers.check_registered(checker, urls, [web])
+
+    def samples(url, name):
+        return [line for line in testing.fetch(url).text.splitlines()
+                if line.startswith(name)]
+    assert samples(checker.metrics_url, 'linksync_checks_total') == [
+        'linksync_checks_total{state="ok"} 1.0',
+        'linksync_checks_total{state="unavailable"} 1.0']
+    assert samples(checker.metrics_url, 'linksync_check_queue') == [
+        'linksync_check_queue 0.0']
+    assert samples(api.base_url + '/metrics', 'linksync_checks_total') == []
+    assert samples(api.base_url + '/metrics', 'linksync_clients') == [
+        'linksync_clients 1.0']
+    # Only the metrics are on that port.
+    assert testing.fetch(checker.metrics_url[:-len('metrics')]).status == \
+        404
+    checker.stop()
+    api.stop()
+    assert zeo.stop() == 0

@@ -233,6 +233,10 @@ SERVER_OPTIONS += [
            metavar='SECONDS',
            help='how long the alerts page link that getInfoFrameURL hands '
                 'out stays valid'),
+    Option('metrics-listen', metavar='ENDPOINT',
+           help='also serve this process\'s /metrics (only) on this Twisted '
+                'endpoint: how Prometheus reaches a process without the api '
+                'role, e.g. a checker worker'),
 ]
 # -- end of web status UI ---------------------------------------------------------
 

@@ -22,6 +22,9 @@ What records what:
   and the gauge ``linksync_agent_lag_seconds`` (agent);
 * the API part, gauges: ``linksync_urls`` (state), ``linksync_clients``.
 
+A process without the ``api`` role serves its metrics with
+:class:`MetricsService` on ``--metrics-listen``.
+
 The status page (linksync.pages) shows some of the same numbers: it reads
 them here (:meth:`Metrics.read`, :meth:`Metrics.checks_per_minute`), so a
 part that does not run in this process is simply absent from both.
@@ -32,7 +35,12 @@ import collections
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry,
                                Counter, Gauge, Histogram, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
-from twisted.web import resource
+from twisted.application import service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+from twisted.web import pages, resource, server
+
+log = Logger()
 
 #: Check and sync durations are seconds; these buckets span 10 ms to 10 min.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
@@ -164,3 +172,59 @@ class MetricsResource(resource.Resource):
     def render_GET(self, request):
         request.setHeader(b'content-type', CONTENT_TYPE_LATEST.encode())
         return self.metrics.exposition()
+
+
+class MetricsService(service.Service):
+    """Serves this process's ``GET /metrics``, and nothing else, on the
+    endpoint ``--metrics-listen``.
+
+    A process without the ``api`` role (a checker worker, the agents or
+    the syncer run apart) has no web server of its own, yet the metrics of
+    the checks, notifications and syncs it runs exist only in it: this is
+    where Prometheus scrapes them.
+    """
+
+    name = 'metrics'
+
+    def __init__(self, server):
+        self.server = server
+        self.port = None
+        self.listening = defer.Deferred()
+
+    def startService(self):
+        super().startService()
+        root = _MetricsOnly(MetricsResource(self.server.metrics))
+        endpoint = endpoints.serverFromString(
+            self.server.reactor, self.server.settings.metrics_listen)
+        d = endpoint.listen(server.Site(root))
+        d.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        log.info('linksync metrics on http://{host}:{port}/metrics',
+                 host=address.host, port=address.port)
+        self.listening.callback(port)
+
+    def _failed(self, failure):
+        log.error('cannot listen on {listen} for the metrics: {error}',
+                  listen=self.server.settings.metrics_listen,
+                  error=failure.getErrorMessage())
+        self.listening.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            yield self.port.stopListening()
+
+
+class _MetricsOnly(resource.Resource):
+    """The root of --metrics-listen: /metrics, and "not found" else."""
+
+    def __init__(self, metrics_resource):
+        super().__init__()
+        self.putChild(b'metrics', metrics_resource)
+
+    def getChild(self, path, request):
+        return pages.notFound('Not found', 'Only /metrics is served here.')

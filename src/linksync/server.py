@@ -18,7 +18,7 @@ from twisted.logger import Logger
 
 from linksync import database, mail, storage, web
 from linksync.api import LinkSyncAPI
-from linksync.metrics import Metrics, MetricsResource
+from linksync.metrics import Metrics, MetricsResource, MetricsService
 from linksync.pages.access import ALERTS_LIFETIME, Access
 from linksync.pages.resources import WebUI
 
@@ -233,6 +233,8 @@ class LinkSyncService(service.MultiService):
         for role, factory in PARTS:
             if self.roles is None or role in self.roles:
                 factory(self).setServiceParent(self)
+        if getattr(self.settings, 'metrics_listen', None):
+            MetricsService(self).setServiceParent(self)
         super().startService()
         log.info('linksync running: {roles}', roles=describe_roles(
             self.roles, getattr(self.settings, 'worker', None)))

@@ -150,6 +150,7 @@ class ServerFixture:
         self.settings = config.defaults(data=data, secret=secret, **settings)
         self.service = None
         self.url = None
+        self.metrics_url = None
 
     def start(self):
         self.rt = reactor_thread()
@@ -164,10 +165,16 @@ class ServerFixture:
             self.settings, reactor=self.rt.reactor, clock=self.clock,
             secret=self.secret, mailer=self.mailer, roles=self.roles)
         self.service.startService()
-        port = yield self.service.api.listening
-        self.port = port.getHost().port
-        self.base_url = 'http://127.0.0.1:%d' % self.port
-        self.url = self.base_url + '/RPC2'
+        if self.roles is None or 'api' in self.roles:
+            port = yield self.service.api.listening
+            self.port = port.getHost().port
+            self.base_url = 'http://127.0.0.1:%d' % self.port
+            self.url = self.base_url + '/RPC2'
+        if self.settings.metrics_listen:
+            # A process's own /metrics (--metrics-listen).
+            port = yield self.service.getServiceNamed('metrics').listening
+            self.metrics_url = 'http://127.0.0.1:%d/metrics' % (
+                port.getHost().port)
 
     def stop(self):
         if self.service is not None and self.service.running:
