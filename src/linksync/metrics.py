@@ -35,12 +35,9 @@ import collections
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry,
                                Counter, Gauge, Histogram, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
-from twisted.application import service
-from twisted.internet import defer, endpoints
-from twisted.logger import Logger
 from twisted.web import pages, resource, server
 
-log = Logger()
+from linksync.web import ListeningService
 
 #: Check and sync durations are seconds; these buckets span 10 ms to 10 min.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
@@ -174,7 +171,7 @@ class MetricsResource(resource.Resource):
         return self.metrics.exposition()
 
 
-class MetricsService(service.Service):
+class MetricsService(ListeningService):
     """Serves this process's ``GET /metrics``, and nothing else, on the
     endpoint ``--metrics-listen``.
 
@@ -185,38 +182,17 @@ class MetricsService(service.Service):
     """
 
     name = 'metrics'
+    announcement = 'linksync metrics on http://{host}:{port}/metrics'
 
     def __init__(self, server):
+        super().__init__()
         self.server = server
-        self.port = None
-        self.listening = defer.Deferred()
 
     def startService(self):
         super().startService()
         root = _MetricsOnly(MetricsResource(self.server.metrics))
-        endpoint = endpoints.serverFromString(
-            self.server.reactor, self.server.settings.metrics_listen)
-        d = endpoint.listen(server.Site(root))
-        d.addCallbacks(self._listening, self._failed)
-
-    def _listening(self, port):
-        self.port = port
-        address = port.getHost()
-        log.info('linksync metrics on http://{host}:{port}/metrics',
-                 host=address.host, port=address.port)
-        self.listening.callback(port)
-
-    def _failed(self, failure):
-        log.error('cannot listen on {listen} for the metrics: {error}',
-                  listen=self.server.settings.metrics_listen,
-                  error=failure.getErrorMessage())
-        self.listening.errback(failure)
-
-    @defer.inlineCallbacks
-    def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            yield self.port.stopListening()
+        self.listen(self.server.reactor, self.server.settings.metrics_listen,
+                    server.Site(root))
 
 
 class _MetricsOnly(resource.Resource):

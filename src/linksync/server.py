@@ -13,7 +13,7 @@ import os
 import secrets as secrets_module
 
 from twisted.application import service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from linksync import database, mail, storage, web
@@ -61,15 +61,16 @@ def make_mailer(settings, reactor):
     return mail.NoMailer()
 
 
-class APIService(service.Service):
+class APIService(web.ListeningService):
     """Serves the XML-RPC API and the web pages on an endpoint."""
 
     name = 'api'
+    announcement = ('linksync listening on http://{host}:{port}/ (XML-RPC at '
+                    '/ and /RPC2)')
 
     def __init__(self, server):
+        super().__init__()
         self.server = server
-        self.port = None
-        self.listening = defer.Deferred()
 
     def startService(self):
         super().startService()
@@ -102,29 +103,11 @@ class APIService(service.Service):
         self.site = web.LinkSyncSite(root, server.settings.max_request_bytes,
                                      reactor=server.reactor)
         self.root = root
-        endpoint = endpoints.serverFromString(server.reactor,
-                                              server.settings.listen)
-        d = endpoint.listen(self.site)
-        d.addCallbacks(self._listening, self._failed)
-
-    def _listening(self, port):
-        self.port = port
-        address = port.getHost()
-        log.info('linksync listening on http://{host}:{port}/ (XML-RPC at / '
-                 'and /RPC2)', host=address.host, port=address.port)
-        self.listening.callback(port)
-
-    def _failed(self, failure):
-        log.error('cannot listen on {listen}: {error}',
-                  listen=self.server.settings.listen,
-                  error=failure.getErrorMessage())
-        self.listening.errback(failure)
+        self.listen(server.reactor, server.settings.listen, self.site)
 
     @defer.inlineCallbacks
     def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            yield self.port.stopListening()
+        yield super().stopService()
         self.session.close()
 
 

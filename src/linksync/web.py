@@ -5,6 +5,8 @@ status page. Other pages hang below the root as children (see
 :class:`Root.putChild`); the pages themselves are in linksync.pages.
 """
 
+from twisted.application import service
+from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.web import pages, resource, server
 
@@ -53,3 +55,43 @@ class LinkSyncSite(server.Site):
                  method=request.method.decode('ascii', 'replace'),
                  path=request.uri.decode('ascii', 'replace')[:200],
                  code=request.code)
+
+
+class ListeningService(service.Service):
+    """A service serving a web site on a Twisted endpoint.
+
+    Subclasses call :meth:`listen` when they start; ``listening`` fires
+    with the port, or fails when the endpoint cannot be listened on
+    (``endpoint`` says which, for the error message). Stopping the
+    service stops listening.
+    """
+
+    #: Logged once listening (a twisted.logger format: {host}, {port}).
+    announcement = 'listening on http://{host}:{port}/'
+
+    def __init__(self):
+        self.port = None
+        self.endpoint = None
+        self.listening = defer.Deferred()
+
+    def listen(self, reactor, endpoint, site):
+        self.endpoint = endpoint
+        d = endpoints.serverFromString(reactor, endpoint).listen(site)
+        d.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        log.info(self.announcement, host=address.host, port=address.port)
+        self.listening.callback(port)
+
+    def _failed(self, failure):
+        log.error('cannot listen on {listen}: {error}', listen=self.endpoint,
+                  error=failure.getErrorMessage())
+        self.listening.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            yield self.port.stopListening()
