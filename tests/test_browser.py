@@ -7,10 +7,12 @@ Playwright (the system browser: no browser download), logs in, reads the
 overview, searches URLs, and opens a client's alerts page through the link
 getInfoFrameURL hands out, on its own and inside an iframe, at a desktop
 and a phone viewport. Screenshots are saved in the test's temporary
-directory (the path is printed; ``pytest -s`` shows it).
+directory (the path is printed; ``pytest -s`` shows it), or in
+``$LINKSYNC_SCREENSHOTS`` when set (for CI to keep as artifacts).
 """
 
 import os
+import pathlib
 import shutil
 
 import pytest
@@ -36,7 +38,10 @@ EVIL_REASON = '<img src=x onerror=alert(1)>'
 
 @pytest.fixture
 def browser():
-    from playwright.sync_api import sync_playwright
+    sync_api = pytest.importorskip(
+        'playwright.sync_api', reason='the Python package playwright is not '
+        "installed (pip install -e '.[test]'); the browser test needs it")
+    sync_playwright = sync_api.sync_playwright
     with sync_playwright() as playwright:
         # Playwright starts it headless, with a new empty --user-data-dir.
         chromium = playwright.chromium.launch(executable_path=CHROMIUM,
@@ -100,7 +105,11 @@ def _no_horizontal_scroll(page):
 def test_the_pages_in_a_browser(browser, populated, tmp_path):
     server, urls, wiki = populated
     shots = tmp_path / 'screenshots'
-    shots.mkdir()
+    if os.environ.get('LINKSYNC_SCREENSHOTS'):
+        shots = pathlib.Path(os.environ['LINKSYNC_SCREENSHOTS'])
+        for old in shots.glob('*.png'):
+            old.unlink()
+    shots.mkdir(parents=True, exist_ok=True)
     dialogs = []
     context = browser.new_context(viewport=DESKTOP)
     page = context.new_page()
