@@ -64,7 +64,8 @@ def test_global_pages_need_the_management_secret(server, path):
     assert answer.headers['Location'] == '/login?' + urllib.parse.urlencode(
         {'next': path})
     for wrong in [dict(password='wrong'), dict(user='fred',
-                                                password='fred-pw')]:
+                                                password='fred-pw'),
+                  dict(accept=None), dict(accept='application/json')]:
         answer = get(server, path, **wrong)
         assert answer.status == 401
         assert answer.headers['WWW-Authenticate'].startswith('Basic ')

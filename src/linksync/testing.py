@@ -544,16 +544,20 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-def fetch(url, password=None, user='', form=None, cookie=None):
+def fetch(url, password=None, user='', form=None, cookie=None,
+          accept='text/html,*/*;q=0.8'):
     """GET `url` (POST when `form`, a dict, is given) as a browser would,
     without following redirects; an Answer (status, headers, text).
 
     `password` (with `user`) is sent as HTTP Basic credentials, `cookie`
-    as the Cookie header.
+    as the Cookie header; `accept` is the Accept header (None: none, as
+    scripts send).
     """
     data = urllib.parse.urlencode(form).encode() if form is not None \
         else None
     request = urllib.request.Request(url, data=data)
+    if accept is not None:
+        request.add_header('Accept', accept)
     if password is not None:
         pair = ('%s:%s' % (user, password)).encode('utf-8')
         request.add_header('Authorization',

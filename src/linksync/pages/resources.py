@@ -10,8 +10,9 @@
 ``POST /logout``                       removes the session cookie
 =====================================  =====================================
 
-A request for a global page without the secret is sent to the login form
-(303); wrong HTTP Basic credentials get 401, a wrong or expired alerts
+A browser asking for a global page without the secret is sent to the
+login form (303); a script without it (no ``Accept: text/html``) and wrong
+HTTP Basic credentials get 401, a wrong or expired alerts
 token 403, bad parameters 400, an unknown client 404: always a short page
 saying so, never a traceback. Every page is read in one unit of work of
 the API's database session, bounded whatever the size of the database
@@ -72,6 +73,17 @@ def argument(request, name, default=''):
     except UnicodeDecodeError:
         raise HTTPError(400, 'Bad request', 'The parameter %s is not UTF-8 '
                         'text.' % name) from None
+
+
+#: The WWW-Authenticate header of the global pages.
+MANAGER_CHALLENGE = (b'www-authenticate',
+                     b'Basic realm="linksync", charset="UTF-8"')
+
+
+def wants_html(request):
+    """True for a browser (it accepts text/html), whom a login form suits
+    better than a 401."""
+    return b'text/html' in (request.getHeader(b'accept') or b'')
 
 
 def safe_next(target):
@@ -154,14 +166,19 @@ class WebUI:
 
     def require_manager(self, request):
         """Return when the request carries the management secret; else
-        401 for wrong credentials, or off to the login form."""
+        401 for wrong credentials or a script without any, and a browser
+        without any off to the login form."""
         if self.access.is_manager(request):
             return
         if basic_credentials(request) is not None:
             raise HTTPError(401, 'Not allowed', 'Wrong credentials: the '
                             'password is the management secret.',
-                            [(b'www-authenticate',
-                              b'Basic realm="linksync", charset="UTF-8"')])
+                            [MANAGER_CHALLENGE])
+        if not wants_html(request):
+            raise HTTPError(401, 'Not allowed', 'This page needs the '
+                            'management secret: log in at /login, or give '
+                            'it as the password of HTTP Basic credentials.',
+                            [MANAGER_CHALLENGE])
         raise Redirect(href('/login', next=request.uri.decode(
             'ascii', 'replace')))
 
