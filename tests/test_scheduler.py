@@ -1,5 +1,7 @@
 """The schedule index and the checker service of the server (issue 3)."""
 
+import time
+
 import pytest
 import zope.component
 from ZODB.MappingStorage import MappingStorage
@@ -138,8 +140,23 @@ def service_of(server):
     return server.service.getServiceNamed('checker')
 
 
-#: Advance the server's clock until done(), while the checker works.
-run_until = testing.check_until
+def run_until(server, webs, done, step=1.0, max_steps=5000, watch=None):
+    """Advance the server's clock (only while every started request has
+    reached a server) until done() is true."""
+    service = service_of(server)
+
+    def settled():
+        if watch is not None:
+            watch()
+        arrived = sum(w.in_progress for w in webs)
+        return service.checker.politeness.active == arrived
+    for _ in range(max_steps):
+        if done():
+            return
+        if server.rt.call(settled):
+            server.advance(step)
+        time.sleep(0.002)
+    raise AssertionError('not done in time')
 
 
 def states_of(server, urls):

@@ -2,16 +2,16 @@
 
 ``POST /`` and ``POST /RPC2`` are the XML-RPC endpoint; ``GET /`` is the
 status page. Other pages hang below the root as children (see
-:class:`Root.putChild`).
+:class:`Root.putChild`); the pages themselves are in linksync.pages.
 """
 
-import html
-
+from twisted.application import service
+from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.protocols import policies
-from twisted.web import resource, server
+from twisted.web import pages, resource, server
 
-from linksync import __version__, xmlrpc
+from linksync import xmlrpc
 
 log = Logger()
 
@@ -28,30 +28,7 @@ class Root(resource.Resource):
     def getChild(self, path, request):
         if path == b'':
             return self.rpc if request.method == b'POST' else self.status
-        return resource.NoResource('No such page.')
-
-
-class StatusPage(resource.Resource):
-    """A short page saying what this server holds."""
-
-    isLeaf = True
-
-    def __init__(self, session):
-        super().__init__()
-        self.session = session
-
-    def render_GET(self, request):
-        counts = self.session.read(
-            lambda app: (len(app.urls), len(app.clients)))
-        request.setHeader(b'content-type', b'text/html; charset=utf-8')
-        return (
-            '<!DOCTYPE html><html><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width">'
-            '<title>linksync</title></head><body><h1>linksync %s</h1>'
-            '<p>%d URLs monitored for %d clients.</p>'
-            '<p>XML-RPC endpoint: <code>POST /RPC2</code></p>'
-            '</body></html>' % (html.escape(__version__), *counts)
-        ).encode('utf-8')
+        return pages.notFound('Not found', 'No such page.')
 
 
 class LinkSyncSite(server.Site):
@@ -91,3 +68,48 @@ class OpenConnections(policies.WrappingFactory):
     def close_all(self):
         for protocol in list(self.protocols):
             protocol.transport.abortConnection()
+
+
+class ListeningService(service.Service):
+    """A service serving a web site on a Twisted endpoint.
+
+    Subclasses call :meth:`listen` when they start; ``listening`` fires
+    with the port, or fails when the endpoint cannot be listened on
+    (``endpoint`` says which, for the error message). Stopping the
+    service stops listening and closes the connections still open.
+    """
+
+    #: Logged once listening (a twisted.logger format: {host}, {port}).
+    announcement = 'listening on http://{host}:{port}/'
+
+    def __init__(self):
+        self.port = None
+        self.endpoint = None
+        self.listening = defer.Deferred()
+        self.connections = None
+
+    def listen(self, reactor, endpoint, site):
+        self.endpoint = endpoint
+        self.connections = OpenConnections(site)
+        d = endpoints.serverFromString(reactor, endpoint).listen(
+            self.connections)
+        d.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        log.info(self.announcement, host=address.host, port=address.port)
+        self.listening.callback(port)
+
+    def _failed(self, failure):
+        log.error('cannot listen on {listen}: {error}', listen=self.endpoint,
+                  error=failure.getErrorMessage())
+        self.listening.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            yield self.port.stopListening()
+        if self.connections is not None:
+            self.connections.close_all()

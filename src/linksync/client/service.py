@@ -26,8 +26,7 @@ credentials: ``client.add``, ``client.remove``, ``client.sync`` and
 
 import html
 
-from twisted.application import service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource
 
@@ -105,11 +104,12 @@ class LocalMethods:
         return [repr(op) for op in self.db.synchronizer.pending]
 
 
-class ClientService(service.Service):
+class ClientService(web.ListeningService):
     """Serves the link database at `db_path` to the server at
     `server_url` for `client_id` (see the module docstring)."""
 
     name = 'client'
+    announcement = 'linksync client: callbacks on http://{host}:{port}/RPC2'
 
     def __init__(self, db_path, server_url, client_id, password,
                  listen='tcp:8081:interface=127.0.0.1', reactor=None,
@@ -117,13 +117,14 @@ class ClientService(service.Service):
                  on_states=None,
                  max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
                  retry_delay=1.0, max_retry_delay=3600.0):
+        super().__init__()
         if reactor is None:
             from twisted.internet import reactor
         self.db_path = db_path
         self.server_url = server_url
         self.client_id = client_id
         self.password = password
-        self.listen = listen
+        self.listen_on = listen
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.timeout = timeout
@@ -135,7 +136,6 @@ class ClientService(service.Service):
         self.db = None
         self.client = None
         self.resource = None
-        self.port = None
         self.url = None
         self.ready = defer.Deferred()
         #: Why the last synchronisation failed ('' after a success).
@@ -170,16 +170,15 @@ class ClientService(service.Service):
         self.resource.add_methods(local.bind(LocalMethods(self)))
         site = web.LinkSyncSite(web.Root(self.resource, _StatusPage(self)),
                                 self.max_request_bytes)
-        self._connections = web.OpenConnections(site)
-        d = endpoints.serverFromString(self.reactor, self.listen).listen(
-            self._connections)
-        d.addCallback(self._listening)
-        d.addCallback(lambda _: self.sync())
-        d.addCallback(lambda _: self)
-        d.chainDeferred(self.ready)
+        self.listen(self.reactor, self.listen_on, site)
+
+        def serving(port):
+            self.sync().addCallback(lambda _: self.ready.callback(self))
+            return port
+        self.listening.addCallbacks(serving, self.ready.errback)
 
     def _listening(self, port):
-        self.port = port
+        # The URL first: `listening` fires in super()._listening.
         address = port.getHost()
         host = address.host if address.host not in ('0.0.0.0', '::', '') \
             else '127.0.0.1'
@@ -189,6 +188,7 @@ class ClientService(service.Service):
                  '{url} for {server}', client=self.client_id,
                  db=self.db_path, n=len(self.db), url=self.url,
                  server=self.server_url)
+        super()._listening(port)
 
     def sync(self):
         """Synchronise with the server now; tried again later and later
@@ -233,13 +233,10 @@ class ClientService(service.Service):
 
     @defer.inlineCallbacks
     def stopService(self):
-        super().stopService()
         if self._retry is not None and self._retry.active():
             self._retry.cancel()
-        if self.port is not None:
-            yield self.port.stopListening()
-            self.port = None
-            self._connections.close_all()
+        yield super().stopService()     # no callback comes in any more
+        self.port = None
         if self.client is not None:
             yield self.client.close()
         if self.db is not None:

@@ -119,12 +119,12 @@ def serve(args, settings):
                             settings.password, settings.listen, reactor,
                             timeout=settings.timeout)
 
-    def ready(_):
+    def ready():
         print('linksync client: serving %s on %s' % (settings.db,
                                                      service.url),
               flush=True)
     return run_service(service, reactor, settings.log_level,
-                       settings.listen, lambda: service.ready, ready)
+                       lambda: [(service.ready, settings.listen)], ready)
 
 
 def add(args, settings):

@@ -40,30 +40,39 @@ def run(args):
     roles = settings.role
     secret = secret_for(settings, roles)
     service = LinkSyncService(settings, reactor=reactor, secret=secret)
-    if roles is not None and 'api' not in roles:
-        listening = None  # a checker or syncer worker serves no API
-    else:
-        listening = lambda: service.api.listening  # noqa: E731
-    return run_service(service, reactor, settings.log_level,
-                       settings.listen, listening)
+
+    def listeners():
+        # The API's endpoint, and --metrics-listen's (a worker without
+        # the api role may have neither).
+        parts = []
+        for name in ('api', 'metrics'):
+            try:
+                part = service.getServiceNamed(name)
+            except KeyError:
+                continue
+            parts.append((part.listening, part.endpoint))
+        return parts
+    return run_service(service, reactor, settings.log_level, listeners)
 
 
-def run_service(service, reactor, log_level, listen, listening,
-                ready=None):
+def run_service(service, reactor, log_level, listeners, ready=None):
     """Run `service` until the process is told to stop; the exit status.
 
-    `listening()` (called once the service started) is a Deferred firing
-    when it listens, then `ready` is called with its result (`listening`
-    None: the service listens on nothing); a service that cannot start or
-    listen ends the process with status 1 and a one-line message.
+    `listeners()` (called once the service started) gives [(Deferred,
+    endpoint)]: each Deferred fires when the service listens on that
+    endpoint; once all did, `ready()` is called. A service that cannot
+    start, or cannot listen on one of them, ends the process with status
+    1 and a one-line message.
     """
+    from twisted.internet import defer
     writer = start_logging(log_level, reactor=reactor)
     status = {'code': 0}
 
     def fail(message):
         print('linksync: error: %s' % message, file=sys.stderr, flush=True)
-        status['code'] = 1
-        reactor.stop()
+        if not status['code']:          # stop once
+            status['code'] = 1
+            reactor.stop()
 
     def start():
         try:
@@ -71,10 +80,14 @@ def run_service(service, reactor, log_level, listen, listening,
         except Exception as e:
             fail(e)
             return
-        if listening is None:
-            return  # nothing to listen on
-        listening().addCallbacks(ready or (lambda _: None), lambda f: fail(
-            'cannot listen on %s: %s' % (listen, f.getErrorMessage())))
+        waiting = [d.addErrback(cannot_listen, endpoint)
+                   for d, endpoint in listeners()]
+        if ready is not None:
+            defer.gatherResults(waiting).addCallback(
+                lambda _: None if status['code'] else ready())
+
+    def cannot_listen(failure, endpoint):
+        fail('cannot listen on %s: %s' % (endpoint, failure.getErrorMessage()))
 
     def stop():
         if service.running:
