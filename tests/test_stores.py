@@ -151,6 +151,20 @@ def test_synchronizer_writes_keep_their_stamps(store):
     assert store.get(Note, 'n').record()['updated'] == 7
 
 
+def test_a_failing_observer_keeps_no_other_from_hearing(store):
+    def broken(events):
+        raise ValueError('the observer has a bug')
+    store.observe(broken)
+    events = heard(store)
+    with capturedLogs() as logged:
+        note = store.add(Note(name='a'))
+    assert store.get(Note, note.id) == note          # the write stands
+    assert events == [('added', 'a', None, None)]
+    [entry] = logged
+    assert 'an observer failed on 1 event(s)' in formatEvent(entry)
+    assert entry['log_failure'].check(ValueError)
+
+
 def test_disconnected(store):
     store.disconnect()
     with pytest.raises(NotConnected):

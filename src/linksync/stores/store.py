@@ -143,7 +143,15 @@ class Store:
             self._collecting[-1].extend(events)
             return
         for observer in list(self._observers):
-            observer(events)
+            # The write was made: an observer failing must not keep the
+            # others (a Synchronizer among them) from hearing of it, nor
+            # make the writer believe it failed. Its error is logged.
+            try:
+                observer(events)
+            except Exception:
+                log.failure('{store}: an observer failed on {n} event(s): '
+                            '{observer!r}', store=self.name, n=len(events),
+                            observer=observer)
 
     # -- reading --------------------------------------------------------------
 
