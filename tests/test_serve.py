@@ -30,7 +30,7 @@ class Serve:
             LINKSYNC + ['serve', '--listen',
                         'tcp:%d:interface=127.0.0.1' % self.port] + self.args,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=self.env)
+            env=self.env, preexec_fn=_interruptible)
         # Wait for the line saying where it listens.
         for line in self.process.stdout:
             self.output.append(line)
@@ -51,6 +51,13 @@ class Serve:
     def proxy(self):
         return xmlrpc.client.ServerProxy(
             'http://127.0.0.1:%d/RPC2' % self.port)
+
+
+def _interruptible():
+    """SIGINT as at a terminal: a shell starting the tests in the
+    background (``make test &``) makes its children ignore SIGINT, and
+    an ignored SIGINT stays ignored (Python and Twisted leave it so)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args, **kw):

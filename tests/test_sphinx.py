@@ -23,3 +23,9 @@ def test_sphinx_builds_without_warnings(tmp_path):
     assert 'registerURLs' in api and 'admin.stats' in api
     guide = (tmp_path / 'html' / 'operations.html').read_text()
     assert '--per-host-delay' in guide
+    # The client kit: its chapters in the table of contents, its classes
+    # in the reference.
+    index = (tmp_path / 'html' / 'index.html').read_text()
+    assert 'href="stores.html"' in index and 'href="client.html"' in index
+    assert 'LMSClient.register_urls' in api and \
+        'Synchronizer.sync' in api and 'LinkDatabase' in api

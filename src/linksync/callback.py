@@ -54,6 +54,24 @@ class CallbackError(Exception):
     """A call to a client failed; the message says how."""
 
 
+class CallbackHTTPError(CallbackError):
+    """The other side answered with an HTTP status other than 200
+    (`code`: 401 for refused credentials, 503, ...)."""
+
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+class CallbackConnectionError(CallbackError):
+    """No answer: refused, unknown host, cut connection or time limit
+    (worth trying again later). `refused`: the request was not sent."""
+
+    def __init__(self, message, refused=False):
+        super().__init__(message)
+        self.refused = refused
+
+
 class CallbackFault(CallbackError):
     """The client answered with an XML-RPC Fault."""
 
@@ -173,6 +191,12 @@ def make_pool(reactor, persistent=True):
     pool = web_client.HTTPConnectionPool(reactor, persistent=persistent)
     pool.maxPersistentPerHost = 2
     pool.retryAutomatically = False
+    factory = getattr(pool, '_factory', None)
+    if isinstance(factory, type):
+        # Twisted logs "Starting factory" and "Stopping factory" at info
+        # level for every connection: two lines a call in the log.
+        pool._factory = type('QuietHTTPClientFactory', (factory,),
+                             {'noisy': False})
     return pool
 
 
@@ -191,8 +215,10 @@ class CallbackProxy:
     """Calls XML-RPC methods on one client's callback URL."""
 
     def __init__(self, url, reactor, agent=None, timeout=DEFAULT_TIMEOUT,
-                 max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES):
+                 max_response_bytes=DEFAULT_MAX_RESPONSE_BYTES,
+                 user_agent=USER_AGENT):
         self.url = url
+        self.user_agent = user_agent
         self.reactor = reactor
         self.agent = agent if agent is not None else make_agent(reactor)
         self.timeout = timeout
@@ -217,7 +243,7 @@ class CallbackProxy:
                 'cannot call %s on %s: %s' % (method, self.url, e)))
         headers = Headers({
             b'content-type': [b'text/xml; charset=utf-8'],
-            b'user-agent': [USER_AGENT.encode('ascii')],
+            b'user-agent': [self.user_agent.encode('ascii')],
             b'accept-encoding': [b'gzip'],
         })
         describe = lambda: '%s (%s)' % (self.url, method)  # noqa: E731
@@ -276,9 +302,9 @@ class CallbackProxy:
     def _read(self, response, describe, max_values=None):
         if response.code != 200:
             response.deliverBody(_Discard())
-            raise CallbackError('%s: HTTP status %d %s' % (
+            raise CallbackHTTPError('%s: HTTP status %d %s' % (
                 describe(), response.code,
-                response.phrase.decode('latin-1', 'replace')))
+                response.phrase.decode('latin-1', 'replace')), response.code)
         encoding = response.headers.getRawHeaders(b'content-encoding', [b''])
         gzipped = encoding[0].strip().lower() in (b'gzip', b'x-gzip')
         def cancel(d):
@@ -296,21 +322,26 @@ class CallbackProxy:
         if fail.check(CallbackError):
             return fail
         if fail.check(defer.TimeoutError):
-            raise CallbackError('%s: no answer within %s seconds' % (
-                describe(), self.timeout))
+            raise CallbackConnectionError(
+                '%s: no answer within %s seconds' % (describe(),
+                                                     self.timeout))
         if fail.check(defer.CancelledError):
             # The caller cancelled (the server is stopping): that is no
             # failure of the client's, and must not be retried as one.
             return fail
         if fail.check(error.ConnectionRefusedError):
-            raise CallbackError('%s: connection refused' % describe())
+            raise CallbackConnectionError('%s: connection refused'
+                                          % describe(), refused=True)
         if fail.check(error.DNSLookupError):
-            raise CallbackError('%s: unknown host' % describe())
+            raise CallbackConnectionError('%s: unknown host' % describe())
         if fail.check(web_client.ResponseFailed):
             reasons = '; '.join(r.getErrorMessage()
                                 for r in fail.value.reasons)
-            raise CallbackError('%s: the connection failed (%s)' % (
-                describe(), reasons))
+            raise CallbackConnectionError(
+                '%s: the connection failed (%s)' % (describe(), reasons))
+        if fail.check(error.ConnectError):
+            raise CallbackConnectionError('%s: %s' % (
+                describe(), fail.getErrorMessage()))
         raise CallbackError('%s: %s' % (describe(),
                                         fail.getErrorMessage()))
 

@@ -29,6 +29,10 @@ COMMANDS = [
 # -- the change track and its agents
 COMMANDS += ['list', 'agent', 'destroy']
 
+# -- the client kit (issue 7)
+COMMANDS += ['client']
+# -- end of the client kit
+
 
 class CommandError(Exception):
     """A failure the user can act on; printed as one line, exit status 1."""

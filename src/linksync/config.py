@@ -330,11 +330,12 @@ def defaults(options=None, **overrides):
     return Settings(**values)
 
 
-def add_arguments(parser, options):
-    """Add `options` and --config to an argparse parser."""
+def add_arguments(parser, options, section='linksync'):
+    """Add `options` and --config to an argparse parser (the ini file's
+    section is named `section`)."""
     if not any(a.dest == 'config' for a in parser._actions):
         parser.add_argument('--config', metavar='FILE',
-                            help='ini file with a [linksync] section')
+                            help='ini file with a [%s] section' % section)
     for o in options:
         default = '' if o.default is None else ' (default: %s)' % (
             o.default,)
@@ -344,8 +345,9 @@ def add_arguments(parser, options):
             help=o.help + default)
 
 
-def read_ini(path):
-    """The [linksync] section of an ini file as {dest: text}."""
+def read_ini(path, section='linksync'):
+    """The [linksync] section (or another one of SECTIONS) of an ini file
+    as {dest: text}."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
         with open(path, encoding='utf-8') as f:
@@ -356,22 +358,24 @@ def read_ini(path):
     except configparser.Error as e:
         raise ConfigError('%s: %s' % (path, str(e).splitlines()[0])) \
             from None
-    if not parser.has_section('linksync'):
-        raise ConfigError('%s has no [linksync] section' % path)
+    if not parser.has_section(section):
+        raise ConfigError('%s has no [%s] section' % (path, section))
     values = {}
-    known = known_options()
-    for key, value in parser.items('linksync'):
+    known = SECTIONS[section]()
+    for key, value in parser.items(section):
         dest = key.replace('-', '_')
         if dest not in known:
-            raise ConfigError('%s: unknown option %r in [linksync]' % (
-                path, key))
+            raise ConfigError('%s: unknown option %r in [%s]' % (
+                path, key, section))
         values[dest] = value
     return values
 
 
-def resolve(args, options):
-    """Settings for `options` from parsed args, ini file and environment."""
-    ini = read_ini(args.config) if getattr(args, 'config', None) else {}
+def resolve(args, options, section='linksync'):
+    """Settings for `options` from parsed args, ini file (its `section`)
+    and environment."""
+    ini = read_ini(args.config, section) \
+        if getattr(args, 'config', None) else {}
     values = {}
     for o in options:
         value = getattr(args, o.dest, None)
@@ -391,3 +395,49 @@ def argument_parser(prog, options, description=None):
     parser = argparse.ArgumentParser(prog=prog, description=description)
     add_arguments(parser, options)
     return parser
+
+
+# -- the client kit (issue 7, linksync client ...) ---------------------------
+
+#: Options of the `linksync client` subcommands; ini file section [client].
+CLIENT_OPTIONS = [
+    Option('db', default='links.yaml', metavar='FILE',
+           help="the client's link database (its format from the "
+                'extension: .yaml, .json, .pickle, .shelve, .fs)'),
+    Option('server', metavar='URL',
+           help="the linksync server's XML-RPC URL"),
+    Option('id', metavar='ID', help='the client id'),
+    Option('password', env='LINKSYNC_CLIENT_PASSWORD', metavar='PASSWORD',
+           help="the client's password (better in $LINKSYNC_CLIENT_PASSWORD"
+                ' or the ini file than on the command line)'),
+    Option('timeout', type=positive_seconds, default=60, metavar='SECONDS',
+           help='time limit of each call to the server'),
+    Option('listen', default='tcp:8081:interface=127.0.0.1',
+           metavar='ENDPOINT',
+           help='Twisted endpoint the callback listens on (client serve)'),
+    Option('secret', env='LINKSYNC_SECRET',
+           help="the server's management secret (client register)"),
+    Option('callback', metavar='URL',
+           help='the URL the server calls the client back on (client '
+                'register; default: from --listen)'),
+    Option('contact-name', metavar='NAME', default='',
+           help='the person responsible for the client (client register)'),
+    Option('contact-email', metavar='ADDRESS',
+           help='their e-mail address (client register)'),
+    Option('log-level', default='info', metavar='LEVEL',
+           help='debug, info, warn or error (client serve)'),
+]
+
+
+def client_options(*names):
+    """The client options with these dests, in CLIENT_OPTIONS order."""
+    return [o for o in CLIENT_OPTIONS if o.dest in names]
+
+# -- end of the client kit options ---------------------------------------------
+
+
+#: The ini file sections: name -> the options they may hold, by dest.
+SECTIONS = {
+    'linksync': known_options,
+    'client': lambda: {o.dest: o for o in CLIENT_OPTIONS},
+}

@@ -527,6 +527,153 @@ class ChangeCatcher:
         return getattr(self.change, name)
 
 
+# -- stores and the client kit (issue 7) ----------------------------------------
+
+def _flaky_call(counter, every, after_write, name, error, func,
+                write=False):
+    """Call func(), unless this call is one of every `every`-th (counted
+    in `counter`): then raise `error` before (or, for a write with
+    `after_write`, after) making it. A Deferred result fails the same
+    way."""
+    counter['calls'] += 1
+    fails = counter['on'] and counter['calls'] % every == 0
+    if fails and not (write and after_write):
+        counter['failures'] += 1
+        raise error('%s: call %d fails on purpose' % (name,
+                                                      counter['calls']))
+    result = func()
+    if not fails:
+        return result
+
+    def lost(_=None):    # the write was made, but its answer is lost
+        counter['failures'] += 1
+        raise error('%s: the answer of call %d is lost on purpose' % (
+            name, counter['calls']))
+    if isinstance(result, defer.Deferred):
+        return result.addCallback(lost)
+    return lost()
+
+
+class FlakyAccessor:
+    """An accessor failing on purpose (see :func:`flaky`)."""
+
+    def __init__(self, inner, every, after_write, counter):
+        self.inner = inner
+        self.every = every
+        self.after_write = after_write
+        self.counter = counter
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _call(self, func, write=False):
+        from linksync.stores.errors import StoreUnavailable
+        return _flaky_call(self.counter, self.every, self.after_write,
+                           self.inner.store.name, StoreUnavailable, func,
+                           write)
+
+    def get(self, id):
+        return self._call(lambda: self.inner.get(id))
+
+    def find(self, name=None, **fields):
+        return self._call(lambda: self.inner.find(name, **fields))
+
+    def add(self, record):
+        return self._call(lambda: self.inner.add(record), write=True)
+
+    def update(self, record):
+        return self._call(lambda: self.inner.update(record), write=True)
+
+    def remove(self, id):
+        return self._call(lambda: self.inner.remove(id), write=True)
+
+
+#: The protocol methods that change something on a linksync server.
+_SERVER_WRITES = ('registerURLs', 'unregisterURLs', 'registerLink')
+
+
+def flaky(store, every=3, after_write=False):
+    """Make every `every`-th call to the accessors of `store` fail with
+    StoreUnavailable: before the call, or (`after_write`) after a write was
+    made, as when an answer is lost on the way. For a RemoteStore, the
+    calls failing are its client's calls to the server (each XML-RPC call,
+    with ServerUnreachable, as a network failure would; the other calls go
+    to the server). Returns a dict counting ``calls`` and ``failures``;
+    set its ``on`` to False to make the store recover."""
+    counter = {'calls': 0, 'failures': 0, 'on': True}
+    client = getattr(store, 'client', None)
+    if client is not None:
+        from linksync.client.errors import ServerUnreachable
+        once = client._once
+        client._once = lambda call: _flaky_call(
+            counter, every, after_write, '%s (%s)' % (client.url,
+                                                      call.method),
+            ServerUnreachable, lambda: once(call),
+            call.method in _SERVER_WRITES)
+        return counter
+    for data_type, accessor in list(store.accessors.items()):
+        store.accessors[data_type] = FlakyAccessor(accessor, every,
+                                                   after_write, counter)
+    return counter
+
+
+class ClientKit:
+    """A client kit (linksync.client.ClientService) in this process,
+    answering on a free port of 127.0.0.1, for a started ServerFixture.
+
+    It registers its client with the server (callback: its own URL)
+    unless told not to, and keeps its links in `path`. Its clock (a
+    task.Clock unless given) drives its retries and stamps its links.
+    """
+
+    def __init__(self, server, path='links.yaml', client_id='fred',
+                 password='secret', register=True, clock=None, **kw):
+        self.server = server
+        self.path = path
+        self.client_id = client_id
+        self.password = password
+        self.clock = clock if clock is not None else task.Clock()
+        self.port = free_port()
+        self.callback_url = 'http://127.0.0.1:%d/RPC2' % self.port
+        self.kw = kw
+        self.service = None
+        if register:
+            server.register_client(client_id, password, self.callback_url)
+
+    def start(self):
+        from linksync.client.service import ClientService
+        self.rt = reactor_thread()
+        self.service = ClientService(
+            self.path, self.server.url, self.client_id, self.password,
+            'tcp:%d:interface=127.0.0.1' % self.port, self.rt.reactor,
+            self.clock, **self.kw)
+
+        def start():
+            self.service.startService()
+            return self.service.ready
+        self.rt.call(start)
+        on_cleanup(self.stop)
+        return self
+
+    def stop(self):
+        if self.service is not None and self.service.running:
+            self.rt.call(self.service.stopService)
+
+    @property
+    def db(self):
+        return self.service.db
+
+    def call(self, func, *args, **kw):
+        """Run func in the reactor thread (where the kit lives)."""
+        return self.rt.call(func, *args, **kw)
+
+    def advance(self, seconds):
+        """Move the kit's clock (retries) forward, then wait until no
+        synchronisation or write to the server is under way."""
+        self.rt.call(self.clock.advance, seconds)
+        self.rt.call(self.service.idle)
+
+
 # -- web pages (linksync.pages) ---------------------------------------------------
 
 import base64  # noqa: E402
@@ -695,6 +842,23 @@ class Command:
     @property
     def text(self):
         return ''.join(self.lines)
+
+
+class ClientProcess(Command):
+    """``linksync client serve ARGS`` in a process of its own (a
+    :class:`Command`): start() returns once it says it serves (its first
+    synchronisation tried), ``serving`` is that line; stop() ends it
+    (SIGTERM) and returns its exit status."""
+
+    READY = 'linksync client: serving'
+
+    def __init__(self, *args, env=None):
+        super().__init__('client', 'serve', *args, ready=self.READY, env=env)
+
+    @property
+    def serving(self):
+        return next(line.rstrip('\n') for line in self.lines
+                    if line.startswith(self.READY))
 
 
 def zeo_server(data):

@@ -8,6 +8,7 @@ status page. Other pages hang below the root as children (see
 from twisted.application import service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
+from twisted.protocols import policies
 from twisted.web import pages, resource, server
 
 from linksync import xmlrpc
@@ -57,13 +58,25 @@ class LinkSyncSite(server.Site):
                  code=request.code)
 
 
+class OpenConnections(policies.WrappingFactory):
+    """Listens for a site and keeps its open connections, so that a
+    service stopping can close them: a kept-alive connection would
+    otherwise still reach the site (and a database that was closed)."""
+
+    noisy = False
+
+    def close_all(self):
+        for protocol in list(self.protocols):
+            protocol.transport.abortConnection()
+
+
 class ListeningService(service.Service):
     """A service serving a web site on a Twisted endpoint.
 
     Subclasses call :meth:`listen` when they start; ``listening`` fires
     with the port, or fails when the endpoint cannot be listened on
     (``endpoint`` says which, for the error message). Stopping the
-    service stops listening.
+    service stops listening and closes the connections still open.
     """
 
     #: Logged once listening (a twisted.logger format: {host}, {port}).
@@ -73,10 +86,13 @@ class ListeningService(service.Service):
         self.port = None
         self.endpoint = None
         self.listening = defer.Deferred()
+        self.connections = None
 
     def listen(self, reactor, endpoint, site):
         self.endpoint = endpoint
-        d = endpoints.serverFromString(reactor, endpoint).listen(site)
+        self.connections = OpenConnections(site)
+        d = endpoints.serverFromString(reactor, endpoint).listen(
+            self.connections)
         d.addCallbacks(self._listening, self._failed)
 
     def _listening(self, port):
@@ -95,3 +111,5 @@ class ListeningService(service.Service):
         super().stopService()
         if self.port is not None:
             yield self.port.stopListening()
+        if self.connections is not None:
+            self.connections.close_all()

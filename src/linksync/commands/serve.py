@@ -40,32 +40,54 @@ def run(args):
     roles = settings.role
     secret = secret_for(settings, roles)
     service = LinkSyncService(settings, reactor=reactor, secret=secret)
-    writer = start_logging(settings.log_level, reactor=reactor)
-    status = {'code': 0}
 
-    def start():
-        try:
-            service.startService()
-        except Exception as e:
-            print('linksync: error: %s' % e, file=sys.stderr)
-            status['code'] = 1
-            reactor.stop()
-            return
-        # The API's endpoint, and --metrics-listen's: failing to listen on
-        # either ends the process.
+    def listeners():
+        # The API's endpoint, and --metrics-listen's (a worker without
+        # the api role may have neither).
+        parts = []
         for name in ('api', 'metrics'):
             try:
                 part = service.getServiceNamed(name)
             except KeyError:
                 continue
-            part.listening.addErrback(cannot_listen, part.endpoint)
+            parts.append((part.listening, part.endpoint))
+        return parts
+    return run_service(service, reactor, settings.log_level, listeners)
+
+
+def run_service(service, reactor, log_level, listeners, ready=None):
+    """Run `service` until the process is told to stop; the exit status.
+
+    `listeners()` (called once the service started) gives [(Deferred,
+    endpoint)]: each Deferred fires when the service listens on that
+    endpoint; once all did, `ready()` is called. A service that cannot
+    start, or cannot listen on one of them, ends the process with status
+    1 and a one-line message.
+    """
+    from twisted.internet import defer
+    writer = start_logging(log_level, reactor=reactor)
+    status = {'code': 0}
+
+    def fail(message):
+        print('linksync: error: %s' % message, file=sys.stderr, flush=True)
+        if not status['code']:          # stop once
+            status['code'] = 1
+            reactor.stop()
+
+    def start():
+        try:
+            service.startService()
+        except Exception as e:
+            fail(e)
+            return
+        waiting = [d.addErrback(cannot_listen, endpoint)
+                   for d, endpoint in listeners()]
+        if ready is not None:
+            defer.gatherResults(waiting).addCallback(
+                lambda _: None if status['code'] else ready())
 
     def cannot_listen(failure, endpoint):
-        print('linksync: error: cannot listen on %s: %s' % (
-            endpoint, failure.getErrorMessage()), file=sys.stderr)
-        if not status['code']:          # stop once
-            status.update(code=1)
-            reactor.stop()
+        fail('cannot listen on %s: %s' % (endpoint, failure.getErrorMessage()))
 
     def stop():
         if service.running:
