@@ -147,11 +147,16 @@ def _xmlrpc_type_name(value):
 
 
 class Call:
-    """What a method knows of the request that called it."""
+    """What a method knows of the request that called it.
 
-    def __init__(self, request=None, method=None):
+    `request` offers at least ``getHeader``, ``getHost`` and ``isSecure``
+    of a twisted.web request; `peer` is the client's address (text).
+    """
+
+    def __init__(self, request=None, method=None, peer='-'):
         self.request = request
         self.method = method
+        self.peer = peer
         #: Set by authenticated methods, for the request log.
         self.client_id = None
 
@@ -288,6 +293,27 @@ class _NullFile(io.BytesIO):
         return len(data)
 
 
+XML_CONTENT_TYPE = b'text/xml; charset=utf-8'
+
+
+class Answer:
+    """An HTTP answer to an XML-RPC request: status code, content type,
+    body (bytes) and whether the body is gzipped."""
+
+    __slots__ = ('code', 'content_type', 'body', 'gzipped')
+
+    def __init__(self, code, content_type, body, gzipped=False):
+        self.code = code
+        self.content_type = content_type
+        self.body = body
+        self.gzipped = gzipped
+
+
+#: The answer to bad credentials (HTTP 401).
+UNAUTHORIZED_ANSWER = Answer(
+    401, b'text/plain', b'unknown client, wrong password or wrong secret\n')
+
+
 class TooLarge(Exception):
     """The inflated body is larger than the limit."""
 
@@ -345,30 +371,36 @@ class XMLRPCResource(resource.Resource):
 
     def render_POST(self, request):
         started = time.perf_counter()
-        call = Call(request)
+        peer = request.getClientAddress()
+        call = Call(request, peer=getattr(peer, 'host', '-'))
         try:
             body = self._read_body(request)
         except TooLarge:
             request.setResponseCode(413)
             request.setHeader(b'content-type', b'text/plain')
-            self._log(request, call, '<none>', '413', started)
+            self._log(call, '<none>', '413', started)
             return b'inflated request body larger than %d bytes\n' % \
                 self.max_request_bytes
         except _UnsupportedEncoding as e:
             request.setResponseCode(415)
             request.setHeader(b'content-type', b'text/plain')
-            self._log(request, call, '<none>', '415', started)
+            self._log(call, '<none>', '415', started)
             return ('unsupported Content-Encoding %s\n' % e).encode()
-        try:
-            params, name = parse_request(body)
-        except Fault as f:
-            self._write(request, f)
-            self._log(request, call, '<unparsable>', 'fault %d'
-                      % f.faultCode, started)
-            return server.NOT_DONE_YET
-        call.method = name
-        d = defer.maybeDeferred(self.dispatch, call, name, params)
-        d.addBoth(self._respond, request, call, name, started)
+        accepted = (request.getHeader(b'accept-encoding') or b'').lower()
+
+        def reply(answer):
+            if request._disconnected:
+                return
+            request.setResponseCode(answer.code)
+            request.setHeader(b'content-type', answer.content_type)
+            if answer.gzipped:
+                request.setHeader(b'content-encoding', b'gzip')
+            # A Content-Length lets keep-alive clients reuse the connection
+            # (Python's xmlrpc.client reads no body on errors).
+            request.setHeader(b'content-length', b'%d' % len(answer.body))
+            request.write(answer.body)
+            request.finish()
+        self.handle(call, body, b'gzip' in accepted, reply, started)
         return server.NOT_DONE_YET
 
     def _read_body(self, request):
@@ -386,32 +418,51 @@ class XMLRPCResource(resource.Resource):
                 return b''  # parse_request answers the fault
         raise _UnsupportedEncoding(encoding.decode('latin-1'))
 
-    def _respond(self, result, request, call, name, started):
+    # -- answering a call, whatever the HTTP machinery ----------------------------
+
+    def handle(self, call, body, accepts_gzip, reply, started=None):
+        """Answer the XML-RPC request `body` (bytes, decoded already).
+
+        ``reply(answer)`` gets the :class:`Answer` once it is known: before
+        this returns when the method's result is not a Deferred (the common
+        case: no Deferred is made for it), later otherwise. The call is
+        logged once answered.
+        """
+        if started is None:
+            started = time.perf_counter()
+        try:
+            params, name = parse_request(body)
+        except Fault as f:
+            reply(self._answer(f, accepts_gzip))
+            self._log(call, '<unparsable>', 'fault %d' % f.faultCode,
+                      started)
+            return
+        call.method = name
+        try:
+            result = self.dispatch(call, name, params)
+        except Exception:
+            result = failure.Failure()
+        if isinstance(result, defer.Deferred):
+            result.addBoth(self._finish, call, name, accepts_gzip, reply,
+                           started)
+        else:
+            self._finish(result, call, name, accepts_gzip, reply, started)
+
+    def _finish(self, result, call, name, accepts_gzip, reply, started):
         if isinstance(result, failure.Failure):
             if result.check(Unauthorized):
-                outcome = '401'
-                if not request._disconnected:
-                    # A Content-Length lets keep-alive clients (Python's
-                    # xmlrpc.client reads no body on errors) reuse the
-                    # connection.
-                    body = b'unknown client, wrong password or wrong secret\n'
-                    request.setResponseCode(401)
-                    request.setHeader(b'content-type', b'text/plain')
-                    request.setHeader(b'content-length', b'%d' % len(body))
-                    request.write(body)
-                    request.finish()
-                self._log(request, call, name, outcome, started)
+                reply(UNAUTHORIZED_ANSWER)
+                self._log(call, name, '401', started)
                 return None
             result = self._fault_of(result, name)
         outcome = 'fault %d' % result.faultCode \
             if isinstance(result, Fault) else 'ok'
-        self._write(request, result)
-        self._log(request, call, name, outcome, started)
+        reply(self._answer(result, accepts_gzip))
+        self._log(call, name, outcome, started)
         return None
 
-    def _write(self, request, result):
-        if request._disconnected:
-            return
+    def _answer(self, result, accepts_gzip):
+        """The Answer carrying `result` (a value or a Fault)."""
         try:
             if isinstance(result, Fault):
                 payload = xmlrpc.client.dumps(result, methodresponse=True)
@@ -424,22 +475,16 @@ class XMLRPCResource(resource.Resource):
                 INTERNAL_ERROR, 'cannot marshal the result: %s' % e),
                 methodresponse=True)
         data = payload.encode('utf-8')
-        request.setHeader(b'content-type', b'text/xml; charset=utf-8')
-        accepted = (request.getHeader(b'accept-encoding') or b'').lower()
-        if len(data) > GZIP_RESPONSE_THRESHOLD and b'gzip' in accepted:
-            data = gzip.compress(data, compresslevel=5)
-            request.setHeader(b'content-encoding', b'gzip')
-        request.setHeader(b'content-length', b'%d' % len(data))
-        request.write(data)
-        request.finish()
+        if len(data) > GZIP_RESPONSE_THRESHOLD and accepts_gzip:
+            return Answer(200, XML_CONTENT_TYPE,
+                          gzip.compress(data, compresslevel=5), gzipped=True)
+        return Answer(200, XML_CONTENT_TYPE, data)
 
-    def _log(self, request, call, name, outcome, started):
+    def _log(self, call, name, outcome, started):
         elapsed = time.perf_counter() - started
-        peer = request.getClientAddress()
         log.info('{peer} {client} {method} {outcome} {ms:.1f}ms',
-                 peer=getattr(peer, 'host', '-'),
-                 client=call.client_id or '-', method=name, outcome=outcome,
-                 ms=elapsed * 1000)
+                 peer=call.peer, client=call.client_id or '-', method=name,
+                 outcome=outcome, ms=elapsed * 1000)
         if self.metrics is not None:
             # Label only methods that exist: clients cannot make up labels.
             if name not in _SYSTEM_METHODS and self.table.get(name) is None:
@@ -487,7 +532,7 @@ class XMLRPCResource(resource.Resource):
                 fault = Fault(INVALID_PARAMS, 'system.multicall cannot be '
                               'nested')
             else:
-                sub = Call(call.request, entry['methodName'])
+                sub = Call(call.request, entry['methodName'], call.peer)
                 try:
                     value = yield defer.maybeDeferred(
                         self.dispatch, sub, entry['methodName'],
