@@ -33,6 +33,8 @@ from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import resource, server
 
+from linksync.rpcparse import read_request
+
 #: Fault codes (the XML-RPC interoperability codes, and HTTP-like codes for
 #: application errors; see docs/xmlrpc.txt).
 PARSE_ERROR = -32700
@@ -331,7 +333,17 @@ def inflate(data, limit):
 
 
 def parse_request(body):
-    """(params, method name) from an XML-RPC request body; Fault when bad."""
+    """(params, method name) from an XML-RPC request body; Fault when bad.
+
+    Plain requests are read by linksync.rpcparse, the others by expat
+    through defusedxml (no DTDs, no entity declarations).
+    """
+    plain = read_request(body)
+    if plain is not None:
+        params, name = plain
+        if not name:
+            raise Fault(PARSE_ERROR, 'no method name in the request')
+        return params, name
     unmarshaller = xmlrpc.client.Unmarshaller(use_builtin_types=True)
     parser = DefusedExpatParser(unmarshaller, forbid_dtd=True)
     try:
