@@ -330,3 +330,27 @@ def test_a_client_leaving_in_the_middle_of_a_body(fred):
     client.send(CHECK[:-10])
     client.close()
     assert fred.proxy().checkConnection('fred', 'fred-password') == 2
+
+
+def test_every_call_is_logged_once_with_client_and_method(fred):
+    from twisted.logger import formatEvent, globalLogPublisher
+    lines = []
+
+    def observe(event):
+        if event.get('log_namespace') == 'linksync.xmlrpc':
+            lines.append(formatEvent(event))
+    globalLogPublisher.addObserver(observe)
+    try:
+        client = Client(fred)
+        client.send(CHECK)                                   # short way
+        client.response()
+        client.send(call('checkConnection', 'fred', 'fred-password',
+                         headers=b'Expect: 100-continue\r\n'))  # long way
+        client.response()
+        client.response()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert len(lines) == 2
+    for line in lines:
+        assert line.startswith('127.0.0.1 fred checkConnection ok ')
+        assert 'fred-password' not in line
