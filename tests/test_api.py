@@ -135,6 +135,25 @@ def test_password_change_invalidates_remembered_credentials(server, fred):
     assert fred.checkConnection('fred', 'new') == 2
 
 
+def test_a_registered_password_is_remembered_from_the_start(server):
+    # The server hashed the password itself: the client's first call needs
+    # no (slow) verification, and a wrong password is still refused.
+    proxy = server.proxy()
+    proxy.registerClient(SECRET, 'fred', 'http://a/', 'Fred',
+                         'fred@example.com', 'fred-password')
+    assert 'fred' in server.service.api.api._verified
+    with pytest.raises(xmlrpc.client.ProtocolError):
+        proxy.checkConnection('fred', 'other-password')
+    assert proxy.checkConnection('fred', 'fred-password') == 2
+    # Registering the same id again fails and remembers nothing new.
+    with pytest.raises(xmlrpc.client.Fault):
+        proxy.registerClient(SECRET, 'fred', 'http://a/', 'Fred',
+                             'fred@example.com', 'second-password')
+    with pytest.raises(xmlrpc.client.ProtocolError):
+        proxy.checkConnection('fred', 'second-password')
+    assert proxy.checkConnection('fred', 'fred-password') == 2
+
+
 # -- URLs ------------------------------------------------------------------------------
 
 def set_state(server, url, state, reason, now=100.0):

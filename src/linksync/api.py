@@ -115,10 +115,16 @@ class LinkSyncAPI:
             return client
         if not client.check_password(password):
             raise Unauthorized()
-        self._verified[client_id] = (client.password_hash, digest)
+        self._remember(client_id, client.password_hash, password)
+        return client
+
+    def _remember(self, client_id, password_hash, password):
+        """Remember that `password` matches `password_hash`."""
+        self._verified[client_id] = (password_hash, hashlib.sha256(
+            password.encode('utf-8', 'surrogatepass')).digest())
+        self._verified.move_to_end(client_id)
         if len(self._verified) > AUTH_CACHE_SIZE:
             self._verified.popitem(last=False)
-        return client
 
     def check_secret(self, secret):
         if not isinstance(secret, str) or not self.secret or \
@@ -211,6 +217,9 @@ class LinkSyncAPI:
                             % client_id)
             clients.add(client)
         self.session.run(add)
+        # The password was just hashed here: it needs no verifying (a
+        # deliberately slow hash) at the client's first call.
+        self._remember(client_id, client.password_hash, password)
 
     def _remove_client(self, app, client_id):
         clients = zope.component.getUtility(IClientProvider)
