@@ -17,7 +17,9 @@ venv: $(STAMP)
 $(STAMP): setup.py setup.cfg
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install --quiet -e '.[test,zeo,docs]'
+	# postgresql: RelStorage and psycopg2 for the PostgreSQL tests (issue 8;
+	# they also need Debian's postgresql server, else they are skipped).
+	$(BIN)/python -m pip install --quiet -e '.[test,zeo,docs,postgresql]'
 	touch $@
 
 serve: $(STAMP)

@@ -227,6 +227,54 @@ SERVER_OPTIONS += CHECKER_OPTIONS + SCHEDULER_OPTIONS
 
 # -- end of checker and scheduler ---------------------------------------------
 
+# -- scale-out (issue 8): roles and checker workers --------------------------
+
+
+class BadValue(ValueError, argparse.ArgumentTypeError):
+    """A bad value whose message argparse shows as it is."""
+
+
+def roles(text):
+    """'all' or a comma list of the roles of linksync.server.PARTS ->
+    tuple of role names (None: all)."""
+    from linksync.server import ROLES
+    names = [n.strip() for n in str(text).split(',') if n.strip()]
+    if names == ['all']:
+        return None
+    unknown = [n for n in names if n not in ROLES]
+    if not names or unknown:
+        raise BadValue('unknown role %r (roles: all, or a comma list of %s)'
+                       % (','.join(unknown) or text, ', '.join(ROLES)))
+    return tuple(r for r in ROLES if r in names)
+
+
+def worker(text):
+    """'I/N' -> linksync.partition.Worker."""
+    from linksync.partition import Worker
+    try:
+        return Worker.parse(text)
+    except ValueError as e:
+        raise BadValue(str(e)) from None
+
+
+roles.__name__ = 'role'
+worker.__name__ = 'I/N'
+
+#: Options of `linksync serve` for running the server as several processes
+#: on one database (ZEO or RelStorage).
+SCALE_OPTIONS = [
+    Option('role', type=roles, metavar='ROLES',
+           help='the parts this process runs: all (the default), or a '
+                'comma list of api, checker, agents, syncer'),
+    Option('worker', type=worker, metavar='I/N',
+           help='this checker is worker I of N: it checks only the URLs of '
+                'its share of the hosts (run exactly one process per I, '
+                'on a shared database)'),
+]
+SERVER_OPTIONS += SCALE_OPTIONS
+
+# -- end of scale-out ------------------------------------------------------------
+
 
 
 #: Options of the subcommands that open the server's database: they reach

@@ -15,6 +15,7 @@ import logging
 
 import transaction
 import ZODB
+import ZODB.interfaces
 import zope.component.hooks
 from transaction.interfaces import TransientError
 
@@ -38,6 +39,10 @@ class Database:
                           cache_size_bytes=cache_size_bytes,
                           large_record_size=1 << 26)
         self.read_only = storage.isReadOnly()
+        # Scale-out (issue 8): a storage that learns of other processes'
+        # commits only when a transaction begins (RelStorage polls then)
+        # never moves lastTransaction() by itself: reads must begin one.
+        self.polls = ZODB.interfaces.IMVCCStorage.providedBy(storage)
         if create and not self.read_only:
             session = self.session()
             try:
@@ -126,13 +131,15 @@ class Session:
         The transaction is left open after a successful read (the next unit
         of work begins a new one, which aborts it), and a read begins a new
         transaction only when something was committed since the last one:
-        the view it has is then still the newest. Reads are the most
+        the view it has is then still the newest (on a storage that
+        only polls for other processes' commits, RelStorage, every read
+        begins one: that is when it polls). Reads are the most
         frequent work of the API, and beginning and ending transactions
         cost as much as the rest of a call.
         """
         self._check_free()
         last = self.database.db.lastTransaction()
-        if last != self._fresh_at:
+        if last != self._fresh_at or self.database.polls:
             self.tm.begin()
             self._fresh_at = last
         old_site = zope.component.hooks.getSite()

@@ -410,10 +410,12 @@ class ISchedule(Interface):
     def discard(url):
         """Forget everything about the IURL `url`."""
 
-    def due_keys(now, after=None):
+    def due_keys(now, after=None, worker=None):
         """Iterate over (due, url) with due <= now in due order.
 
-        `after` is a (due, url) key to resume after (exclusive).
+        `after` is a (due, url) key to resume after (exclusive). With
+        `worker` (a linksync.partition.Worker), only the URLs of that
+        checker worker's shards, read from their own indexes.
         """
 
     def due_at(url, default=None):

@@ -3,10 +3,13 @@
 :class:`Schedule` is a persistent part of the application root (registered
 as the ISchedule utility). It holds
 
-* ``_queue``: the (due, url) pairs of the URLs that have a client, in due
-  order (a tree set): the scheduler reads the due ones from its start, so
-  finding work costs in proportion to the due URLs, not to all URLs (the
-  due time is also kept on the URL, as ``next_check``, to move it);
+* ``_trees``: the (due, url) pairs of the URLs that have a client, in due
+  order, one tree set per shard of the hosts (linksync.partition): the
+  scheduler reads the due ones from their starts, so finding work costs in
+  proportion to the due URLs, not to all URLs (the due time is also kept
+  on the URL, as ``next_check``, to move it); a checker worker
+  (``--worker I/N``) reads only the trees of its shards, and workers never
+  write to each other's trees;
 * ``_orphans`` / ``_orphaned``: the URLs no client has, by the time they
   lost their last client (removed after a grace period);
 * ``_failures``: temporary failures in a row (for the backoff);
@@ -28,13 +31,15 @@ indexed.)
 86400
 """
 
+import heapq
+
 import persistent
 import zope.component
 from BTrees.Length import Length
 from BTrees.OOBTree import OOBTree, OOTreeSet
 from zope.interface import implementer
 
-from linksync import interfaces, states
+from linksync import interfaces, partition, states
 
 
 class Timing:
@@ -71,9 +76,12 @@ class Schedule(persistent.Persistent):
     complete = False
     #: The last URL indexed by that catch-up (resumes there).
     catch_up_after = None
+    #: The due index of each shard; None in a schedule stored before the
+    #: shards, whose one index ``_queue`` is split at its first change.
+    _trees = None
 
-    def __init__(self):
-        self._queue = OOTreeSet()
+    def __init__(self, shards=partition.SHARDS):
+        self._trees = tuple(OOTreeSet() for _ in range(shards))
         self._count = Length()
         self._orphans = OOTreeSet()
         self._orphaned = OOBTree()
@@ -90,11 +98,34 @@ class Schedule(persistent.Persistent):
     # URL object is stored anyway when it is registered or checked, and one
     # index less is one set of BTree buckets less to write per change.
 
+    @property
+    def shard_count(self):
+        """Number of shards of the due index."""
+        return len(self._trees) if self._trees is not None else \
+            partition.SHARDS  # what it will have once split
+
+    def _tree(self, key):
+        """The due index of the shard of the URL `key`."""
+        trees = self._trees
+        if trees is None:
+            trees = self._split()
+        return trees[partition.shard_of(key, len(trees))]
+
+    def _split(self):
+        """Split the one due index of an older schedule into shards (in
+        the transaction of its first change)."""
+        trees = tuple(OOTreeSet() for _ in range(partition.SHARDS))
+        for key in self._queue.keys():
+            trees[partition.shard_of(key[1], len(trees))].add(key)
+        self._trees = trees
+        del self._queue
+        return trees
+
     def add(self, url, due):
         if due_of(url) is not None:
             return False
         url.next_check = due
-        self._queue.add((due, url.url))
+        self._tree(url.url).add((due, url.url))
         self._count.change(1)
         return True
 
@@ -102,17 +133,18 @@ class Schedule(persistent.Persistent):
         old = due_of(url)
         if old == due:
             return
+        tree = self._tree(url.url)
         if old is not None:
-            self._queue.remove((old, url.url))
+            tree.remove((old, url.url))
         else:
             self._count.change(1)
         url.next_check = due
-        self._queue.add((due, url.url))
+        tree.add((due, url.url))
 
     def unschedule(self, url):
         old = due_of(url)
         if old is not None:
-            self._queue.remove((old, url.url))
+            self._tree(url.url).remove((old, url.url))
             self._count.change(-1)
             url.next_check = None
 
@@ -120,13 +152,27 @@ class Schedule(persistent.Persistent):
         due = due_of(url)
         return default if due is None else due
 
-    def due_keys(self, now, after=None):
+    def due_keys(self, now, after=None, worker=None):
         top = (now, '\U0010ffff')
-        if after is None:
-            return self._queue.keys(max=top)
-        if after > top:
+        if after is not None and after > top:
             return iter(())
-        return self._queue.keys(min=after, max=top, excludemin=True)
+        if self._trees is None:
+            keys = self._range(self._queue, top, after)
+            if worker is None or worker.alone:
+                return keys
+            return (k for k in keys if worker.owns_url(k[1]))
+        trees = self._trees
+        if worker is not None and not worker.alone:
+            trees = [trees[s] for s in worker.shards(len(trees))]
+        ranges = [self._range(tree, top, after) for tree in trees]
+        # Each shard's keys come in due order: merged, all of them do.
+        return heapq.merge(*ranges)
+
+    @staticmethod
+    def _range(tree, top, after):
+        if after is None:
+            return tree.keys(max=top)
+        return tree.keys(min=after, max=top, excludemin=True)
 
     def due_count(self, now):
         """Number of due URLs (walks them: for tests and reports)."""

@@ -18,6 +18,11 @@ on its own database session and the server's clock:
 * the removal of orphan URLs after ``--orphan-grace``;
 * indexing, once, the URLs of a database made before the schedule existed.
 
+A checker worker (``--worker I/N``, linksync.partition) does all this for
+its share of the hosts only: it reads the due indexes of its shards and
+removes the orphans of its hosts, so several workers on one database never
+hand out the same URL, nor contact the same host.
+
 A URL stays "in flight" from the moment it is handed out until its result
 is committed, so it is never handed out twice meanwhile.
 """
@@ -61,8 +66,11 @@ class Scheduler:
 
     def __init__(self, session, checker, clock, timing, queue_size=10000,
                  orphan_grace=7 * 86400.0, per_host_connections=2,
-                 per_host_delay=1.0):
+                 per_host_delay=1.0, worker=None):
         self.session = session
+        #: The share of the hosts this scheduler works on (a
+        #: linksync.partition.Worker; None: all of them).
+        self.worker = worker
         self.checker = checker
         self.clock = clock
         self.timing = timing
@@ -167,7 +175,8 @@ class Scheduler:
         limit = free * self.SCAN_FACTOR + 100
         last = None
         wrapped = False
-        for scanned, key in enumerate(schedule.due_keys(now, self.cursor), 1):
+        for scanned, key in enumerate(
+                schedule.due_keys(now, self.cursor, self.worker), 1):
             last = key
             url = key[1]
             if url not in self.inflight:
@@ -267,17 +276,24 @@ class Scheduler:
         before = now - self.orphan_grace
 
         def expired(app):
-            return list(itertools.islice(
-                self._get_schedule().orphans(before), self.ORPHAN_BATCH))
+            return list(self._own_orphans(self._get_schedule(), before))
         if not self.session.read(expired):
             return
         self.session.run(self._remove_orphan_batch, before)
 
+    def _own_orphans(self, schedule, before):
+        """The next batch of expired orphans of this worker's hosts."""
+        orphans = schedule.orphans(before)
+        worker = self.worker
+        if worker is not None and not worker.alone:
+            shards = schedule.shard_count
+            orphans = (o for o in orphans if worker.owns_url(o[1], shards))
+        return itertools.islice(orphans, self.ORPHAN_BATCH)
+
     def _remove_orphan_batch(self, app, before):
         schedule = self._get_schedule()
         provider = zope.component.getUtility(IURLProvider)
-        for since, url in list(itertools.islice(
-                schedule.orphans(before), self.ORPHAN_BATCH)):
+        for since, url in list(self._own_orphans(schedule, before)):
             obj = provider.get(url)
             if obj is None or obj.clients:
                 schedule.adopt(url)  # stale entry
@@ -321,7 +337,8 @@ class CheckerService(service.Service):
             Timing.from_settings(settings), queue_size=settings.check_queue,
             orphan_grace=settings.orphan_grace,
             per_host_connections=settings.per_host_connections,
-            per_host_delay=settings.per_host_delay)
+            per_host_delay=settings.per_host_delay,
+            worker=getattr(settings, 'worker', None))
         self.scheduler.start()
 
     @defer.inlineCallbacks

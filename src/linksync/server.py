@@ -124,7 +124,7 @@ def _checker_service(server):
 
 
 #: Parts of the server: (role, factory(server) -> IService). `--role`
-#: selects among them in later versions; all run by default.
+#: selects among them; all run by default.
 PARTS = [
     ('api', APIService),
     ('checker', _checker_service),
@@ -147,6 +147,50 @@ PARTS += [
     ('agents', _agent_service),
 ]
 
+# -- scale-out (issue 8): roles --------------------------------------------------
+#: The role names, in the order the parts start (``--role``).
+ROLES = tuple(dict.fromkeys(role for role, _ in PARTS))
+
+#: Roles that need the management secret: the API checks it, the agents
+#: unseal the clients' callback credentials with it.
+SECRET_ROLES = frozenset({'api', 'agents'})
+
+
+def check_roles(settings):
+    """Raise ConfigError when --role, --worker and the storage do not fit
+    together (one line naming the problem)."""
+    from linksync.config import ConfigError
+    roles = getattr(settings, 'role', None)
+    worker = getattr(settings, 'worker', None)
+    if worker is None:
+        return
+    if roles is not None and 'checker' not in roles:
+        raise ConfigError('--worker %s needs the checker role (--role %s '
+                          'has none)' % (worker, ','.join(roles)))
+    if worker.count > 1 and not (settings.zeo or settings.storage):
+        raise ConfigError('--worker %s shares the work with other processes:'
+                          ' they need a shared database (--zeo HOST:PORT or '
+                          '--storage DSN)' % worker)
+
+
+def secret_for(settings, roles=None, announce=print):
+    """The management secret of a process running `roles` (see
+    load_secret); '' for a process whose roles have no use for it, so a
+    checker worker never generates one."""
+    if roles is not None and not SECRET_ROLES.intersection(roles):
+        return ''
+    return load_secret(settings, announce)
+
+
+def describe_roles(roles, worker=None):
+    """'api, checker (worker 1/2)': what a process runs, for its log."""
+    names = ROLES if roles is None else roles
+    text = ', '.join(names)
+    if worker is not None and 'checker' in names:
+        text += ' (worker %s)' % worker
+    return text
+# -- end of scale-out -------------------------------------------------------------
+
 
 class LinkSyncService(service.MultiService):
     """The whole server: storage, database and the parts' services."""
@@ -159,8 +203,10 @@ class LinkSyncService(service.MultiService):
         self.settings = settings
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
-        self.secret = secret if secret is not None else load_secret(
-            settings, announce=lambda text: log.warn(text))
+        if roles is None:
+            roles = getattr(settings, 'role', None)
+        self.secret = secret if secret is not None else secret_for(
+            settings, roles, announce=lambda text: log.warn(text))
         self.mailer = mailer if mailer is not None else make_mailer(
             settings, reactor)
         self.roles = roles
@@ -177,6 +223,8 @@ class LinkSyncService(service.MultiService):
             if self.roles is None or role in self.roles:
                 factory(self).setServiceParent(self)
         super().startService()
+        log.info('linksync running: {roles}', roles=describe_roles(
+            self.roles, getattr(self.settings, 'worker', None)))
 
     @defer.inlineCallbacks
     def stopService(self):

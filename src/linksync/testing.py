@@ -12,7 +12,11 @@ Whatever a helper starts is registered with :func:`on_cleanup` and stopped by
 
 import atexit
 import email
+import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import xmlrpc.client
@@ -514,3 +518,188 @@ class ChangeCatcher:
         if name.startswith('_') or self.__dict__.get('change') is None:
             raise AttributeError(name)
         return getattr(self.change, name)
+
+
+# -- scale-out (issue 8): linksync processes on a shared database ---------------
+
+#: How to run the `linksync` command of this checkout.
+LINKSYNC_COMMAND = [sys.executable, '-m', 'linksync.cli']
+
+
+class Command:
+    """A `linksync ARGS...` process, its output kept in `lines`.
+
+    :meth:`start` waits until a line containing `ready` is printed (and
+    fails with the output so far when the process exits first);
+    :meth:`stop` sends SIGTERM and returns the exit status. Its output is
+    read all along (a chatty process never blocks on a full pipe). Stopped
+    at cleanup.
+    """
+
+    def __init__(self, *args, ready='linksync running', env=None):
+        self.args = [str(a) for a in args]
+        self.ready = ready
+        self.env = dict(os.environ)
+        self.env.pop('LINKSYNC_SECRET', None)
+        self.env.update(env or {})
+        self.lines = []
+        self.process = None
+        self._ready = threading.Event()
+
+    def start(self, timeout=120):
+        self.process = subprocess.Popen(
+            LINKSYNC_COMMAND + self.args, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, text=True, env=self.env)
+        on_cleanup(self.stop)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self._ready.wait(timeout) or self.process.poll() is not None \
+                and not self._seen_ready:
+            self.stop()
+            raise AssertionError('linksync %s did not start:\n%s' % (
+                ' '.join(self.args[:1]), self.text))
+        return self
+
+    _seen_ready = False
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if self.ready in line:
+                self._seen_ready = True
+                self._ready.set()
+        self._ready.set()  # exited
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        """Stop the process (when running); its exit status."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:  # pragma: no cover
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(10)
+        return self.process.returncode
+
+    @property
+    def text(self):
+        return ''.join(self.lines)
+
+
+def zeo_server(data):
+    """A started `linksync zeo` on a free port for directory `data`; its
+    address is ``server.address`` (HOST:PORT)."""
+    address = '127.0.0.1:%d' % free_port()
+    server = Command('zeo', '--data', data, '--listen', address,
+                     ready='ZEO server')
+    server.address = address
+    return server.start()
+
+
+class PostgreSQLServer:
+    """A PostgreSQL server of its own, in a temporary directory, on a free
+    port of 127.0.0.1 (Debian's `postgresql` package: initdb, pg_ctl).
+
+    PostgreSQL refuses to run as root: under root, the cluster belongs to
+    the unprivileged ``postgres`` user. :meth:`unavailable` says why none
+    can start here (None when one can). ``dsn`` names database
+    ``linksync``, made by :meth:`start`. Stopped at cleanup.
+    """
+
+    USER = 'postgres'
+
+    def __init__(self):
+        self.port = free_port()
+        self.dir = None
+        self.dsn = 'postgresql://%s@127.0.0.1:%d/linksync' % (
+            self._user(), self.port)
+
+    @staticmethod
+    def bindir():
+        """The directory of initdb and pg_ctl, or None."""
+        import glob
+        import shutil
+        found = shutil.which('pg_ctl')
+        if found:
+            return os.path.dirname(os.path.realpath(found))
+        dirs = sorted(glob.glob('/usr/lib/postgresql/*/bin'),
+                      key=lambda d: [int(p) for p in d.split('/')[-2]
+                                     .split('.') if p.isdigit()])
+        return dirs[-1] if dirs else None
+
+    @classmethod
+    def _user(cls):
+        if os.geteuid() != 0:
+            import pwd
+            return pwd.getpwuid(os.geteuid()).pw_name
+        return cls.USER
+
+    @classmethod
+    def unavailable(cls):
+        """Why no PostgreSQL server can start here, or None."""
+        bindir = cls.bindir()
+        if bindir is None or not os.path.exists(
+                os.path.join(bindir, 'initdb')):
+            return ('PostgreSQL is not installed (apt-get install '
+                    'postgresql)')
+        if os.geteuid() == 0:
+            import pwd
+            try:
+                pwd.getpwnam(cls.USER)
+            except KeyError:
+                return 'running as root without a %r user to run ' \
+                    'PostgreSQL as' % cls.USER
+        try:
+            import psycopg2  # noqa: F401
+            import relstorage  # noqa: F401
+        except ImportError:
+            return ('RelStorage is not installed (pip install '
+                    'linksync[postgresql])')
+        return None
+
+    def _run(self, *args):
+        kw = {}
+        if os.geteuid() == 0:
+            kw['user'] = self.USER
+        result = subprocess.run(
+            [os.path.join(self.bindir(), args[0])] + list(args[1:]),
+            capture_output=True, text=True, timeout=120, cwd=self.dir, **kw)
+        if result.returncode != 0:
+            raise RuntimeError('%s failed: %s' % (
+                args[0], (result.stderr or result.stdout).strip()[-2000:]))
+        return result
+
+    def start(self):
+        self.dir = tempfile.mkdtemp(prefix='linksync-pg-')
+        os.chmod(self.dir, 0o755)
+        if os.geteuid() == 0:
+            import pwd
+            entry = pwd.getpwnam(self.USER)
+            os.chown(self.dir, entry.pw_uid, entry.pw_gid)
+        on_cleanup(self.stop)
+        data = os.path.join(self.dir, 'data')
+        self._run('initdb', '-D', data, '-A', 'trust', '-U', self._user(),
+                  '-E', 'UTF8', '--no-sync')
+        self._run('pg_ctl', '-D', data, '-w', '-t', '60', '-l',
+                  os.path.join(self.dir, 'log'), '-o',
+                  '-h 127.0.0.1 -p %d -k %s -F' % (self.port, self.dir),
+                  'start')
+        self._started = True
+        self._run('createdb', '-h', '127.0.0.1', '-p', str(self.port),
+                  '-U', self._user(), 'linksync')
+        return self
+
+    _started = False
+
+    def stop(self):
+        import shutil
+        if self._started:
+            self._started = False
+            self._run('pg_ctl', '-D', os.path.join(self.dir, 'data'), '-w',
+                      '-m', 'fast', 'stop')
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None

@@ -38,9 +38,11 @@ class Options(usage.Options):
         return append
 
     def postOptions(self):
+        from linksync.server import check_roles
         try:
             self.settings = config.resolve(self._namespace(),
                                            config.SERVER_OPTIONS)
+            check_roles(self.settings)
         except config.ConfigError as e:
             raise usage.UsageError(str(e)) from None
 
@@ -59,6 +61,7 @@ class Options(usage.Options):
 
 
 def makeService(options):
-    from linksync.server import LinkSyncService, load_secret
+    from linksync.server import LinkSyncService, secret_for
     settings = options.settings
-    return LinkSyncService(settings, secret=load_secret(settings))
+    return LinkSyncService(settings,
+                           secret=secret_for(settings, settings.role))

@@ -31,9 +31,14 @@ def start_logging(level, stream=sys.stdout, reactor=None):
 def run(args):
     from twisted.internet import reactor
 
-    from linksync.server import LinkSyncService, load_secret
+    from linksync.server import LinkSyncService, check_roles, secret_for
     settings = config.resolve(args, config.SERVER_OPTIONS)
-    secret = load_secret(settings)
+    try:
+        check_roles(settings)
+    except config.ConfigError as e:
+        args.parser.error(str(e))  # bad usage: exit status 2
+    roles = settings.role
+    secret = secret_for(settings, roles)
     service = LinkSyncService(settings, reactor=reactor, secret=secret)
     writer = start_logging(settings.log_level, reactor=reactor)
     status = {'code': 0}
@@ -46,6 +51,8 @@ def run(args):
             status['code'] = 1
             reactor.stop()
             return
+        if roles is not None and 'api' not in roles:
+            return  # nothing to listen on
         api = service.api
         api.listening.addErrback(lambda f: (
             print('linksync: error: cannot listen on %s: %s' % (

@@ -1,0 +1,90 @@
+"""Sphinx directives that document linksync from its code.
+
+* ``.. linksync-options::`` lists the options of ``linksync serve`` (from
+  linksync.config), so the guide never disagrees with ``--help``;
+* ``.. linksync-xmlrpc::`` lists the XML-RPC methods with their signatures
+  and help (from the API's method table and the admin operations).
+"""
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+
+
+def _cell(text):
+    return ' '.join(str(text).split()) or ' '
+
+
+class _Generated(SphinxDirective):
+    has_content = False
+
+    def render(self, lines):
+        node = nodes.section()
+        node.document = self.state.document
+        self.state.nested_parse(StringList(lines, source='<linksync>'), 0,
+                                node)
+        return node.children
+
+
+class OptionsDirective(_Generated):
+    """A table of the options of `linksync serve`."""
+
+    def run(self):
+        from linksync import config
+        lines = ['.. list-table::', '   :header-rows: 1',
+                 '   :widths: 30 20 50', '',
+                 '   * - option', '     - default', '     - meaning']
+        for option in config.SERVER_OPTIONS:
+            name = '``--%s%s``' % (option.name, ' %s' % option.metavar
+                                  if option.metavar else '')
+            default = '``%s``' % (option.default,) \
+                if option.default not in (None, [], '') else '—'
+            meaning = option.help
+            if option.env:
+                meaning += ' (also ``$%s``)' % option.env
+            if option.multiple:
+                meaning += ' (repeatable)'
+            lines += ['   * - %s' % name, '     - %s' % _cell(default),
+                      '     - %s' % _cell(meaning)]
+        return self.render(lines)
+
+
+class XMLRPCDirective(_Generated):
+    """The XML-RPC methods of the server, with signatures and help."""
+
+    def run(self):
+        from linksync import admin
+        from linksync.api import methods
+        from linksync.xmlrpc import MethodTable
+        table = MethodTable()
+        for name in methods.names():
+            table.add(methods[name])
+        lines = []
+        for name in table.names():
+            method = table[name]
+            lines += self._method(name, [p.name + ('?' if p.optional else '')
+                                         for p in method.params],
+                                  method.signatures(), method.help)
+        for name in sorted(admin.OPERATIONS):
+            op = admin.OPERATIONS[name]
+            params = ['secret'] + [p.name for p in op.params]
+            lines += self._method('admin.' + name, params, None, op.help)
+        return self.render(lines)
+
+    def _method(self, name, params, signatures, help):
+        lines = ['``%s(%s)``' % (name, ', '.join(params))]
+        body = []
+        if signatures:
+            body.append('Signature%s: %s.' % (
+                's' if len(signatures) > 1 else '',
+                '; '.join('``%s``' % ' '.join(s) for s in signatures)))
+            body.append('')
+        body += (help or 'Undocumented.').splitlines()
+        lines += ['   ' + line if line.strip() else '' for line in body]
+        return lines + ['']
+
+
+def setup(app):
+    app.add_directive('linksync-options', OptionsDirective)
+    app.add_directive('linksync-xmlrpc', XMLRPCDirective)
+    return {'parallel_read_safe': True, 'version': '1'}
