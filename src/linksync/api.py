@@ -7,8 +7,13 @@ with another writer.
 
 Verifying a password means a deliberately slow scrypt hash; a client calls
 many times a day with the same password, so the API remembers, in memory
-only, a fast digest of the passwords it has verified (bounded, per process,
-invalidated when the stored hash changes).
+only, a keyed digest of the passwords it has verified: BLAKE2b in its keyed
+(MAC) mode under a random key made at start and never stored, so neither a password nor an
+unkeyed hash of one (which a dictionary attack reverses fast) is ever kept.
+The memory is bounded, per process, and a remembered password counts only
+as long as the client's stored hash is the one it was verified against:
+changing the password, or removing the client (and registering the id
+again), forgets it.
 """
 
 import collections
@@ -17,6 +22,7 @@ import datetime
 import hashlib
 import hmac
 import re
+import secrets
 import urllib.parse
 
 import zope.component
@@ -91,6 +97,8 @@ class LinkSyncAPI:
         self.mailer = mailer or NoMailer()
         self.public_url = public_url
         self._verified = collections.OrderedDict()
+        # The key of the remembered digests: this process's only.
+        self._verified_key = secrets.token_bytes(32)
 
     def resource(self, max_request_bytes, server=None, metrics=None):
         """The XML-RPC resource serving this API and the admin methods."""
@@ -106,11 +114,9 @@ class LinkSyncAPI:
         client = zope.component.getUtility(IClientProvider).get(client_id)
         if client is None or not isinstance(password, str):
             raise Unauthorized()
-        digest = hashlib.sha256(
-            password.encode('utf-8', 'surrogatepass')).digest()
         cached = self._verified.get(client_id)
         if cached is not None and cached[0] == client.password_hash and \
-                hmac.compare_digest(cached[1], digest):
+                hmac.compare_digest(cached[1], self._digest(password)):
             self._verified.move_to_end(client_id)
             return client
         if not client.check_password(password):
@@ -118,10 +124,15 @@ class LinkSyncAPI:
         self._remember(client_id, client.password_hash, password)
         return client
 
+    def _digest(self, password):
+        """The keyed digest remembered for `password`."""
+        return hashlib.blake2b(password.encode('utf-8', 'surrogatepass'),
+                               key=self._verified_key,
+                               digest_size=32).digest()
+
     def _remember(self, client_id, password_hash, password):
         """Remember that `password` matches `password_hash`."""
-        self._verified[client_id] = (password_hash, hashlib.sha256(
-            password.encode('utf-8', 'surrogatepass')).digest())
+        self._verified[client_id] = (password_hash, self._digest(password))
         self._verified.move_to_end(client_id)
         if len(self._verified) > AUTH_CACHE_SIZE:
             self._verified.popitem(last=False)
