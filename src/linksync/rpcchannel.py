@@ -31,6 +31,7 @@ transport paused, and is read once the answer is written.
 """
 
 import email.utils
+import re
 import time
 
 from twisted.internet import tcp
@@ -44,6 +45,13 @@ XMLRPC_PATHS = frozenset({b'/', b'/RPC2'})
 #: Headers that send a request the long way (twisted.web handles them).
 _LONG_WAY_HEADERS = frozenset({
     b'transfer-encoding', b'expect', b'content-encoding', b'upgrade'})
+
+#: A header line as twisted.web takes it without question: a token for a
+#: name, a colon, a value without NUL, CR or LF. Any other line (a bare LF
+#: that a proxy in front may have read as a line end, a folded line, odd
+#: characters) sends the request to twisted.web, which judges it (400):
+#: this channel never reads a request head differently from it.
+_HEADER_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[^\x00\r\n]*")
 
 _REASONS = {200: b'OK', 401: b'Unauthorized'}
 
@@ -120,6 +128,15 @@ class XMLRPCChannel(http.HTTPChannel):
     def connectionMade(self):
         super().connectionMade()
         self._peer = getattr(self.transport.getPeer(), 'host', '-')
+        # An answer must leave at once, whole: without TCP_NODELAY the last
+        # segment of a large one waits for the client's (delayed) ACK.
+        self._linksync_nodelay = True
+        set_nodelay = getattr(self.transport, 'setTcpNoDelay', None)
+        if set_nodelay is not None:
+            try:
+                set_nodelay(True)
+            except OSError:
+                pass
 
     def dataReceived(self, data):
         if self._waiting is not None:
@@ -177,11 +194,11 @@ class XMLRPCChannel(http.HTTPChannel):
                 parts[1] not in XMLRPC_PATHS:
             return None
         headers = {}
+        header_line = _HEADER_LINE.fullmatch
         for line in lines[1:]:
-            name, colon, value = line.partition(b':')
-            if not colon or not name or name != name.strip() or \
-                    b' ' in name or b'\t' in name:
+            if header_line(line) is None:
                 return None  # folded or malformed: twisted.web judges
+            name, _, value = line.partition(b':')
             name = name.lower()
             if name in headers or name in _LONG_WAY_HEADERS:
                 return None
