@@ -177,3 +177,29 @@ def test_an_empty_method_name_is_a_fault_both_ways():
         with pytest.raises(Fault) as e:
             parse_request(body)
         assert e.value.faultCode == -32700
+
+
+@pytest.mark.parametrize('shape', ['params', 'blanks', 'text', 'array'])
+def test_hostile_shapes_are_read_in_linear_time(shape):
+    # Regular expressions that can match one text in many ways backtrack
+    # exponentially when the match fails at the end; these requests fail
+    # at their very end after long runs of what the expressions repeat.
+    import time
+    n = 20_000
+    middle = {
+        'params': b'<param> <value>a</value> </param>\n \t' * n,
+        'blanks': b' \n\t' * n * 10,
+        'text': b'<param><value>' + b'a >' * n * 10 + b'</value></param>',
+        'array': b'<param><value><array><data>' +
+                 b' <value>u</value> ' * n + b'</data></array></value>'
+                 b'</param>',
+    }[shape]
+    body = (b'<methodCall><methodName>m</methodName><params>' + middle +
+            b'</params></methodCall><')
+    started = time.process_time()
+    assert rpcparse.read_request(body) is None
+    # Linear: well under a second for these ~600 KB (an exponential
+    # matcher would not finish).
+    assert time.process_time() - started < 2
+    with pytest.raises(Fault):
+        parse_request(body)
