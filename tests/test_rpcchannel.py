@@ -255,6 +255,24 @@ def test_oversized_bodies_are_413_the_long_way(tmp_path):
     assert answered_directly(server) == before
 
 
+def test_large_bodies_go_the_long_way(fred):
+    # Over SHORT_WAY_MAX_BODY (kept in memory while it comes), under the
+    # size limit: twisted.web takes it (spooled to a file) and answers.
+    from linksync.rpcchannel import SHORT_WAY_MAX_BODY
+    urls = ['http://a.example/%0200d' % i for i in range(5000)]
+    request = call('registerURLs', 'fred', 'fred-password', urls)
+    assert len(request) > SHORT_WAY_MAX_BODY
+    before = answered_directly(fred)
+    client = Client(fred)
+    client.send(request)
+    status, _, body = client.response()
+    assert status == b'HTTP/1.1 200 OK' and result(body) == []
+    assert answered_directly(fred) == before
+    client.send(CHECK)
+    assert result(client.response()[2]) == 2
+    assert answered_directly(fred) == before + 1
+
+
 def test_a_late_answer_holds_what_follows(tmp_path, smtp_server):
     # registerClient without a password answers once the mail is sent (a
     # Deferred): the pipelined call after it waits for it, in order.
