@@ -47,6 +47,7 @@ def raw(method_name, params_xml, declaration=b''):
 
 
 FRED = (b'<string>fred</string>', b'<string>fred-password</string>')
+CHECK = xml_call('checkConnection', 'fred', 'fred-password')
 LAUGHS = (b'<?xml version="1.0"?>\n<!DOCTYPE lolz [\n<!ENTITY lol "lol">\n' +
           b''.join(b'<!ENTITY lol%d "%s">\n' % (
               i, (b'&lol%d;' % (i - 1) if i > 1 else b'&lol;') * 10)
@@ -68,17 +69,15 @@ URLS = ['http://a.example/%d' % i for i in range(300)]
 #: name -> the bytes sent (one request, or several pipelined).
 CORPUS = {
     # Well-behaved calls, each way a library may write them.
-    'check': request(xml_call('checkConnection', 'fred', 'fred-password')),
-    'check at /': request(xml_call('checkConnection', 'fred',
-                                   'fred-password'), path=b'/'),
+    'check': request(CHECK),
+    'check at /': request(CHECK, path=b'/'),
     'check bare strings': request(raw(b'checkConnection', (
         b'fred', b'fred-password'))),
     'check declared utf-8': request(raw(
         b'checkConnection', FRED,
         b'<?xml version="1.0" encoding="UTF-8"?>\n')),
     'check keep-alive header': request(
-        xml_call('checkConnection', 'fred', 'fred-password'),
-        extra=b'Connection: keep-alive\r\n'),
+        CHECK, extra=b'Connection: keep-alive\r\n'),
     'register urls': request(xml_call('registerURLs', 'fred',
                                       'fred-password', URLS + [
                                           'not a url', 'http://\xe4.x/',
@@ -123,11 +122,9 @@ CORPUS = {
     'latin-1': request(raw(b'registerURLs', FRED + (
         b'<array><data><value>http://a.example/\xe9</value></data></array>',),
         b'<?xml version="1.0" encoding="ISO-8859-1"?>')),
-    'utf-16': request(xml_call('checkConnection', 'fred', 'fred-password')
-                      .decode().replace("<?xml version='1.0'?>", '')
+    'utf-16': request(CHECK.decode().replace("<?xml version='1.0'?>", '')
                       .encode('utf-16')),
-    'byte-order mark': request(b'\xef\xbb\xbf' + xml_call(
-        'checkConnection', 'fred', 'fred-password')),
+    'byte-order mark': request(b'\xef\xbb\xbf' + CHECK),
     'namespaces': request(b'<x:methodCall xmlns:x="urn:x"><x:methodName>'
                           b'checkConnection</x:methodName></x:methodCall>'),
     'deep nesting': request(raw(b'registerURLs', FRED + (NESTED,))),
@@ -173,9 +170,8 @@ CORPUS = {
         'registerClient', 'guess', 'barney', 'http://127.0.0.1:9/', 'B',
         'b@example.com', 'pw')),
     # Bodies and headers.
-    'gzip body': request(gzip.compress(xml_call(
-        'checkConnection', 'fred', 'fred-password')),
-        extra=b'Content-Encoding: gzip\r\n'),
+    'gzip body': request(gzip.compress(CHECK),
+                         extra=b'Content-Encoding: gzip\r\n'),
     'gzip bomb': request(gzip.compress(b' ' * (100 * LIMIT)),
                          extra=b'Content-Encoding: gzip\r\n'),
     'bad gzip': request(b'\x1f\x8b not gzip',
@@ -187,23 +183,14 @@ CORPUS = {
     'over the limit, declared only': head(b'', length=10 * LIMIT),
     'chunked': (head(b'', extra=b'Transfer-Encoding: chunked\r\n')
                 .replace(b'Content-Length: 0\r\n', b'') +
-                b''.join(b'%x\r\n%s\r\n' % (len(piece), piece) for piece in (
-                    xml_call('checkConnection', 'fred', 'fred-password'),
-                    b'')).rstrip(b'\r\n') + b'\r\n\r\n'),
+                b''.join(b'%x\r\n%s\r\n' % (len(piece), piece)
+                         for piece in (CHECK, b'')).rstrip(b'\r\n') + b'\r\n\r\n'),
     'bare LF hiding a header': request(
-        xml_call('checkConnection', 'fred', 'fred-password'),
-        extra=b'X-A: b\nTransfer-Encoding: chunked\r\n'),
-    'NUL in a header': request(
-        xml_call('checkConnection', 'fred', 'fred-password'),
-        extra=b'X-A: b\x00c\r\n'),
-    'space before a colon': request(
-        xml_call('checkConnection', 'fred', 'fred-password'),
-        extra=b'X-A : b\r\n'),
-    'two lengths': request(
-        xml_call('checkConnection', 'fred', 'fred-password'),
-        extra=b'Content-Length: 5\r\n'),
-    'HTTP/1.0': request(xml_call('checkConnection', 'fred', 'fred-password'),
-                        version=b'HTTP/1.0'),
+        CHECK, extra=b'X-A: b\nTransfer-Encoding: chunked\r\n'),
+    'NUL in a header': request(CHECK, extra=b'X-A: b\x00c\r\n'),
+    'space before a colon': request(CHECK, extra=b'X-A : b\r\n'),
+    'two lengths': request(CHECK, extra=b'Content-Length: 5\r\n'),
+    'HTTP/1.0': request(CHECK, version=b'HTTP/1.0'),
 }
 
 

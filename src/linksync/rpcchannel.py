@@ -134,15 +134,8 @@ class XMLRPCChannel(http.HTTPChannel):
     def connectionMade(self):
         super().connectionMade()
         self._peer = getattr(self.transport.getPeer(), 'host', '-')
-        # An answer must leave at once, whole: without TCP_NODELAY the last
-        # segment of a large one waits for the client's (delayed) ACK.
-        self._linksync_nodelay = True
-        set_nodelay = getattr(self.transport, 'setTcpNoDelay', None)
-        if set_nodelay is not None:
-            try:
-                set_nodelay(True)
-            except OSError:
-                pass
+        # The short way makes no twisted.web request, which would set it.
+        xmlrpc.no_delay(self)
 
     def dataReceived(self, data):
         if self._waiting is not None:

@@ -205,6 +205,25 @@ class MethodTable:
         return bound
 
 
+def no_delay(channel):
+    """Set TCP_NODELAY on the connection of `channel` (once).
+
+    An XML-RPC answer must leave at once: without TCP_NODELAY, Nagle's
+    algorithm holds back its last segment until the client acknowledges
+    the others (which a client may delay), and a client waiting for each
+    answer gets a third fewer calls through.
+    """
+    if getattr(channel, '_linksync_nodelay', False):
+        return
+    channel._linksync_nodelay = True
+    set_nodelay = getattr(channel.transport, 'setTcpNoDelay', None)
+    if set_nodelay is not None:
+        try:
+            set_nodelay(True)
+        except OSError:
+            pass
+
+
 class LimitedRequest(server.Request):
     """A request whose body is refused, not stored, past a size limit.
 
@@ -222,18 +241,7 @@ class LimitedRequest(server.Request):
                        DEFAULT_MAX_REQUEST_BYTES)
 
     def gotLength(self, length):
-        channel = self.channel
-        if not getattr(channel, '_linksync_nodelay', False):
-            # An XML-RPC answer must leave at once: without TCP_NODELAY,
-            # Nagle's algorithm holds it back and a client waiting for each
-            # answer gets a third fewer calls through.
-            channel._linksync_nodelay = True
-            set_nodelay = getattr(channel.transport, 'setTcpNoDelay', None)
-            if set_nodelay is not None:
-                try:
-                    set_nodelay(True)
-                except OSError:
-                    pass
+        no_delay(self.channel)
         if length is not None and length > self._limit():
             self._refuse()
             # No "100 Continue" for a body we will not read.
