@@ -1,5 +1,6 @@
 """The XML-RPC API over a real socket: every method and every bad input."""
 
+import base64
 import gzip
 import http.client
 import xmlrpc.client
@@ -269,11 +270,12 @@ def test_force_synchronization(server, fred):
 
 
 def test_info_frame_url(server, fred):
-    assert fred.getInfoFrameURL('fred', 'fred-password') == \
-        server.base_url + '/alerts/fred'
+    # The link carries a token opening the page (linksync.pages.access).
+    link = fred.getInfoFrameURL('fred', 'fred-password')
+    assert link.startswith(server.base_url + '/alerts/fred?token=')
     server.service.api.api.public_url = 'https://links.example.org/'
-    assert fred.getInfoFrameURL('fred', 'fred-password') == \
-        'https://links.example.org/alerts/fred'
+    assert fred.getInfoFrameURL('fred', 'fred-password').startswith(
+        'https://links.example.org/alerts/fred?token=')
 
 
 # -- arguments -----------------------------------------------------------------------
@@ -480,7 +482,9 @@ def test_post_to_root_is_xmlrpc_and_get_is_the_status_page(server, fred):
     root = xmlrpc.client.ServerProxy(server.base_url + '/')
     assert root.checkConnection('fred', 'fred-password') == 2
     conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=30)
-    conn.request('GET', '/')
+    # The status page needs the management secret (linksync.pages.access).
+    secret = base64.b64encode(b':management-secret').decode()
+    conn.request('GET', '/', headers={'Authorization': 'Basic ' + secret})
     response = conn.getresponse()
     assert response.status == 200
     assert b'linksync' in response.read()

@@ -38,8 +38,12 @@ def test_linksync_ctl_start_status_stop(instance):
     assert [line.split(':')[0] for line in lines] == ['zeo', 'server']
     assert all(': running (pid ' in line for line in lines)
     address = lines[1].split(', ')[1]
-    with urllib.request.urlopen('http://%s/' % address, timeout=30) as page:
+    # A browser is sent to the login form of the status page.
+    request = urllib.request.Request('http://%s/' % address,
+                                     headers={'Accept': 'text/html'})
+    with urllib.request.urlopen(request, timeout=30) as page:
         assert page.status == 200
+        assert page.url.endswith('/login?next=%2F')
     stopped = ctl('stop')
     assert stopped.returncode == 0
     assert stopped.stdout == 'server: stopped\nzeo: stopped\n'

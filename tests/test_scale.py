@@ -10,7 +10,6 @@ import collections
 import subprocess
 import sys
 import time
-import urllib.request
 import xmlrpc.client
 
 import pytest
@@ -379,8 +378,9 @@ def run_three_processes(tmp_path, storage_args, open_storage):
         proxy.registerURLs('fred', 'pw', listed[start:start + 50])
     got = _wait_for_states(proxy, urls)
     # The API process serves its pages without a checker of its own.
-    with urllib.request.urlopen('http://127.0.0.1:%d/' % port) as page:
-        assert page.status == 200
+    overview = testing.fetch('http://127.0.0.1:%d/' % port, password='sesame')
+    assert overview.status == 200
+    assert 'no checker in this process' in overview.text
     for process in processes:
         assert process.stop() == 0, process.text
     for process in processes[1:]:

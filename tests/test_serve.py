@@ -180,3 +180,16 @@ def test_help_describes_every_option():
     for option in ('--data', '--zeo', '--storage', '--listen', '--secret',
                    '--smtp', '--max-request-bytes', '--config'):
         assert option in result.stdout
+
+
+def test_metrics_port_in_use_is_a_clear_failure(tmp_path):
+    first = Serve('--data', str(tmp_path / 'a')).start()
+    try:
+        result = run_cli('serve', '--data', str(tmp_path / 'b'), '--role',
+                         'checker', '--metrics-listen',
+                         'tcp:%d:interface=127.0.0.1' % first.port)
+        assert result.returncode == 1
+        assert 'cannot listen on tcp:%d' % first.port in result.stderr
+        assert 'Unhandled' not in result.stderr
+    finally:
+        first.stop()

@@ -328,6 +328,26 @@ class SyncManager(persistent.Persistent):
         """The agents, in id order."""
         return list(self._agents.values())
 
+    def agent_ids(self, after=None):
+        """The agents' ids in order, after `after` (a lazy BTree range:
+        for listing them a page at a time)."""
+        if after is None:
+            return self._agents.keys()
+        return self._agents.keys(min=after, excludemin=True)
+
+    def lag(self, position, now):
+        """Seconds of changes behind a pointer at `position` at time `now`:
+        from the end of its bucket to the start of the open bucket (0 for
+        a pointer that has read all it could)."""
+        return max(self.bucket(now) - 1 - position, 0) * self.granularity
+
+    def lags(self, now):
+        """{agent id: lag in seconds} of every agent (reads the pointers
+        only, not the agents)."""
+        return {pid: self.lag(position, now)
+                for pid, position in self._track.pointers()
+                if pid in self._agents}
+
     def pointer(self, agent_id):
         if agent_id not in self._agents:
             raise UnknownAgent(agent_id)

@@ -89,13 +89,18 @@ class LinkSyncAPI:
 
     methods = methods
 
-    def __init__(self, session, secret, clock, mailer=None, public_url=None):
+    def __init__(self, session, secret, clock, mailer=None, public_url=None,
+                 web_access=None):
         from linksync.mail import NoMailer
+        from linksync.pages.access import Access
         self.session = session
         self.secret = secret
         self.clock = clock
         self.mailer = mailer or NoMailer()
         self.public_url = public_url
+        #: Signs the links to alerts pages (linksync.pages.access).
+        self.web_access = web_access if web_access is not None else \
+            Access(secret, clock)
         self._verified = collections.OrderedDict()
         # The key of the remembered digests: this process's only.
         self._verified_key = secrets.token_bytes(32)
@@ -339,8 +344,15 @@ class LinkSyncAPI:
 
     @_client_method('getInfoFrameURL', returns=str)
     def getInfoFrameURL(self, call, app, client):
-        """The absolute URL of the client's alerts page on the server."""
-        return self.base_url(call.request) + alerts_path(client.id)
+        """The absolute URL of the client's alerts page on the server.
+
+        It carries a signed token opening that page, and only it, until
+        ``--alerts-link-lifetime`` has passed (linksync.pages.access): the
+        page is meant for an iframe, where no password can be asked.
+        """
+        token = self.web_access.alerts_token(client.id, self.clock.seconds())
+        return '%s%s?token=%s' % (self.base_url(call.request),
+                                  alerts_path(client.id), token)
 
     def base_url(self, request):
         """The server's public base URL (no trailing slash)."""

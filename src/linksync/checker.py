@@ -46,11 +46,18 @@ def host_of(url):
 
 @implementer(interfaces.IChecker)
 class Checker:
-    """Checks URLs politely; settings are those of config.CHECKER_OPTIONS."""
+    """Checks URLs politely; settings are those of config.CHECKER_OPTIONS.
 
-    def __init__(self, settings, reactor, clock=None, resolver=None):
+    With `metrics` (a linksync.metrics.Metrics), every check is counted by
+    the state it found and timed, from the call of check() to its outcome
+    (the waits for a politeness slot included), on `clock`.
+    """
+
+    def __init__(self, settings, reactor, clock=None, resolver=None,
+                 metrics=None):
         clock = clock if clock is not None else reactor
         self.clock = clock
+        self.metrics = metrics
         self.politeness = Politeness(
             clock, concurrency=settings.concurrency,
             per_host=settings.per_host_connections,
@@ -73,28 +80,38 @@ class Checker:
                          'ftp': self.ftp, 'mailto': self.mailto}
 
     def check(self, url):
+        started = self.clock.seconds()
         scheme = url.split(':', 1)[0].lower() if ':' in url else ''
         handler = self.handlers.get(scheme)
         if handler is None:
-            return defer.succeed((states.UNSUPPORTED,
-                                  'unsupported protocol: %s' % (
-                                      scheme or 'no scheme')))
-        try:
-            d = handler.check(url)
-        except Exception:
-            d = defer.fail()
-        d.addErrback(self._classify, url)
+            d = defer.succeed((states.UNSUPPORTED,
+                               'unsupported protocol: %s' % (
+                                   scheme or 'no scheme')))
+        else:
+            try:
+                d = handler.check(url)
+            except Exception:
+                d = defer.fail()
+        d.addCallbacks(self._record, self._classify, (started,),
+                       errbackArgs=(url, started))
         return d
 
-    def _classify(self, failure, url):
+    def _classify(self, failure, url, started):
         if failure.check(defer.CancelledError,
                          error.ConnectingCancelledError):
+            # Not an outcome: the check was stopped (not counted).
             return states.TEMPORARY, 'check cancelled'
         exc = failure.value
         state, reason = classify.exception(exc)
         if reason.startswith('check failed:'):
             log.failure('unexpected error checking {url}', failure, url=url)
-        return state, reason
+        return self._record((state, reason), started)
+
+    def _record(self, result, started):
+        if self.metrics is not None:
+            now = self.clock.seconds()
+            self.metrics.record_check(result[0], now - started, now)
+        return result
 
     def close(self):
         return self.http.close()

@@ -227,6 +227,19 @@ SERVER_OPTIONS += CHECKER_OPTIONS + SCHEDULER_OPTIONS
 
 # -- end of checker and scheduler ---------------------------------------------
 
+# -- web status UI (issue 8, linksync.pages) ------------------------------------
+SERVER_OPTIONS += [
+    Option('alerts-link-lifetime', type=positive_seconds, default=86400.0,
+           metavar='SECONDS',
+           help='how long the alerts page link that getInfoFrameURL hands '
+                'out stays valid'),
+    Option('metrics-listen', metavar='ENDPOINT',
+           help='also serve this process\'s /metrics (only) on this Twisted '
+                'endpoint: how Prometheus reaches a process without the api '
+                'role, e.g. a checker worker'),
+]
+# -- end of web status UI ---------------------------------------------------------
+
 # -- scale-out (issue 8): roles and checker workers --------------------------
 
 

@@ -68,6 +68,16 @@ PARTS = [
 ]
 
 
+# -- web status UI (issue 8): the index of URLs in trouble, for alerts pages
+def _problem_index():
+    from linksync.problems import ProblemIndex
+    return ProblemIndex()
+
+
+PARTS.append(('problems', _problem_index, interfaces.IProblemIndex))
+# -- end of web status UI
+
+
 def configure():
     """Make the global registrations (idempotent)."""
     global _configured
@@ -94,7 +104,22 @@ def configure():
                         (interfaces.IURLUnregisteredEvent,))
     gsm.registerHandler(schedule.url_removed, (interfaces.IURLRemovedEvent,))
     # -- end of checker and scheduler
+    _configure_problems(gsm)
     _configured = True
+
+
+def _configure_problems(gsm):
+    """Web status UI (issue 8): the problem index follows the URLs."""
+    from linksync import problems
+    gsm.registerHandler(problems.state_changed,
+                        (interfaces.IURLStateChangedEvent,))
+    gsm.registerHandler(problems.registered,
+                        (interfaces.IURLRegisteredEvent,))
+    gsm.registerHandler(problems.unregistered,
+                        (interfaces.IURLUnregisteredEvent,))
+    gsm.registerHandler(problems.url_removed, (interfaces.IURLRemovedEvent,))
+    gsm.registerHandler(problems.client_removed,
+                        (interfaces.IClientRemovedEvent,))
 
 
 def _configure_track(gsm):

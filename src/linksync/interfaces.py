@@ -447,3 +447,59 @@ class IChecker(Interface):
 
     def close():
         """Close cached connections; a Deferred."""
+
+
+# -- The web status UI and metrics (issue 8) ----------------------------------
+
+class IProblemIndex(Interface):
+    """The URLs whose published state is a failure, overall and per client
+    (linksync.problems): what alerts pages list, a range at a time.
+
+    Kept up to date by the URL and client events.
+    """
+
+    def add(url, state, client_ids):
+        """The normalised `url` is in `state` for the clients `client_ids`
+        (nothing happens for a state that is not a failure)."""
+
+    def remove(url, state, client_ids, everywhere=True):
+        """The normalised `url` is no longer in `state` for `client_ids`,
+        and for nobody when `everywhere`."""
+
+    def keys(state, start='', excludemin=False):
+        """Iterate over the (state, url) pairs of the URLs in `state`, in
+        URL order, from the URL `start` on."""
+
+    def client_keys(client_id, after=None):
+        """Iterate over the (state, url) pairs of the client's URLs in a
+        failure state, the most serious state first, then by URL, after
+        the pair `after` (exclusive)."""
+
+    def client_counts(client_id):
+        """{state: count} of the client's URLs in each failure state."""
+
+
+class IWebAccess(Interface):
+    """Who may see which page of the web status UI (linksync.pages.access).
+
+    The global pages need the management secret: HTTP Basic credentials
+    with it as the password, or the signed cookie a login with it sets. A
+    client's alerts page needs that, or the client's own credentials, or a
+    signed, expiring token (the link getInfoFrameURL hands out).
+    """
+
+    def is_manager(request):
+        """True when the request carries the management secret (Basic
+        credentials or a valid session cookie)."""
+
+    def login(request, secret):
+        """Check `secret`; when right, set the session cookie and return
+        True."""
+
+    def alerts_token(client_id, now):
+        """A token opening the alerts page of `client_id` until the token
+        lifetime has passed after `now`."""
+
+    def check_alerts_token(client_id, token, now):
+        """True when `token` opens the alerts page of `client_id` at
+        `now`."""

@@ -2,19 +2,51 @@
 
 Each server has its own registry (several servers can run in one process,
 as they do in the tests). The parts of the server record into the
-:class:`Metrics` object of their server (``server.metrics``); values that
-already live elsewhere (counts per state, queue lengths) are read when the
-metrics are scraped.
+:class:`Metrics` object of their server (``server.metrics``), handed to
+them explicitly; values that already live elsewhere (counts per state,
+queue lengths, agents' lag) are read when the metrics are scraped, by the
+``gauge`` each part declares when it starts.
+
+What records what:
+
+* the XML-RPC resource: ``linksync_xmlrpc_calls`` (method, outcome) and
+  the call durations;
+* the checker (linksync.checker), per check, through
+  :meth:`Metrics.record_check`: ``linksync_checks`` (state) and
+  ``linksync_check_duration_seconds``;
+* the scheduler (linksync.scheduler), gauges: ``linksync_check_queue``
+  and ``linksync_check_backlog_seconds``;
+* the syncer (linksync.syncer), per client: ``linksync_syncs`` (outcome)
+  and ``linksync_sync_duration_seconds``;
+* the agents service (linksync.notifier): ``linksync_notifications_sent``
+  and the gauge ``linksync_agent_lag_seconds`` (agent);
+* the API part, gauges: ``linksync_urls`` (state), ``linksync_clients``.
+
+A process without the ``api`` role serves its metrics with
+:class:`MetricsService` on ``--metrics-listen``.
+
+The status page (linksync.pages) shows some of the same numbers: it reads
+them here (:meth:`Metrics.read`, :meth:`Metrics.checks_per_minute`), so a
+part that does not run in this process is simply absent from both.
 """
+
+import collections
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry,
                                Counter, Gauge, Histogram, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
-from twisted.web import resource
+from twisted.web import pages, resource, server
+
+from linksync.web import ListeningService
 
 #: Check and sync durations are seconds; these buckets span 10 ms to 10 min.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
                     60, 120, 300, 600)
+
+#: The check rate is counted in slots of this many seconds ...
+RATE_SLOT = 10
+#: ... over this window (seconds).
+RATE_WINDOW = 300
 
 
 class Metrics:
@@ -47,16 +79,52 @@ class Metrics:
             'linksync_notifications_sent',
             'URL states delivered to clients by the notifier',
             registry=registry)
-        self._gauges = []
+        self._gauges = {}
         registry.register(_Callbacks(self._gauges))
+        #: Checks finished per RATE_SLOT: {slot number: count}, the last
+        #: RATE_WINDOW seconds' worth.
+        self._check_slots = collections.OrderedDict()
 
     def gauge(self, name, documentation, read, labels=()):
         """Expose a value read at scrape time.
 
         `read()` returns a number, or with `labels` a dict {label values
-        tuple: number}.
+        tuple: number}. Declaring a gauge again (a part restarted) replaces
+        it.
         """
-        self._gauges.append((name, documentation, read, tuple(labels)))
+        self._gauges[name] = (documentation, read, tuple(labels))
+
+    def read(self, name):
+        """The current value of gauge `name` (as its `read()` gives it), or
+        None when no part declared it or it cannot be read now."""
+        gauge = self._gauges.get(name)
+        if gauge is None:
+            return None
+        try:
+            return gauge[1]()
+        except Exception:
+            return None
+
+    def record_check(self, state, seconds, now):
+        """One check ended in `state` after `seconds`, at `now` (the
+        checker's clock)."""
+        self.checks.labels(state).inc()
+        self.check_seconds.observe(max(seconds, 0.0))
+        slots = self._check_slots
+        slot = int(now // RATE_SLOT)
+        slots[slot] = slots.get(slot, 0) + 1
+        oldest = slot - RATE_WINDOW // RATE_SLOT
+        while slots and next(iter(slots)) <= oldest:
+            slots.popitem(last=False)
+
+    def checks_per_minute(self, now):
+        """Checks finished per minute over the last RATE_WINDOW seconds
+        (by this process's checker)."""
+        slot = int(now // RATE_SLOT)
+        oldest = slot - RATE_WINDOW // RATE_SLOT
+        done = sum(n for s, n in self._check_slots.items()
+                   if oldest < s <= slot)
+        return done * 60.0 / RATE_WINDOW
 
     def exposition(self):
         """The metrics in Prometheus' text format (bytes)."""
@@ -73,7 +141,8 @@ class _Callbacks:
         return []
 
     def collect(self):
-        for name, documentation, read, labels in self.gauges:
+        for name, gauge in list(self.gauges.items()):
+            documentation, read, labels = gauge
             try:
                 value = read()
             except Exception:
@@ -100,3 +169,38 @@ class MetricsResource(resource.Resource):
     def render_GET(self, request):
         request.setHeader(b'content-type', CONTENT_TYPE_LATEST.encode())
         return self.metrics.exposition()
+
+
+class MetricsService(ListeningService):
+    """Serves this process's ``GET /metrics``, and nothing else, on the
+    endpoint ``--metrics-listen``.
+
+    A process without the ``api`` role (a checker worker, the agents or
+    the syncer run apart) has no web server of its own, yet the metrics of
+    the checks, notifications and syncs it runs exist only in it: this is
+    where Prometheus scrapes them.
+    """
+
+    name = 'metrics'
+    announcement = 'linksync metrics on http://{host}:{port}/metrics'
+
+    def __init__(self, server):
+        super().__init__()
+        self.server = server
+
+    def startService(self):
+        super().startService()
+        root = _MetricsOnly(MetricsResource(self.server.metrics))
+        self.listen(self.server.reactor, self.server.settings.metrics_listen,
+                    server.Site(root))
+
+
+class _MetricsOnly(resource.Resource):
+    """The root of --metrics-listen: /metrics, and "not found" else."""
+
+    def __init__(self, metrics_resource):
+        super().__init__()
+        self.putChild(b'metrics', metrics_resource)
+
+    def getChild(self, path, request):
+        return pages.notFound('Not found', 'Only /metrics is served here.')

@@ -299,6 +299,15 @@ class AgentService(service.Service):
         self.loop.clock = self.server.clock
         self.loop.start(self.interval, now=False).addErrback(
             lambda f: log.failure('the agent loop stopped', f))
+        self.server.metrics.gauge(
+            'linksync_agent_lag_seconds', 'Seconds of changes an agent has '
+            'not consumed yet: from its pointer to the open bucket',
+            self._lags, labels=('agent',))
+
+    def _lags(self):
+        now = self.server.clock.seconds()
+        lags = self.session.read(lambda app: get_manager().lags(now))
+        return {(aid,): lag for aid, lag in lags.items()}
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -420,6 +429,9 @@ class AgentService(service.Service):
                     sent[aid] = len(items)
             follow_ups, failures = self.session.run(
                 self._settle_group, start, end, sent, errors, now)
+            delivered = sum(sent.values())
+            if delivered:
+                self.server.metrics.notifications.inc(delivered)
             for aid, count in failures.items():
                 self._retry_at[aid] = now + backoff(self.interval, count)
             for aid in sent:

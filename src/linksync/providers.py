@@ -125,3 +125,7 @@ class ClientProvider(persistent.Persistent):
 
     def __iter__(self):
         return iter(self._clients.values())
+
+    def keys(self, min=None, max=None, excludemin=False):
+        """The client ids in order (a lazy BTree range)."""
+        return self._clients.keys(min, max, excludemin=excludemin)

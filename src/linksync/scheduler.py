@@ -161,6 +161,13 @@ class Scheduler:
     def _get_schedule():
         return zope.component.getUtility(ISchedule)
 
+    def backlog(self, app, now):
+        """Seconds the earliest due URL has waited (0 when none is due);
+        costs one index lookup, whatever the number of due URLs."""
+        for due, _ in self._get_schedule().due_keys(now):
+            return max(now - due, 0.0)
+        return 0.0
+
     def _catch_up(self, app, now):
         schedule = self._get_schedule()
         if not schedule.complete:
@@ -331,7 +338,8 @@ class CheckerService(service.Service):
         self.session = server.database.session()
         self.checker = checker_module.Checker(
             settings, server.reactor, server.clock,
-            resolver=getattr(server, 'resolver', None))
+            resolver=getattr(server, 'resolver', None),
+            metrics=server.metrics)
         self.scheduler = Scheduler(
             self.session, self.checker, server.clock,
             Timing.from_settings(settings), queue_size=settings.check_queue,
@@ -340,6 +348,19 @@ class CheckerService(service.Service):
             per_host_delay=settings.per_host_delay,
             worker=getattr(settings, 'worker', None))
         self.scheduler.start()
+        self._declare_gauges(server.metrics)
+
+    def _declare_gauges(self, metrics):
+        scheduler = self.scheduler
+        metrics.gauge(
+            'linksync_check_queue', 'URLs handed to the checker and not '
+            'written back yet (at most --check-queue)',
+            lambda: len(scheduler.inflight))
+        metrics.gauge(
+            'linksync_check_backlog_seconds', 'How long the URL due the '
+            'earliest has been waiting for its check (0: none is late)',
+            lambda: self.session.read(scheduler.backlog,
+                                      self.server.clock.seconds()))
 
     @defer.inlineCallbacks
     def stopService(self):

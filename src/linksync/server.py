@@ -13,12 +13,14 @@ import os
 import secrets as secrets_module
 
 from twisted.application import service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from linksync import database, mail, storage, web
 from linksync.api import LinkSyncAPI
-from linksync.metrics import Metrics, MetricsResource
+from linksync.metrics import Metrics, MetricsResource, MetricsService
+from linksync.pages.access import ALERTS_LIFETIME, Access
+from linksync.pages.resources import WebUI
 
 log = Logger()
 
@@ -59,26 +61,36 @@ def make_mailer(settings, reactor):
     return mail.NoMailer()
 
 
-class APIService(service.Service):
+class APIService(web.ListeningService):
     """Serves the XML-RPC API and the web pages on an endpoint."""
 
     name = 'api'
+    announcement = ('linksync listening on http://{host}:{port}/ (XML-RPC at '
+                    '/ and /RPC2)')
 
     def __init__(self, server):
+        super().__init__()
         self.server = server
-        self.port = None
-        self.listening = defer.Deferred()
 
     def startService(self):
         super().startService()
         server = self.server
         self.session = server.database.session()
+        # -- web status UI (issue 8): one access policy for the pages and
+        # the links getInfoFrameURL hands out.
+        access = Access(server.secret, server.clock, alerts_lifetime=getattr(
+            server.settings, 'alerts_link_lifetime', ALERTS_LIFETIME))
         self.api = LinkSyncAPI(self.session, server.secret, server.clock,
-                               server.mailer, server.settings.public_url)
+                               server.mailer, server.settings.public_url,
+                               web_access=access)
+        pages = WebUI(self.session, access, self.api, server.clock,
+                      server.metrics)
         root = web.Root(
             self.api.resource(server.settings.max_request_bytes, server,
                               server.metrics),
-            web.StatusPage(self.session))
+            pages.overview)
+        pages.install(root)
+        # -- end of web status UI
         root.putChild(b'metrics', MetricsResource(server.metrics))
         server.metrics.gauge(
             'linksync_urls', 'Monitored URLs by state',
@@ -91,29 +103,11 @@ class APIService(service.Service):
         self.site = web.LinkSyncSite(root, server.settings.max_request_bytes,
                                      reactor=server.reactor)
         self.root = root
-        endpoint = endpoints.serverFromString(server.reactor,
-                                              server.settings.listen)
-        d = endpoint.listen(self.site)
-        d.addCallbacks(self._listening, self._failed)
-
-    def _listening(self, port):
-        self.port = port
-        address = port.getHost()
-        log.info('linksync listening on http://{host}:{port}/ (XML-RPC at / '
-                 'and /RPC2)', host=address.host, port=address.port)
-        self.listening.callback(port)
-
-    def _failed(self, failure):
-        log.error('cannot listen on {listen}: {error}',
-                  listen=self.server.settings.listen,
-                  error=failure.getErrorMessage())
-        self.listening.errback(failure)
+        self.listen(server.reactor, server.settings.listen, self.site)
 
     @defer.inlineCallbacks
     def stopService(self):
-        super().stopService()
-        if self.port is not None:
-            yield self.port.stopListening()
+        yield super().stopService()
         self.session.close()
 
 
@@ -222,6 +216,8 @@ class LinkSyncService(service.MultiService):
         for role, factory in PARTS:
             if self.roles is None or role in self.roles:
                 factory(self).setServiceParent(self)
+        if getattr(self.settings, 'metrics_listen', None):
+            MetricsService(self).setServiceParent(self)
         super().startService()
         log.info('linksync running: {roles}', roles=describe_roles(
             self.roles, getattr(self.settings, 'worker', None)))

@@ -119,14 +119,17 @@ class Syncer:
 
     `clock` gives the time (and the callbacks' time limit), `reactor` runs
     the network and the units of work, `secret` (the server's management
-    secret) opens the callback credentials.
+    secret) opens the callback credentials. With `metrics` (the server's
+    linksync.metrics.Metrics), every synchronisation is counted by outcome
+    and timed on `clock`.
     """
 
     def __init__(self, session, clock, reactor, secret,
                  interval=DEFAULT_INTERVAL, retry=DEFAULT_RETRY,
                  timeout=DEFAULT_TIMEOUT, max_links=DEFAULT_MAX_LINKS,
-                 batch_size=BATCH_SIZE, unit_size=UNIT_SIZE):
+                 batch_size=BATCH_SIZE, unit_size=UNIT_SIZE, metrics=None):
         self.session = session
+        self.metrics = metrics
         self.clock = clock
         self.reactor = reactor
         self.secret = secret
@@ -144,9 +147,10 @@ class Syncer:
         self._committing = False
 
     @classmethod
-    def from_settings(cls, session, clock, reactor, secret, settings):
+    def from_settings(cls, session, clock, reactor, secret, settings,
+                      metrics=None):
         """A Syncer configured by the ``--sync-*`` options of `settings`."""
-        return cls(session, clock, reactor, secret,
+        return cls(session, clock, reactor, secret, metrics=metrics,
                    interval=getattr(settings, 'sync_interval',
                                     DEFAULT_INTERVAL),
                    retry=getattr(settings, 'sync_retry', DEFAULT_RETRY),
@@ -221,6 +225,8 @@ class Syncer:
                 result = yield self._sync_one(client_id)
             else:
                 result = SyncResult(client_id, *why)
+                if self.metrics is not None:
+                    self.metrics.syncs.labels(result.status).inc()
             results.append(result)
         return results
 
@@ -256,10 +262,17 @@ class Syncer:
                       retry=self.retry)
             self.session.run(self._record_failure, client_id, error,
                              failed_at)
+            self._count('failed', failed_at - now)
             return SyncResult(client_id, 'failed', error)
         log.info('synchronised {client}: {summary}', client=client_id,
                  summary=result.summary())
+        self._count('ok', self.clock.seconds() - now)
         return result
+
+    def _count(self, outcome, seconds):
+        if self.metrics is not None:
+            self.metrics.syncs.labels(outcome).inc()
+            self.metrics.sync_seconds.observe(max(seconds, 0.0))
 
     @defer.inlineCallbacks
     def _attempts(self, client_id, now):
@@ -519,7 +532,8 @@ class SyncerService(service.Service):
         self.session = server.database.session()
         self.syncer = Syncer.from_settings(self.session, server.clock,
                                            server.reactor, server.secret,
-                                           server.settings)
+                                           server.settings,
+                                           metrics=server.metrics)
         _running[server.database.db] = self.syncer
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = server.clock
@@ -572,7 +586,8 @@ def sync_operation(context, client_ids):
     elif server is not None:
         session = server.database.session()
         syncer = Syncer.from_settings(session, server.clock, server.reactor,
-                                      server.secret, server.settings)
+                                      server.secret, server.settings,
+                                      metrics=server.metrics)
     else:
         session = None
         syncer = Syncer.from_settings(context.session, context.clock,

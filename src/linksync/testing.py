@@ -150,6 +150,7 @@ class ServerFixture:
         self.settings = config.defaults(data=data, secret=secret, **settings)
         self.service = None
         self.url = None
+        self.metrics_url = None
 
     def start(self):
         self.rt = reactor_thread()
@@ -164,10 +165,16 @@ class ServerFixture:
             self.settings, reactor=self.rt.reactor, clock=self.clock,
             secret=self.secret, mailer=self.mailer, roles=self.roles)
         self.service.startService()
-        port = yield self.service.api.listening
-        self.port = port.getHost().port
-        self.base_url = 'http://127.0.0.1:%d' % self.port
-        self.url = self.base_url + '/RPC2'
+        if self.roles is None or 'api' in self.roles:
+            port = yield self.service.api.listening
+            self.port = port.getHost().port
+            self.base_url = 'http://127.0.0.1:%d' % self.port
+            self.url = self.base_url + '/RPC2'
+        if self.settings.metrics_listen:
+            # A process's own /metrics (--metrics-listen).
+            port = yield self.service.getServiceNamed('metrics').listening
+            self.metrics_url = 'http://127.0.0.1:%d/metrics' % (
+                port.getHost().port)
 
     def stop(self):
         if self.service is not None and self.service.running:
@@ -518,6 +525,107 @@ class ChangeCatcher:
         if name.startswith('_') or self.__dict__.get('change') is None:
             raise AttributeError(name)
         return getattr(self.change, name)
+
+
+# -- web pages (linksync.pages) ---------------------------------------------------
+
+import base64  # noqa: E402
+import collections  # noqa: E402
+import html.parser  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.parse  # noqa: E402
+import urllib.request  # noqa: E402
+
+Answer = collections.namedtuple('Answer', 'status headers text')
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kw):
+        return None
+
+
+def fetch(url, password=None, user='', form=None, cookie=None,
+          accept='text/html,*/*;q=0.8'):
+    """GET `url` (POST when `form`, a dict, is given) as a browser would,
+    without following redirects; an Answer (status, headers, text).
+
+    `password` (with `user`) is sent as HTTP Basic credentials, `cookie`
+    as the Cookie header; `accept` is the Accept header (None: none, as
+    scripts send).
+    """
+    data = urllib.parse.urlencode(form).encode() if form is not None \
+        else None
+    request = urllib.request.Request(url, data=data)
+    if accept is not None:
+        request.add_header('Accept', accept)
+    if password is not None:
+        pair = ('%s:%s' % (user, password)).encode('utf-8')
+        request.add_header('Authorization',
+                           'Basic ' + base64.b64encode(pair).decode())
+    if cookie:
+        request.add_header('Cookie', cookie)
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        response = opener.open(request, timeout=30)
+    except urllib.error.HTTPError as e:
+        response = e
+    with response:
+        return Answer(response.status, response.headers,
+                      response.read().decode('utf-8'))
+
+
+class _PageText(html.parser.HTMLParser):
+    """The text of a page's <main>, a line per block, cells split by |."""
+
+    BLOCKS = {'h1', 'h2', 'p', 'tr', 'section', 'div', 'table', 'form',
+              'br', 'label'}
+    HIDDEN = {'select', 'button', 'style', 'script'}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.lines = ['']
+        self.inside = False
+        self.hidden = 0
+        self.cells = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == 'main':
+            self.inside = True
+        elif tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag == 'br' and self.cells:
+            self.lines[-1] += ' '              # a line break in a cell
+        elif tag in self.BLOCKS:
+            self.lines.append('')
+            self.cells = 0
+        elif tag in ('td', 'th'):
+            if self.cells:
+                self.lines[-1] += ' | '
+            self.cells += 1
+
+    def handle_endtag(self, tag):
+        if tag == 'main':
+            self.inside = False
+        elif tag in self.HIDDEN:
+            self.hidden -= 1
+        elif tag in self.BLOCKS:
+            self.lines.append('')
+
+    def handle_data(self, data):
+        if self.inside and not self.hidden:
+            self.lines[-1] += ' '.join(('.' + data + '.').split())[1:-1]
+
+    def text(self):
+        lines = (' '.join(line.split()) for line in self.lines)
+        return '\n'.join(line for line in lines if line)
+
+
+def page_text(page):
+    """What a page shows in its <main>, as plain text (tests and docs)."""
+    parser = _PageText()
+    parser.feed(page)
+    parser.close()
+    return parser.text()
 
 
 # -- scale-out (issue 8): linksync processes on a shared database ---------------

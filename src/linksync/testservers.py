@@ -438,10 +438,7 @@ def run_checks(checker, urls, servers=(), step=0.25, max_steps=4000,
     rt.call(start)
 
     def settled():
-        if not settle:
-            return True
-        arrived = sum(s.in_progress for s in servers)
-        return checker.politeness.active == arrived
+        return not settle or _settled(checker, servers)
     for _ in range(max_steps):
         if len(results) == len(set(urls)):
             return results
@@ -450,3 +447,46 @@ def run_checks(checker, urls, servers=(), step=0.25, max_steps=4000,
         time.sleep(0.002)
     raise AssertionError('checks unfinished: %s' % sorted(
         set(urls) - set(results)))
+
+
+def _settled(checker, servers):
+    """True when every request `checker` started has reached one of the
+    HTTP `servers`."""
+    arrived = sum(s.in_progress for s in servers)
+    return checker.politeness.active == arrived
+
+
+def check_registered(server, urls, servers=(), step=1.0, max_steps=5000):
+    """Let a started ServerFixture's checker check `urls` (registered by
+    its clients); {url: (state, reason)} once every one is stored.
+
+    The server's clock moves `step` seconds at a time, only while every
+    request its checker started has reached one of the HTTP `servers` (as
+    in run_checks).
+    """
+    import time
+    checker = server.service.getServiceNamed('checker').checker
+    for _ in range(max_steps):
+        found = stored_states(server, urls)
+        if all(state is not None for state, _ in found.values()) and \
+                len(found) == len(set(urls)):
+            return found
+        if server.rt.call(_settled, checker, servers):
+            server.advance(step)
+        time.sleep(0.002)
+    raise AssertionError('checks unfinished: %s' % sorted(
+        url for url, (state, _) in stored_states(server, urls).items()
+        if state is None))
+
+
+def stored_states(server, urls):
+    """{url: (state, reason)} as a ServerFixture's database holds them
+    (state None: not checked yet; URLs it does not hold are left out)."""
+    def read(app):
+        result = {}
+        for url in urls:
+            obj = app.urls.get(url)
+            if obj is not None:
+                result[url] = (obj.state, obj.reason)
+        return result
+    return server.read(read)

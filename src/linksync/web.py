@@ -2,15 +2,15 @@
 
 ``POST /`` and ``POST /RPC2`` are the XML-RPC endpoint; ``GET /`` is the
 status page. Other pages hang below the root as children (see
-:class:`Root.putChild`).
+:class:`Root.putChild`); the pages themselves are in linksync.pages.
 """
 
-import html
-
+from twisted.application import service
+from twisted.internet import defer, endpoints
 from twisted.logger import Logger
-from twisted.web import resource, server
+from twisted.web import pages, resource, server
 
-from linksync import __version__, xmlrpc
+from linksync import xmlrpc
 from linksync.rpcchannel import XMLRPCChannel
 
 log = Logger()
@@ -28,30 +28,7 @@ class Root(resource.Resource):
     def getChild(self, path, request):
         if path == b'':
             return self.rpc if request.method == b'POST' else self.status
-        return resource.NoResource('No such page.')
-
-
-class StatusPage(resource.Resource):
-    """A short page saying what this server holds."""
-
-    isLeaf = True
-
-    def __init__(self, session):
-        super().__init__()
-        self.session = session
-
-    def render_GET(self, request):
-        counts = self.session.read(
-            lambda app: (len(app.urls), len(app.clients)))
-        request.setHeader(b'content-type', b'text/html; charset=utf-8')
-        return (
-            '<!DOCTYPE html><html><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width">'
-            '<title>linksync</title></head><body><h1>linksync %s</h1>'
-            '<p>%d URLs monitored for %d clients.</p>'
-            '<p>XML-RPC endpoint: <code>POST /RPC2</code></p>'
-            '</body></html>' % (html.escape(__version__), *counts)
-        ).encode('utf-8')
+        return pages.notFound('Not found', 'No such page.')
 
 
 class LinkSyncSite(server.Site):
@@ -99,3 +76,43 @@ class LinkSyncSite(server.Site):
                  method=request.method.decode('ascii', 'replace'),
                  path=request.uri.decode('ascii', 'replace')[:200],
                  code=request.code)
+
+
+class ListeningService(service.Service):
+    """A service serving a web site on a Twisted endpoint.
+
+    Subclasses call :meth:`listen` when they start; ``listening`` fires
+    with the port, or fails when the endpoint cannot be listened on
+    (``endpoint`` says which, for the error message). Stopping the
+    service stops listening.
+    """
+
+    #: Logged once listening (a twisted.logger format: {host}, {port}).
+    announcement = 'listening on http://{host}:{port}/'
+
+    def __init__(self):
+        self.port = None
+        self.endpoint = None
+        self.listening = defer.Deferred()
+
+    def listen(self, reactor, endpoint, site):
+        self.endpoint = endpoint
+        d = endpoints.serverFromString(reactor, endpoint).listen(site)
+        d.addCallbacks(self._listening, self._failed)
+
+    def _listening(self, port):
+        self.port = port
+        address = port.getHost()
+        log.info(self.announcement, host=address.host, port=address.port)
+        self.listening.callback(port)
+
+    def _failed(self, failure):
+        log.error('cannot listen on {listen}: {error}', listen=self.endpoint,
+                  error=failure.getErrorMessage())
+        self.listening.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self.port is not None:
+            yield self.port.stopListening()

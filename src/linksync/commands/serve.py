@@ -51,13 +51,21 @@ def run(args):
             status['code'] = 1
             reactor.stop()
             return
-        if roles is not None and 'api' not in roles:
-            return  # nothing to listen on
-        api = service.api
-        api.listening.addErrback(lambda f: (
-            print('linksync: error: cannot listen on %s: %s' % (
-                settings.listen, f.getErrorMessage()), file=sys.stderr),
-            status.update(code=1), reactor.stop()))
+        # The API's endpoint, and --metrics-listen's: failing to listen on
+        # either ends the process.
+        for name in ('api', 'metrics'):
+            try:
+                part = service.getServiceNamed(name)
+            except KeyError:
+                continue
+            part.listening.addErrback(cannot_listen, part.endpoint)
+
+    def cannot_listen(failure, endpoint):
+        print('linksync: error: cannot listen on %s: %s' % (
+            endpoint, failure.getErrorMessage()), file=sys.stderr)
+        if not status['code']:          # stop once
+            status.update(code=1)
+            reactor.stop()
 
     def stop():
         if service.running:

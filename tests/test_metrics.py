@@ -1,0 +1,176 @@
+"""What the parts of the server record into its metrics (GET /metrics)."""
+
+import pytest
+from twisted.internet import task
+
+from linksync import config, testing, testservers
+from linksync.checker import Checker
+from linksync.metrics import RATE_WINDOW, Metrics
+
+LOOPBACK = config.network('127.0.0.0/8')
+
+
+def sample(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels or None)
+
+
+# -- the Metrics object -------------------------------------------------------
+
+def test_gauges_are_read_at_scrape_time_and_replaced_when_declared_again():
+    metrics = Metrics()
+    value = {'n': 1}
+    metrics.gauge('linksync_thing', 'A thing', lambda: value['n'])
+    metrics.gauge('linksync_thing', 'A thing', lambda: value['n'] * 10)
+    metrics.gauge('linksync_broken', 'Cannot be read', lambda: 1 / 0)
+    value['n'] = 2
+    text = metrics.exposition().decode()
+    assert text.count('# HELP linksync_thing ') == 1
+    assert 'linksync_thing 20.0' in text
+    assert 'linksync_broken' not in text
+    assert metrics.read('linksync_thing') == 20
+    assert metrics.read('linksync_broken') is None
+    assert metrics.read('linksync_nothing') is None
+
+
+def test_the_check_rate_covers_the_last_five_minutes():
+    metrics = Metrics()
+    for second in range(0, 600, 2):                 # 30 checks a minute
+        metrics.record_check('ok', 0.1, 1000 + second)
+    assert metrics.checks_per_minute(1599) == pytest.approx(30, abs=1)
+    assert metrics.checks_per_minute(1600 + RATE_WINDOW) == 0
+    assert sample(metrics, 'linksync_checks_total', state='ok') == 300
+
+
+# -- the checker --------------------------------------------------------------
+
+def test_checks_are_counted_by_state_and_timed_on_the_clock():
+    clock = task.Clock()
+    web = testservers.HTTPTestServer('127.0.0.2', clock=clock).start()
+    metrics = Metrics()
+    rt = testing.reactor_thread()
+    settings = config.defaults(
+        allow_network=[LOOPBACK], per_host_delay=0.0, timeout=1000.0,
+        connect_timeout=1000.0, dns_server=[('127.0.0.1', 9)])
+    checker = rt.call(Checker, settings, rt.reactor, clock, metrics=metrics)
+    testing.on_cleanup(rt.call, checker.close)
+    urls = [web.url('/status/200'), web.url('/status/404'),
+            web.url('/status/503'), web.url('/hold/5'), 'gopher://x.test/']
+    testservers.run_checks(checker, urls, [web])
+    assert sample(metrics, 'linksync_checks_total', state='ok') == 2
+    assert sample(metrics, 'linksync_checks_total', state='unavailable') == 1
+    assert sample(metrics, 'linksync_checks_total',
+                  state='temporary unavailable') == 1
+    assert sample(metrics, 'linksync_checks_total',
+                  state='unsupported protocol') == 1
+    count = 'linksync_check_duration_seconds_count'
+    bucket = 'linksync_check_duration_seconds_bucket'
+    assert sample(metrics, count) == 5
+    # The held answer took five seconds of the clock, the others none.
+    assert sample(metrics, bucket, le='2.5') == 4
+    assert sample(metrics, bucket, le='10.0') == 5
+    assert sample(metrics, 'linksync_check_duration_seconds_sum') == \
+        pytest.approx(5, abs=0.25)
+    # A check stopped before its end is no outcome.
+    [d] = rt.call(lambda: [checker.check(web.url('/slow'))])
+    rt.call(d.cancel)
+    assert rt.call(lambda: d) == ('temporary unavailable', 'check cancelled')
+    assert sample(metrics, count) == 5
+
+
+# -- a running server ---------------------------------------------------------
+
+def test_a_running_server_records_checks_syncs_notifications_and_lags(
+        tmp_path):
+    web = testservers.HTTPTestServer('127.0.0.2')
+    server = testing.ServerFixture(
+        data=str(tmp_path / 'var'), allow_network=[LOOPBACK],
+        per_host_delay=0.0, timeout=10_000.0, connect_timeout=10_000.0,
+        notify_attempts=1)
+    server.clock.advance(1_760_000_000)
+    server.start()
+    web.clock = server.clock
+    web.start()
+    urls = [web.url('/status/200'), web.url('/status/404')]
+    callback = testing.CallbackServer('wiki', 'pw', links=urls).start()
+    server.register_client('wiki', 'pw', callback_url=callback.url)
+    server.register_client('blog', 'pw')              # its callback is down
+    server.proxy().registerURLs('wiki', 'pw', urls)
+    server.proxy().registerURLs('blog', 'pw', urls[:1])
+    testservers.check_registered(server, urls, [web])
+    metrics = server.service.metrics
+    assert sample(metrics, 'linksync_checks_total', state='ok') == 1
+    assert sample(metrics, 'linksync_checks_total', state='unavailable') == 1
+    assert sample(metrics, 'linksync_check_queue') == 0
+    assert sample(metrics, 'linksync_check_backlog_seconds') == 0
+    scheduler = server.service.getServiceNamed('checker').scheduler
+    later = server.clock.seconds() + 2 * 86400
+    assert server.read(scheduler.backlog, later) == pytest.approx(86400, 2)
+
+    results = testing.sync_now(server, 'wiki', 'blog')
+    assert [r.status for r in results] == ['ok', 'failed']
+    assert sample(metrics, 'linksync_syncs_total', outcome='ok') == 1
+    assert sample(metrics, 'linksync_syncs_total', outcome='failed') == 1
+    assert sample(metrics, 'linksync_sync_duration_seconds_count') == 2
+
+    server.advance(30)
+    server.rt.call(server.service.getServiceNamed('agents').idle)
+    # The callback got the states from the sync and from the notifier:
+    # those of the notifier are counted.
+    notified = len(callback.rows()) - results[0].states
+    assert notified == 2
+    assert sample(metrics, 'linksync_notifications_sent_total') == notified
+
+    def pointers(app):
+        return {aid: app.sync.pointer(aid) for aid in ('client:wiki',
+                                                       'client:blog')}
+    now = server.clock.seconds()
+    expected = {aid: max(int(now // 10) - 1 - position, 0) * 10
+                for aid, position in server.read(pointers).items()}
+    assert expected['client:wiki'] == 0 < expected['client:blog']
+    for aid, lag in expected.items():
+        assert sample(metrics, 'linksync_agent_lag_seconds', agent=aid) == \
+            lag
+    text = testing.fetch(server.base_url + '/metrics').text
+    assert 'linksync_agent_lag_seconds{agent="client:blog"} %.1f' % \
+        expected['client:blog'] in text
+
+
+def test_a_checker_worker_serves_the_metrics_of_its_checks(tmp_path):
+    """Scaled out, the checks are counted in the checker process: it serves
+    its own /metrics on --metrics-listen; the API process's has none."""
+    zeo = testing.zeo_server(str(tmp_path / 'zeo'))
+    web = testservers.HTTPTestServer('127.0.0.2')
+    api = testing.ServerFixture(data=str(tmp_path / 'api'), zeo=zeo.address,
+                                roles=('api',))
+    api.clock.advance(1_760_000_000)
+    api.start()
+    checker = testing.ServerFixture(
+        data=str(tmp_path / 'checker'), zeo=zeo.address, roles=('checker',),
+        clock=api.clock, metrics_listen='tcp:0:interface=127.0.0.1',
+        allow_network=[LOOPBACK], per_host_delay=0.0, timeout=10_000.0,
+        connect_timeout=10_000.0).start()
+    assert checker.url is None
+    web.clock = api.clock
+    web.start()
+    urls = [web.url('/status/200'), web.url('/status/404')]
+    api.register_client('wiki', 'pw')
+    api.proxy().registerURLs('wiki', 'pw', urls)
+    testservers.check_registered(checker, urls, [web])
+
+    def samples(url, name):
+        return [line for line in testing.fetch(url).text.splitlines()
+                if line.startswith(name)]
+    assert samples(checker.metrics_url, 'linksync_checks_total') == [
+        'linksync_checks_total{state="ok"} 1.0',
+        'linksync_checks_total{state="unavailable"} 1.0']
+    assert samples(checker.metrics_url, 'linksync_check_queue') == [
+        'linksync_check_queue 0.0']
+    assert samples(api.base_url + '/metrics', 'linksync_checks_total') == []
+    assert samples(api.base_url + '/metrics', 'linksync_clients') == [
+        'linksync_clients 1.0']
+    # Only the metrics are on that port.
+    assert testing.fetch(checker.metrics_url[:-len('metrics')]).status == \
+        404
+    checker.stop()
+    api.stop()
+    assert zeo.stop() == 0
