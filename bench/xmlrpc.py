@@ -18,6 +18,11 @@ HTTP/1.1 connections, so the client side costs little CPU):
 Measured: checkConnection calls/s, and URLs/s ingested by registerURLs
 (batches of 1,000), each with 1 and with 50 concurrent clients; the peak
 memory (VmHWM) of each server. Prints a table with the ratios.
+
+With ``--floor`` the calls/s figures also show what a bare Twisted server
+does on this machine in the same run: a protocol reading each request's
+head and body and writing one canned answer (no XML, no database, no log):
+the most any Twisted server's calls/s can be here.
 """
 
 import os
@@ -104,6 +109,43 @@ def run_baseline(port):
     server.serve_forever()
 
 
+# -- the floor: a bare Twisted server (runs in its own process) -------------
+
+def run_floor(port):
+    from twisted.internet import protocol, reactor
+
+    body = xmlrpc.client.dumps((2,), methodresponse=True).encode()
+    answer = (b'HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n'
+              b'Content-Length: %d\r\n\r\n%s' % (len(body), body))
+
+    class Canned(protocol.Protocol):
+        buffer = b''
+
+        def connectionMade(self):
+            self.transport.setTcpNoDelay(True)
+
+        def dataReceived(self, data):
+            self.buffer += data
+            while True:
+                end = self.buffer.find(b'\r\n\r\n')
+                if end < 0:
+                    return
+                length = 0
+                for line in self.buffer[:end].split(b'\r\n')[1:]:
+                    name, _, value = line.partition(b':')
+                    if name.lower() == b'content-length':
+                        length = int(value)
+                if len(self.buffer) < end + 4 + length:
+                    return
+                self.buffer = self.buffer[end + 4 + length:]
+                self.transport.write(answer)
+
+    factory = protocol.Factory.forProtocol(Canned)
+    reactor.listenTCP(port, factory, backlog=128, interface='127.0.0.1')
+    signal.signal(signal.SIGTERM, lambda *a: reactor.stop())
+    reactor.run()
+
+
 # -- processes ------------------------------------------------------------------
 
 def free_port():
@@ -123,6 +165,13 @@ def wait_for(port, process, timeout=60):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError('server did not start on port %d' % port)
+
+
+def cpu_seconds(pid):
+    """The CPU time (user and system) process `pid` has used so far."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rpartition(')')[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
 
 
 def peak_memory_mib(pid):
@@ -149,7 +198,7 @@ class Server:
         else:
             self.log = subprocess.DEVNULL
             cmd = [sys.executable, os.path.abspath(__file__),
-                   '--baseline-server', str(self.port)]
+                   '--%s-server' % self.kind, str(self.port)]
         self.process = subprocess.Popen(cmd, stdout=self.log,
                                         stderr=subprocess.STDOUT)
         wait_for(self.port, self.process)
@@ -157,6 +206,7 @@ class Server:
 
     def __exit__(self, *exc):
         self.peak = peak_memory_mib(self.process.pid)
+        self.cpu = cpu_seconds(self.process.pid)
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(60)
         if self.log is not subprocess.DEVNULL:
@@ -271,7 +321,10 @@ def _plural(n):
 
 def calls_scenario(kind, args, workdir, concurrency):
     with Server(kind, workdir) as server:
-        clients = register_clients(server.port, 1)
+        if kind == 'floor':
+            clients = [('client0', 'password-of-client-0')]
+        else:
+            clients = register_clients(server.port, 1)
         request = request_bytes('checkConnection', *clients[0])
         # Warm up (connections, caches, remembered credentials).
         asyncio.run(_calls_per_second(server.port, concurrency, 0.5,
@@ -283,9 +336,13 @@ def calls_scenario(kind, args, workdir, concurrency):
 def ingest_scenario(kind, args, workdir, concurrency):
     with Server(kind, workdir) as server:
         clients = register_clients(server.port, concurrency)
+        # The server's CPU time for the ingest alone: what it would take
+        # on a core of its own, whatever else the machine runs.
+        cpu = cpu_seconds(server.process.pid)
         rate = asyncio.run(_ingest(server.port, concurrency, args.urls,
                                    clients))
-    return rate, server.peak
+        cpu = cpu_seconds(server.process.pid) - cpu
+    return rate, server.peak, cpu
 
 
 def measure(args, workdir):
@@ -296,18 +353,20 @@ def measure(args, workdir):
     for concurrency in (1, 50):
         key = 'checkConnection calls/s, ' + _plural(concurrency)
         results[key] = {}
-        for kind in kinds:
+        for kind in kinds + (('floor',) if args.floor else ()):
             print('%s: %s ...' % (kind, key), file=sys.stderr)
             results[key][kind] = calls_scenario(kind, args, workdir,
                                                 concurrency)
     for concurrency in (1, 50):
         key = 'registerURLs URLs/s, ' + _plural(concurrency)
         memory = 'peak server MiB, ingest ' + _plural(concurrency)
-        results[key], results[memory] = {}, {}
+        cpu = 'server CPU s, ingest ' + _plural(concurrency)
+        results[key], results[memory], results[cpu] = {}, {}, {}
         for kind in kinds:
             print('%s: %s ...' % (kind, key), file=sys.stderr)
-            results[key][kind], results[memory][kind] = ingest_scenario(
-                kind, args, workdir, concurrency)
+            results[key][kind], results[memory][kind], \
+                results[cpu][kind] = ingest_scenario(kind, args, workdir,
+                                                     concurrency)
     return results
 
 
@@ -317,11 +376,18 @@ def main():
                         help='URLs to ingest per scenario')
     parser.add_argument('--seconds', type=float, default=10,
                         help='duration of each calls/s measurement')
+    parser.add_argument('--floor', action='store_true',
+                        help='also measure the calls/s of a bare Twisted '
+                        'server answering a canned response')
     parser.add_argument('--baseline-server', type=int, metavar='PORT',
+                        help=argparse.SUPPRESS)
+    parser.add_argument('--floor-server', type=int, metavar='PORT',
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
         return run_baseline(args.baseline_server)
+    if args.floor_server:
+        return run_floor(args.floor_server)
     workdir = tempfile.mkdtemp(prefix='linksync-bench-')
     try:
         results = measure(args, workdir)
@@ -331,14 +397,21 @@ def main():
           'calls/s figure (Python %s, %d cores)' % (
               args.urls, args.seconds, sys.version.split()[0],
               os.cpu_count()))
-    print('%-40s %12s %12s %7s' % ('', 'linksync', 'stdlib', 'ratio'))
+    print('%-40s %12s %12s %7s%s' % ('', 'linksync', 'stdlib', 'ratio',
+                                     '   bare Twisted' if args.floor else ''))
     for key, values in results.items():
         ours, base = values['linksync'], values['baseline']
         ratio = ours / base if base else float('nan')
-        print('%-40s %12.0f %12.0f %6.2fx' % (key, ours, base, ratio))
+        floor = values.get('floor')
+        number = '%12.1f' if key.startswith('server CPU') else '%12.0f'
+        print(('%-40s ' + number + ' ' + number + ' %6.2fx%s') % (
+            key, ours, base, ratio, '' if floor is None else
+            ' %8.0f (%.2fx)' % (floor, floor / base)))
     rate = results['registerURLs URLs/s, 1 client']['linksync']
-    print('\nlinksync ingested %d URLs from 1 client in %.1f s' % (
-        args.urls, args.urls / rate))
+    print('\nlinksync ingested %d URLs from 1 client in %.1f s, using %.1f '
+          's of CPU' % (args.urls, args.urls / rate, results[
+              'server CPU s, ingest 1 client']['linksync']))
+    print('load average at the end: %.2f %.2f %.2f' % os.getloadavg())
 
 
 if __name__ == '__main__':

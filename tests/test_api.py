@@ -136,6 +136,55 @@ def test_password_change_invalidates_remembered_credentials(server, fred):
     assert fred.checkConnection('fred', 'new') == 2
 
 
+def test_removing_a_client_forgets_its_remembered_password(server, fred):
+    assert fred.checkConnection('fred', 'fred-password') == 2
+    server.run(lambda app: app.clients.remove('fred'))
+    with pytest.raises(xmlrpc.client.ProtocolError):
+        fred.checkConnection('fred', 'fred-password')
+    # The id registered again with another password: the old one is
+    # refused, though it was remembered for that id.
+    server.register_client('fred', 'second-password')
+    with pytest.raises(xmlrpc.client.ProtocolError):
+        fred.checkConnection('fred', 'fred-password')
+    assert fred.checkConnection('fred', 'second-password') == 2
+
+
+def test_remembered_passwords_are_keyed_digests(server, fred):
+    import hashlib
+    assert fred.checkConnection('fred', 'fred-password') == 2
+    api = server.service.api.api
+    stored_hash, digest = api._verified['fred']
+    password = b'fred-password'
+    # Neither the password nor an unkeyed hash of it (which a dictionary
+    # reverses) is kept; the key is this process's own.
+    assert password not in digest and digest not in (
+        hashlib.sha256(password).digest(), hashlib.blake2b(
+            password, digest_size=32).digest())
+    assert stored_hash == server.read(
+        lambda app: app.clients.get('fred').password_hash)
+    assert api._verified_key != type(api)(
+        api.session, api.secret, api.clock)._verified_key
+
+
+def test_a_registered_password_is_remembered_from_the_start(server):
+    # The server hashed the password itself: the client's first call needs
+    # no (slow) verification, and a wrong password is still refused.
+    proxy = server.proxy()
+    proxy.registerClient(SECRET, 'fred', 'http://a/', 'Fred',
+                         'fred@example.com', 'fred-password')
+    assert 'fred' in server.service.api.api._verified
+    with pytest.raises(xmlrpc.client.ProtocolError):
+        proxy.checkConnection('fred', 'other-password')
+    assert proxy.checkConnection('fred', 'fred-password') == 2
+    # Registering the same id again fails and remembers nothing new.
+    with pytest.raises(xmlrpc.client.Fault):
+        proxy.registerClient(SECRET, 'fred', 'http://a/', 'Fred',
+                             'fred@example.com', 'second-password')
+    with pytest.raises(xmlrpc.client.ProtocolError):
+        proxy.checkConnection('fred', 'second-password')
+    assert proxy.checkConnection('fred', 'fred-password') == 2
+
+
 # -- URLs ------------------------------------------------------------------------------
 
 def set_state(server, url, state, reason, now=100.0):

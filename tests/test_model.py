@@ -313,3 +313,55 @@ def test_state_counts_are_built_for_an_existing_database(database, session):
     session.run(lambda app: delattr(app, 'state_counts'))
     counts = session.run(lambda app: app.state_counts.counts())
     assert counts['ok'] == 1 and counts['unknown'] == 1
+
+
+def test_a_batch_of_registrations_fires_every_event(session):
+    # Registration notifies its events in batches (events.notify_all): every
+    # URL added fires URLAdded, every registration URLRegistered, each
+    # URLAdded before the URLRegistered of its URL, and plain zope.event
+    # subscribers see them all too.
+    import zope.event
+    from linksync import events
+    add_client(session)
+    seen = []
+    zope.event.subscribers.append(seen.append)
+    try:
+        session.run(lambda app: registration.register(
+            app.clients.get('fred'),
+            ['http://a.example/', 'http://B.example/', 'http://b.example/',
+             'bad url'], now=5))
+    finally:
+        zope.event.subscribers.remove(seen.append)
+    added = [e.object.url for e in seen if isinstance(e, events.URLAdded)]
+    registered = [(e.object.url, e.client.id, e.now) for e in seen
+                  if isinstance(e, events.URLRegistered)]
+    assert added == ['http://a.example/', 'http://b.example/']
+    assert registered == [('http://a.example/', 'fred', 5),
+                          ('http://b.example/', 'fred', 5)]
+    kinds = [type(e).__name__ for e in seen
+             if isinstance(e, (events.URLAdded, events.URLRegistered))]
+    assert kinds == ['URLAdded', 'URLAdded', 'URLRegistered',
+                     'URLRegistered']
+
+    def check(app):
+        # The component handlers ran for each event.
+        assert len(app.schedule) == 2
+        assert app.state_counts.counts()['unknown'] == 2
+        assert app.sync.track.count() == 2
+        client = app.clients.get('fred')
+        assert client.spellings('http://b.example/') == (
+            'http://B.example/', 'http://b.example/')
+    session.read(check)
+
+
+def test_notify_all_is_notify_for_each_event():
+    import zope.event
+    from linksync import events
+    calls = []
+    zope.event.subscribers.append(calls.append)
+    try:
+        events.notify_all([])
+        events.notify_all(['one', 'two'])
+    finally:
+        zope.event.subscribers.remove(calls.append)
+    assert calls == ['one', 'two']

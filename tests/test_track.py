@@ -386,3 +386,11 @@ def test_record_log_refuses_to_merge_a_removal():
     with pytest.raises(ConflictError):
         log._p_resolveConflict({'_items': [a]}, {'_items': []},
                                {'_items': [a, b]})
+
+
+@pytest.mark.parametrize('container', [RecordSet, RecordLog])
+def test_containers_say_whether_they_are_empty(container):
+    bucket = container()
+    assert bucket.is_empty()
+    bucket.add(ActionWrapper('http://a.example/', 'state_changed', 1))
+    assert not bucket.is_empty()

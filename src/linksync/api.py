@@ -7,8 +7,13 @@ with another writer.
 
 Verifying a password means a deliberately slow scrypt hash; a client calls
 many times a day with the same password, so the API remembers, in memory
-only, a fast digest of the passwords it has verified (bounded, per process,
-invalidated when the stored hash changes).
+only, a keyed digest of the passwords it has verified: BLAKE2b in its keyed
+(MAC) mode under a random key made at start and never stored, so neither a password nor an
+unkeyed hash of one (which a dictionary attack reverses fast) is ever kept.
+The memory is bounded, per process, and a remembered password counts only
+as long as the client's stored hash is the one it was verified against:
+changing the password, or removing the client (and registering the id
+again), forgets it.
 """
 
 import collections
@@ -17,6 +22,7 @@ import datetime
 import hashlib
 import hmac
 import re
+import secrets
 import urllib.parse
 
 import zope.component
@@ -96,6 +102,8 @@ class LinkSyncAPI:
         self.web_access = web_access if web_access is not None else \
             Access(secret, clock)
         self._verified = collections.OrderedDict()
+        # The key of the remembered digests: this process's only.
+        self._verified_key = secrets.token_bytes(32)
 
     def resource(self, max_request_bytes, server=None, metrics=None):
         """The XML-RPC resource serving this API and the admin methods."""
@@ -111,19 +119,28 @@ class LinkSyncAPI:
         client = zope.component.getUtility(IClientProvider).get(client_id)
         if client is None or not isinstance(password, str):
             raise Unauthorized()
-        digest = hashlib.sha256(
-            password.encode('utf-8', 'surrogatepass')).digest()
         cached = self._verified.get(client_id)
         if cached is not None and cached[0] == client.password_hash and \
-                hmac.compare_digest(cached[1], digest):
+                hmac.compare_digest(cached[1], self._digest(password)):
             self._verified.move_to_end(client_id)
             return client
         if not client.check_password(password):
             raise Unauthorized()
-        self._verified[client_id] = (client.password_hash, digest)
+        self._remember(client_id, client.password_hash, password)
+        return client
+
+    def _digest(self, password):
+        """The keyed digest remembered for `password`."""
+        return hashlib.blake2b(password.encode('utf-8', 'surrogatepass'),
+                               key=self._verified_key,
+                               digest_size=32).digest()
+
+    def _remember(self, client_id, password_hash, password):
+        """Remember that `password` matches `password_hash`."""
+        self._verified[client_id] = (password_hash, self._digest(password))
+        self._verified.move_to_end(client_id)
         if len(self._verified) > AUTH_CACHE_SIZE:
             self._verified.popitem(last=False)
-        return client
 
     def check_secret(self, secret):
         if not isinstance(secret, str) or not self.secret or \
@@ -216,6 +233,9 @@ class LinkSyncAPI:
                             % client_id)
             clients.add(client)
         self.session.run(add)
+        # The password was just hashed here: it needs no verifying (a
+        # deliberately slow hash) at the client's first call.
+        self._remember(client_id, client.password_hash, password)
 
     def _remove_client(self, app, client_id):
         clients = zope.component.getUtility(IClientProvider)

@@ -19,6 +19,10 @@ from zope.interface import implementer
 from twisted.logger import ILogObserver
 
 
+#: Levels written at once.
+_URGENT = frozenset(x for x in LogLevel.iterconstants() if x >= LogLevel.warn)
+
+
 @implementer(ILogObserver)
 class LogWriter:
     """A log observer writing lines to a text stream."""
@@ -35,9 +39,19 @@ class LogWriter:
         self._stamp = ''
         self._pending = None
 
+    @property
+    def level(self):
+        return self._level
+
+    @level.setter
+    def level(self, level):
+        # Sets of levels: comparing LogLevel constants is slow.
+        self._level = level
+        self._written = {x for x in LogLevel.iterconstants() if x >= level}
+
     def __call__(self, event):
         level = event.get('log_level', LogLevel.info)
-        if level < self.level:
+        if level not in self._written:
             return
         text = self._text(event)
         if text is None:
@@ -53,7 +67,7 @@ class LogWriter:
             namespace = event.get('log_system', '-')
         self._buffer.append('%s [%s#%s] %s\n' % (
             self._stamp, namespace, level.name, text))
-        if level >= LogLevel.warn or len(self._buffer) >= self.max_buffered \
+        if level in _URGENT or len(self._buffer) >= self.max_buffered \
                 or self.reactor is None:
             self.flush()
         elif self._pending is None:
@@ -70,7 +84,7 @@ class LogWriter:
             text = text or ''
         else:
             try:
-                text = fmt.format(**event)
+                text = fmt.format_map(event)
             except Exception:
                 text = formatEvent(event)
         failure = event.get('log_failure')

@@ -253,13 +253,15 @@ class Client(persistent.Persistent):
 
     def register_urls(self, urls, now=None):
         added = []
+        insert = self._urls.insert
         for url in urls:
-            if not self._urls.insert(url.url):
-                continue
-            self._url_count.change(1)
-            url._add_client(self.id)
-            added.append(url)
-            zope.event.notify(events.URLRegistered(url, self, now))
+            if insert(url.url):
+                url._add_client(self.id)
+                added.append(url)
+        if added:
+            self._url_count.change(len(added))
+            events.notify_all([events.URLRegistered(url, self, now)
+                               for url in added])
         return added
 
     def unregister_urls(self, urls, now=None):
@@ -268,11 +270,13 @@ class Client(persistent.Persistent):
             if url.url not in self._urls:
                 continue
             self._urls.remove(url.url)
-            self._url_count.change(-1)
             self._spellings.pop(url.url, None)
             url._remove_client(self.id, now)
             removed.append(url)
-            zope.event.notify(events.URLUnregistered(url, self, now))
+        if removed:
+            self._url_count.change(-len(removed))
+            events.notify_all([events.URLUnregistered(url, self, now)
+                               for url in removed])
         return removed
 
     # -- spellings -------------------------------------------------------------

@@ -28,14 +28,27 @@ class URLProvider(persistent.Persistent):
 
     def add_normalized(self, norm, now=None):
         """Like add(), for a URL that went through urlnorm.normalize."""
-        obj = self._urls.get(norm)
-        if obj is None:
-            obj = self._urls[norm] = URL(norm)
-            if now is not None:
-                obj.orphaned_since = now
-            self._count.change(1)
-            zope.event.notify(events.URLAdded(obj))
-        return obj
+        return self.add_many_normalized([norm], now)[0]
+
+    def add_many_normalized(self, norms, now=None):
+        """The URL objects of the normalised URLs `norms`, in order; the
+        missing ones are added (URLAdded events fire after all were
+        added)."""
+        result = []
+        added = []
+        get = self._urls.get
+        for norm in norms:
+            obj = get(norm)
+            if obj is None:
+                obj = self._urls[norm] = URL(norm)
+                if now is not None:
+                    obj.orphaned_since = now
+                added.append(obj)
+            result.append(obj)
+        if added:
+            self._count.change(len(added))
+            events.notify_all([events.URLAdded(obj) for obj in added])
+        return result
 
     def get_normalized(self, norm, default=None):
         """Like get(), for a URL that went through urlnorm.normalize."""

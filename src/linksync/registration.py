@@ -20,10 +20,21 @@ def register(client, urls, now=None):
     distinct valid spelling, in the order given.
     """
     provider = zope.component.getUtility(IURLProvider)
+    normalized = urlnorm.normalize_many(urls)
+    # One batch: the URLs are added first, then the new ones registered
+    # (the events of each step fire together, see events.notify_all).
+    objects = provider.add_many_normalized(normalized, now)
+    has_url = client.has_url
+    known = [has_url(norm) for norm in normalized]
+    client.register_urls([url for url, had in zip(objects, known)
+                          if not had], now)
     result = []
-    for norm, spellings in urlnorm.normalize_many(urls).items():
-        url = register_normalized(client, norm, spellings, now, provider,
-                                  add_spellings=True)
+    for (norm, spellings), url, had in zip(normalized.items(), objects,
+                                           known):
+        if had:
+            client.add_spellings(norm, spellings)
+        else:
+            client.set_spellings(norm, spellings)
         result.extend((spelling, url) for spelling in spellings)
     return result
 

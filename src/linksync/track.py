@@ -141,6 +141,9 @@ class _Container(persistent.Persistent):
     def newest_first(self):
         return reversed(list(self))
 
+    def is_empty(self):
+        return not len(self)
+
 
 class RecordLog(_Container):
     """Records in the order they were added; duplicates are kept.
@@ -162,6 +165,9 @@ class RecordLog(_Container):
 
     def __len__(self):
         return len(self._items)
+
+    def is_empty(self):
+        return not self._items
 
     def _p_resolveConflict(self, old, committed, new):
         # Only the sort keys are compared: the values hold references that
@@ -195,6 +201,10 @@ class RecordSet(_Container):
 
     def __len__(self):
         return len(self._records)
+
+    def is_empty(self):
+        # Without counting: a BTree's length walks all its buckets.
+        return not self._records
 
 
 # -- the track ------------------------------------------------------------------
@@ -386,7 +396,7 @@ class MultiPointerTrack(persistent.Persistent):
         linksync.agents.SyncManager.close).
         """
         doomed = [p for p, bucket in self.items(after, upto)
-                  if not len(bucket)]
+                  if bucket.is_empty()]
         for position in doomed:
             del self._buckets[position]
         return len(doomed)

@@ -12,6 +12,7 @@ from twisted.protocols import policies
 from twisted.web import pages, resource, server
 
 from linksync import xmlrpc
+from linksync.rpcchannel import XMLRPCChannel
 
 log = Logger()
 
@@ -32,9 +33,19 @@ class Root(resource.Resource):
 
 
 class LinkSyncSite(server.Site):
-    """A Site whose requests refuse bodies over max_request_bytes."""
+    """A Site whose requests refuse bodies over max_request_bytes, and
+    whose channels answer plain XML-RPC calls themselves.
+
+    `root` is a :class:`Root` or an XMLRPCResource (then every path is
+    XML-RPC); its XML-RPC resource is the site's ``xmlrpc``, which
+    :class:`linksync.rpcchannel.XMLRPCChannel` calls for POST / and POST
+    /RPC2.
+    """
 
     requestFactory = xmlrpc.LimitedRequest
+    protocol = XMLRPCChannel
+    #: XML-RPC requests answered by the channel itself.
+    answered_directly = 0
 
     def __init__(self, root, max_request_bytes, **kw):
         # XML-RPC bodies are never forms: skip Twisted's parsing of every
@@ -44,6 +55,16 @@ class LinkSyncSite(server.Site):
         super().__init__(root, **kw)
         self.max_request_bytes = max_request_bytes
         self.noisy = False
+        if isinstance(root, Root):
+            self.xmlrpc = root.rpc
+        elif isinstance(root, xmlrpc.XMLRPCResource):
+            self.xmlrpc = root
+        else:
+            self.xmlrpc = None
+
+    def acceptableProtocols(self):
+        # The channel speaks HTTP/1.1 only: never negotiate HTTP/2.
+        return [b'http/1.1']
 
     def log(self, request):
         # XML-RPC calls are logged by the XML-RPC resource, with the client

@@ -29,9 +29,11 @@ import zlib
 
 from defusedxml.xmlrpc import DefusedExpatParser
 from twisted.internet import defer
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python import failure
 from twisted.web import resource, server
+
+from linksync.rpcparse import read_request
 
 #: Fault codes (the XML-RPC interoperability codes, and HTTP-like codes for
 #: application errors; see docs/xmlrpc.txt).
@@ -48,6 +50,8 @@ DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
 GZIP_RESPONSE_THRESHOLD = 16 * 1024
 
 log = Logger()
+#: The log line of a call (parameters, and so passwords, never appear).
+_REQUEST_LINE = '{peer} {client} {method} {outcome} {ms:.1f}ms'
 
 Fault = xmlrpc.client.Fault
 
@@ -102,10 +106,7 @@ class Method:
         self.params = list(params)
         self.returns = returns
         self.help = help
-
-    @property
-    def required(self):
-        return sum(1 for p in self.params if not p.optional)
+        self.required = sum(1 for p in self.params if not p.optional)
 
     def signatures(self):
         ret = _TYPE_NAMES[self.returns]
@@ -147,11 +148,16 @@ def _xmlrpc_type_name(value):
 
 
 class Call:
-    """What a method knows of the request that called it."""
+    """What a method knows of the request that called it.
 
-    def __init__(self, request=None, method=None):
+    `request` offers at least ``getHeader``, ``getHost`` and ``isSecure``
+    of a twisted.web request; `peer` is the client's address (text).
+    """
+
+    def __init__(self, request=None, method=None, peer='-'):
         self.request = request
         self.method = method
+        self.peer = peer
         #: Set by authenticated methods, for the request log.
         self.client_id = None
 
@@ -199,6 +205,25 @@ class MethodTable:
         return bound
 
 
+def no_delay(channel):
+    """Set TCP_NODELAY on the connection of `channel` (once).
+
+    An XML-RPC answer must leave at once: without TCP_NODELAY, Nagle's
+    algorithm holds back its last segment until the client acknowledges
+    the others (which a client may delay), and a client waiting for each
+    answer gets a third fewer calls through.
+    """
+    if getattr(channel, '_linksync_nodelay', False):
+        return
+    channel._linksync_nodelay = True
+    set_nodelay = getattr(channel.transport, 'setTcpNoDelay', None)
+    if set_nodelay is not None:
+        try:
+            set_nodelay(True)
+        except OSError:
+            pass
+
+
 class LimitedRequest(server.Request):
     """A request whose body is refused, not stored, past a size limit.
 
@@ -216,18 +241,7 @@ class LimitedRequest(server.Request):
                        DEFAULT_MAX_REQUEST_BYTES)
 
     def gotLength(self, length):
-        channel = self.channel
-        if not getattr(channel, '_linksync_nodelay', False):
-            # An XML-RPC answer must leave at once: without TCP_NODELAY,
-            # Nagle's algorithm holds it back and a client waiting for each
-            # answer gets a third fewer calls through.
-            channel._linksync_nodelay = True
-            set_nodelay = getattr(channel.transport, 'setTcpNoDelay', None)
-            if set_nodelay is not None:
-                try:
-                    set_nodelay(True)
-                except OSError:
-                    pass
+        no_delay(self.channel)
         if length is not None and length > self._limit():
             self._refuse()
             # No "100 Continue" for a body we will not read.
@@ -288,6 +302,27 @@ class _NullFile(io.BytesIO):
         return len(data)
 
 
+XML_CONTENT_TYPE = b'text/xml; charset=utf-8'
+
+
+class Answer:
+    """An HTTP answer to an XML-RPC request: status code, content type,
+    body (bytes) and whether the body is gzipped."""
+
+    __slots__ = ('code', 'content_type', 'body', 'gzipped')
+
+    def __init__(self, code, content_type, body, gzipped=False):
+        self.code = code
+        self.content_type = content_type
+        self.body = body
+        self.gzipped = gzipped
+
+
+#: The answer to bad credentials (HTTP 401).
+UNAUTHORIZED_ANSWER = Answer(
+    401, b'text/plain', b'unknown client, wrong password or wrong secret\n')
+
+
 class TooLarge(Exception):
     """The inflated body is larger than the limit."""
 
@@ -305,7 +340,17 @@ def inflate(data, limit):
 
 
 def parse_request(body):
-    """(params, method name) from an XML-RPC request body; Fault when bad."""
+    """(params, method name) from an XML-RPC request body; Fault when bad.
+
+    Plain requests are read by linksync.rpcparse, the others by expat
+    through defusedxml (no DTDs, no entity declarations).
+    """
+    plain = read_request(body)
+    if plain is not None:
+        params, name = plain
+        if not name:
+            raise Fault(PARSE_ERROR, 'no method name in the request')
+        return params, name
     unmarshaller = xmlrpc.client.Unmarshaller(use_builtin_types=True)
     parser = DefusedExpatParser(unmarshaller, forbid_dtd=True)
     try:
@@ -334,6 +379,8 @@ class XMLRPCResource(resource.Resource):
         self.table = table
         self.max_request_bytes = max_request_bytes
         self.metrics = metrics
+        # The call counters by (method, outcome), labelled once.
+        self._counters = {}
 
     # -- HTTP ------------------------------------------------------------------
 
@@ -345,30 +392,36 @@ class XMLRPCResource(resource.Resource):
 
     def render_POST(self, request):
         started = time.perf_counter()
-        call = Call(request)
+        peer = request.getClientAddress()
+        call = Call(request, peer=getattr(peer, 'host', '-'))
         try:
             body = self._read_body(request)
         except TooLarge:
             request.setResponseCode(413)
             request.setHeader(b'content-type', b'text/plain')
-            self._log(request, call, '<none>', '413', started)
+            self._log(call, '<none>', '413', started)
             return b'inflated request body larger than %d bytes\n' % \
                 self.max_request_bytes
         except _UnsupportedEncoding as e:
             request.setResponseCode(415)
             request.setHeader(b'content-type', b'text/plain')
-            self._log(request, call, '<none>', '415', started)
+            self._log(call, '<none>', '415', started)
             return ('unsupported Content-Encoding %s\n' % e).encode()
-        try:
-            params, name = parse_request(body)
-        except Fault as f:
-            self._write(request, f)
-            self._log(request, call, '<unparsable>', 'fault %d'
-                      % f.faultCode, started)
-            return server.NOT_DONE_YET
-        call.method = name
-        d = defer.maybeDeferred(self.dispatch, call, name, params)
-        d.addBoth(self._respond, request, call, name, started)
+        accepted = (request.getHeader(b'accept-encoding') or b'').lower()
+
+        def reply(answer):
+            if request._disconnected:
+                return
+            request.setResponseCode(answer.code)
+            request.setHeader(b'content-type', answer.content_type)
+            if answer.gzipped:
+                request.setHeader(b'content-encoding', b'gzip')
+            # A Content-Length lets keep-alive clients reuse the connection
+            # (Python's xmlrpc.client reads no body on errors).
+            request.setHeader(b'content-length', b'%d' % len(answer.body))
+            request.write(answer.body)
+            request.finish()
+        self.handle(call, body, b'gzip' in accepted, reply, started)
         return server.NOT_DONE_YET
 
     def _read_body(self, request):
@@ -386,32 +439,51 @@ class XMLRPCResource(resource.Resource):
                 return b''  # parse_request answers the fault
         raise _UnsupportedEncoding(encoding.decode('latin-1'))
 
-    def _respond(self, result, request, call, name, started):
+    # -- answering a call, whatever the HTTP machinery ----------------------------
+
+    def handle(self, call, body, accepts_gzip, reply, started=None):
+        """Answer the XML-RPC request `body` (bytes, decoded already).
+
+        ``reply(answer)`` gets the :class:`Answer` once it is known: before
+        this returns when the method's result is not a Deferred (the common
+        case: no Deferred is made for it), later otherwise. The call is
+        logged once answered.
+        """
+        if started is None:
+            started = time.perf_counter()
+        try:
+            params, name = parse_request(body)
+        except Fault as f:
+            reply(self._answer(f, accepts_gzip))
+            self._log(call, '<unparsable>', 'fault %d' % f.faultCode,
+                      started)
+            return
+        call.method = name
+        try:
+            result = self.dispatch(call, name, params)
+        except Exception:
+            result = failure.Failure()
+        if isinstance(result, defer.Deferred):
+            result.addBoth(self._finish, call, name, accepts_gzip, reply,
+                           started)
+        else:
+            self._finish(result, call, name, accepts_gzip, reply, started)
+
+    def _finish(self, result, call, name, accepts_gzip, reply, started):
         if isinstance(result, failure.Failure):
             if result.check(Unauthorized):
-                outcome = '401'
-                if not request._disconnected:
-                    # A Content-Length lets keep-alive clients (Python's
-                    # xmlrpc.client reads no body on errors) reuse the
-                    # connection.
-                    body = b'unknown client, wrong password or wrong secret\n'
-                    request.setResponseCode(401)
-                    request.setHeader(b'content-type', b'text/plain')
-                    request.setHeader(b'content-length', b'%d' % len(body))
-                    request.write(body)
-                    request.finish()
-                self._log(request, call, name, outcome, started)
+                reply(UNAUTHORIZED_ANSWER)
+                self._log(call, name, '401', started)
                 return None
             result = self._fault_of(result, name)
         outcome = 'fault %d' % result.faultCode \
             if isinstance(result, Fault) else 'ok'
-        self._write(request, result)
-        self._log(request, call, name, outcome, started)
+        reply(self._answer(result, accepts_gzip))
+        self._log(call, name, outcome, started)
         return None
 
-    def _write(self, request, result):
-        if request._disconnected:
-            return
+    def _answer(self, result, accepts_gzip):
+        """The Answer carrying `result` (a value or a Fault)."""
         try:
             if isinstance(result, Fault):
                 payload = xmlrpc.client.dumps(result, methodresponse=True)
@@ -424,29 +496,32 @@ class XMLRPCResource(resource.Resource):
                 INTERNAL_ERROR, 'cannot marshal the result: %s' % e),
                 methodresponse=True)
         data = payload.encode('utf-8')
-        request.setHeader(b'content-type', b'text/xml; charset=utf-8')
-        accepted = (request.getHeader(b'accept-encoding') or b'').lower()
-        if len(data) > GZIP_RESPONSE_THRESHOLD and b'gzip' in accepted:
-            data = gzip.compress(data, compresslevel=5)
-            request.setHeader(b'content-encoding', b'gzip')
-        request.setHeader(b'content-length', b'%d' % len(data))
-        request.write(data)
-        request.finish()
+        if len(data) > GZIP_RESPONSE_THRESHOLD and accepts_gzip:
+            return Answer(200, XML_CONTENT_TYPE,
+                          gzip.compress(data, compresslevel=5), gzipped=True)
+        return Answer(200, XML_CONTENT_TYPE, data)
 
-    def _log(self, request, call, name, outcome, started):
+    def _log(self, call, name, outcome, started):
         elapsed = time.perf_counter() - started
-        peer = request.getClientAddress()
-        log.info('{peer} {client} {method} {outcome} {ms:.1f}ms',
-                 peer=getattr(peer, 'host', '-'),
-                 client=call.client_id or '-', method=name, outcome=outcome,
-                 ms=elapsed * 1000)
+        # What log.info(...) would emit, made here: Logger.emit checks its
+        # arguments at a cost like that of writing the line.
+        log.observer({
+            'log_logger': log, 'log_level': LogLevel.info,
+            'log_namespace': log.namespace, 'log_source': None,
+            'log_format': _REQUEST_LINE, 'log_time': time.time(),
+            'peer': call.peer, 'client': call.client_id or '-',
+            'method': name, 'outcome': outcome, 'ms': elapsed * 1000})
         if self.metrics is not None:
             # Label only methods that exist: clients cannot make up labels.
             if name not in _SYSTEM_METHODS and self.table.get(name) is None:
                 name = '<other>'
             if outcome.startswith('fault'):
                 outcome = 'fault'
-            self.metrics.xmlrpc_calls.labels(name, outcome).inc()
+            counter = self._counters.get((name, outcome))
+            if counter is None:
+                counter = self._counters[name, outcome] = \
+                    self.metrics.xmlrpc_calls.labels(name, outcome)
+            counter.inc()
             self.metrics.xmlrpc_seconds.observe(elapsed)
 
     # -- dispatching -------------------------------------------------------------
@@ -487,7 +562,7 @@ class XMLRPCResource(resource.Resource):
                 fault = Fault(INVALID_PARAMS, 'system.multicall cannot be '
                               'nested')
             else:
-                sub = Call(call.request, entry['methodName'])
+                sub = Call(call.request, entry['methodName'], call.peer)
                 try:
                     value = yield defer.maybeDeferred(
                         self.dispatch, sub, entry['methodName'],
