@@ -347,3 +347,33 @@ def test_a_check_that_crashes_does_not_stop_the_service(tmp_path, web):
     server.proxy().registerURLs(*fred, [later])
     run_until(server, [web], all_checked(server, [later]))
     assert states_of(server, [later])[later] == (states.OK, '204 No Content')
+
+
+def test_due_keys_skip_run_skips_one_host_at_one_due_time():
+    from linksync.schedule import Schedule
+    s = Schedule()
+    urls = ['http://a.example/%d' % n for n in range(50)] + \
+        ['http://b.example/%d' % n for n in range(5)] + \
+        ['mailto:x%d@example.com' % n for n in range(3)]
+    for url in urls:
+        s._tree(url).add((10, url))
+    s._tree('http://a.example/late').add((20, 'http://a.example/late'))
+    everything = list(s.due_keys(100))
+    assert len(everything) == len(urls) + 1
+    seen = []
+    keys = s.due_keys(100)
+    for key in keys:
+        seen.append(key)
+        if key[1].startswith('http://a.example/') or key[1].startswith('mailto'):
+            keys.skip_run(key)  # no effect on host-less URLs
+    a_first = min(k for k in everything if 'a.example' in k[1])
+    assert seen == [k for k in everything if 'a.example' not in k[1]
+                    or k in (a_first, (20, 'http://a.example/late'))]
+    # A skip at the last key of a due time, and past the end, is harmless.
+    keys = s.due_keys(10)
+    last = None
+    for key in keys:
+        last = key
+        keys.skip_run(key)
+    assert last is not None
+    assert list(s.due_keys(5, after=(50, ''))) == []

@@ -416,6 +416,10 @@ class ISchedule(Interface):
         `after` is a (due, url) key to resume after (exclusive). With
         `worker` (a linksync.partition.Worker), only the URLs of that
         checker worker's shards, read from their own indexes.
+
+        The iterator also has ``skip_run(key)``: given the key it just
+        returned, it skips the following keys of the same due time and the
+        same ``scheme://authority/`` start of URL (of the same host).
         """
 
     def due_at(url, default=None):

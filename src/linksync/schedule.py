@@ -153,20 +153,21 @@ class Schedule(persistent.Persistent):
         return default if due is None else due
 
     def due_keys(self, now, after=None, worker=None):
+        """The (due, url) keys due at `now`, after the key `after`, of the
+        shards of `worker` (all: None), in due order: a :class:`DueWalk`,
+        which can also skip the rest of a host's run of keys."""
         top = (now, '\U0010ffff')
         if after is not None and after > top:
-            return iter(())
+            return DueWalk([], top)
         if self._trees is None:
-            keys = self._range(self._queue, top, after)
-            if worker is None or worker.alone:
-                return keys
-            return (k for k in keys if worker.owns_url(k[1]))
+            keep = None
+            if worker is not None and not worker.alone:
+                keep = worker.owns_url
+            return DueWalk([self._queue], top, after, keep)
         trees = self._trees
         if worker is not None and not worker.alone:
             trees = [trees[s] for s in worker.shards(len(trees))]
-        ranges = [self._range(tree, top, after) for tree in trees]
-        # Each shard's keys come in due order: merged, all of them do.
-        return heapq.merge(*ranges)
+        return DueWalk(trees, top, after)
 
     @staticmethod
     def _range(tree, top, after):
@@ -263,6 +264,79 @@ class Schedule(persistent.Persistent):
             return True
         self.catch_up_after = last
         return False
+
+
+class DueWalk:
+    """The due keys of several shard trees, merged in due order.
+
+    Each shard's keys come in due order, so a heap of the next key of each
+    shard merges them (like ``heapq.merge``, but a run of keys of one shard
+    costs no heap reordering). :meth:`skip_run` skips, in the shard of the
+    key just returned, the keys due at the same time whose URL has the same
+    ``scheme://authority/`` start: all of one host. The scheduler does so
+    when that host has as much work queued as it may, rather than reading
+    its thousands of due URLs one by one on every tick.
+    """
+
+    def __init__(self, trees, top, after=None, keep=None):
+        self._trees = trees
+        self._top = top
+        self._keep = keep
+        heap = []
+        for n, tree in enumerate(trees):
+            keys = iter(Schedule._range(tree, top, after))
+            for key in keys:
+                heap.append((key, n, keys))
+                break
+        heapq.heapify(heap)
+        self._heap = heap
+        #: (shard number, its keys) of the key last returned: it goes back
+        #: into the heap on the next step (or a later start, after a skip).
+        self._current = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        heap = self._heap
+        keep = self._keep
+        while True:
+            current = self._current
+            self._current = None
+            entry = None
+            if current is not None:
+                n, keys = current
+                for key in keys:
+                    # The common case, a run of one shard: no reordering.
+                    entry = heapq.heappushpop(heap, (key, n, keys))
+                    break
+            if entry is None:
+                if not heap:
+                    raise StopIteration
+                entry = heapq.heappop(heap)
+            key, n, keys = entry
+            self._current = (n, keys)
+            if keep is None or keep(key[1]):
+                return key
+
+    def skip_run(self, key):
+        """Skip the keys after `key` (the key just returned) due at the
+        same time with the same ``scheme://authority/`` start of URL."""
+        if self._current is None:
+            return
+        due, url = key
+        start = url.find('://')
+        slash = url.find('/', start + 3) if start >= 0 else -1
+        if slash < 0:
+            return  # no authority to tell the run by
+        # Keys from `key` up to this bound all start with the same
+        # scheme://authority/, hence have the same host.
+        bound = (due, url[:slash + 1] + '\U0010ffff')
+        if bound > self._top:
+            bound = self._top
+        n = self._current[0]
+        self._current = (n, iter(self._trees[n].keys(
+            min=bound, max=self._top, excludemin=True)))
 
 
 def due_of(url):

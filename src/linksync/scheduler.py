@@ -182,8 +182,8 @@ class Scheduler:
         limit = free * self.SCAN_FACTOR + 100
         last = None
         wrapped = False
-        for scanned, key in enumerate(
-                schedule.due_keys(now, self.cursor, self.worker), 1):
+        keys = schedule.due_keys(now, self.cursor, self.worker)
+        for scanned, key in enumerate(keys, 1):
             last = key
             url = key[1]
             if url not in self.inflight:
@@ -192,6 +192,11 @@ class Scheduler:
                 if load < self.host_queue:
                     picked.append((url, host))
                     added[host] = added.get(host, 0) + 1
+                else:
+                    # The host has all the work it may have queued: so
+                    # many URLs of it due at this time are not read one by
+                    # one (a client registers thousands at once).
+                    keys.skip_run(key)
             if len(picked) >= free or scanned >= limit:
                 break
         else:
