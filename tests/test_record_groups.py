@@ -72,6 +72,19 @@ def test_a_record_before_the_first_run_starts_it(small_runs):
     assert [r.key[2] for r in groups] == ['a', 'm', 'n']
 
 
+def test_a_first_run_that_grows_in_front_and_splits_loses_nothing(
+        small_runs):
+    # Found by the property below: the run keyed 'c' takes a, b and d,
+    # splits into [a, b] and [c, d], and the second half reuses the key.
+    groups = RecordGroups()
+    groups.add_family(1, ('R', 'c'), 'registered', None, [('c', 3)])
+    assert groups.add_family(1, ('R', 'c'), 'registered', None,
+                             [('a', 1), ('b', 2), ('d', 4)]) == 3
+    assert [(r.key[2], r.obj) for r in groups] == [
+        ('a', 1), ('b', 2), ('c', 3), ('d', 4)]
+    assert [key[-1] for key in groups._groups.keys()] == ['a', 'c']
+
+
 def test_families_differ_by_time_prefix_flags_and_context():
     groups = RecordGroups()
     client1, client2 = Thing('c1'), Thing('c2')

@@ -253,8 +253,9 @@ class SyncManager(persistent.Persistent):
         of the (last, object) pairs `items`, with `actions` and `context`
         (see linksync.track.RecordGroups): add() for a batch of records
         that differ only in their object. Returns how many were new."""
-        items = [(last, obj) for last, obj in items
-                 if not self.excluded(obj)]
+        if self._policy is not _no_exclusion:
+            items = [(last, obj) for last, obj in items
+                     if not self.excluded(obj)]
         if not items:
             return 0
         self._closed.read_current()

@@ -458,8 +458,9 @@ class AgentService(service.Service):
         # (most of the track while clients register URLs) are not read.
         end, records = manager.window(start, closed, self.chunk_records,
                                       kinds=NOTIFIED_KINDS)
-        if not records:
+        if not records and end <= start:
             return None
+        # Without records (only registrations) the pointers still move.
         agents = [manager.get_agent(aid) for aid in aids
                   if aid in manager and manager.pointer(aid) == start]
         agents = [a for a in agents if a.enabled(app)]

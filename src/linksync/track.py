@@ -377,15 +377,17 @@ class RecordGroups(_Container):
         order = sorted(merged)
         chunks = -(-len(order) // GROUP_SIZE)
         size = -(-len(order) // chunks)
+        keys = []
         for n, start in enumerate(range(0, len(order), size)):
             part = order[start:start + size]
             target = record_run if n == 0 else RecordRun(record_run.context)
             target.lasts = tuple(part)
             target.objs = tuple(merged[last] for last in part)
             key = family + (part[0],)
-            if key != run:
+            keys.append(key)
+            if key != run or target is not record_run:
                 tree[key] = target
-        if run is not None and order[0] != run[-1]:
+        if run is not None and run not in keys:
             del tree[run]
         return added
 
