@@ -73,7 +73,8 @@ def test_a_record_before_the_first_run_starts_it(small_runs):
 
 
 def test_a_first_run_that_grows_in_front_and_splits_loses_nothing(
-        small_runs):
+        monkeypatch):
+    monkeypatch.setattr(track, 'GROUP_SIZE', 3)
     # Found by the property below: the run keyed 'c' takes a, b and d,
     # splits into [a, b] and [c, d], and the second half reuses the key.
     groups = RecordGroups()
