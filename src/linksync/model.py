@@ -94,13 +94,20 @@ class URL(persistent.Persistent):
         return '<URL %r>' % self.url
 
     def __getstate__(self):
-        attributes = persistent.Persistent.__getstate__(self)
-        if not _URL_ATTRIBUTES.issuperset(attributes) or \
-                'url' not in attributes:
-            return attributes
+        attributes = self.__dict__
+        if 'url' not in attributes or \
+                not _URL_ATTRIBUTES.issuperset(attributes):
+            # Volatile (_v_) attributes are left out there.
+            attributes = persistent.Persistent.__getstate__(self)
+            if 'url' not in attributes or \
+                    not _URL_ATTRIBUTES.issuperset(attributes):
+                return attributes
         get = attributes.get
-        state = [attributes['url'], tuple(sorted(get('clients', ())))]
-        state.extend(get(name) for name in _URL_FIELDS)
+        clients = get('clients', ())
+        state = [attributes['url'],
+                 tuple(sorted(clients)) if len(clients) > 1 else
+                 tuple(clients)]
+        state += map(get, _URL_FIELDS)
         while state[-1] is None:
             state.pop()
         return tuple(state)
