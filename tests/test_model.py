@@ -221,6 +221,55 @@ def test_checker_and_registration_on_the_same_url_do_not_conflict(database):
         second.close()
 
 
+def test_a_url_is_stored_as_a_short_tuple(database, session):
+    from linksync.model import URL
+    url = URL('http://a.example/')
+    assert url.__getstate__() == ('http://a.example/', ())
+    url.clients = frozenset({'b', 'a'})
+    url.set_result(states.OK, '200 OK', 5.0)
+    assert url.__getstate__() == ('http://a.example/', ('a', 'b'), None,
+                                  states.OK, '200 OK', 5.0, 5.0)
+    url._v_scratch = 1                  # volatile: never stored
+    url.orphaned_since = 7.0
+    assert url.__getstate__()[-1] == 7.0
+    copy = URL.__new__(URL)
+    copy.__setstate__(url.__getstate__())
+    assert {k: v for k, v in copy.__dict__.items()} == {
+        'url': 'http://a.example/', 'clients': frozenset({'a', 'b'}),
+        'state': states.OK, 'reason': '200 OK', 'last_check': 5.0,
+        'last_state_change': 5.0, 'orphaned_since': 7.0}
+
+
+def test_a_url_with_other_attributes_or_an_old_dict_state_loads(database,
+                                                                  session):
+    from linksync.model import URL
+    url = URL('http://a.example/')
+    url.note = 'kept'
+    assert url.__getstate__() == {'url': 'http://a.example/',
+                                  'clients': frozenset(), 'note': 'kept'}
+    old = URL.__new__(URL)
+    old.__setstate__({'url': 'http://b.example/', 'clients': frozenset({'c'}),
+                      'state': states.OK})
+    assert (old.url, old.clients, old.state, old.reason, old.next_check) == (
+        'http://b.example/', frozenset({'c'}), states.OK, '', None)
+    # Conflict resolution merges either form.
+    merged = URL._p_resolveConflict(
+        None, ('http://b.example/', ('c',)),
+        ('http://b.example/', ('c', 'd')),
+        {'url': 'http://b.example/', 'clients': frozenset({'c'}),
+         'state': states.OK})
+    assert merged['clients'] == frozenset({'c', 'd'})
+    assert merged['state'] == states.OK
+    # And the stored form survives a real round trip.
+    session.run(lambda app: app.urls.add('http://c.example/'))
+    session.run(lambda app: app.urls.get('http://c.example/').set_result(
+        states.OK, 'fine', 9.0))
+    database.db.cacheMinimize()
+    assert session.read(lambda app: (
+        app.urls.get('http://c.example/').reason,
+        app.urls.get('http://c.example/').last_check)) == ('fine', 9.0)
+
+
 def test_real_conflicts_are_retried_by_run(database):
     """Session.run retries a unit of work that lost a conflict."""
     first, second = database.session(), database.session()

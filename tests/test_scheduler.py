@@ -78,6 +78,22 @@ def test_due_work_is_found_without_scanning_everything():
     assert s.due_count(5001) == 5
 
 
+def test_add_many_indexes_like_add_one_by_one():
+    from linksync.model import URL
+    urls = ['http://a.test/1', 'http://a.test/2', 'https://B.test:8443/x',
+            'http://b.test/y', 'mailto:someone@c.test', 'http://a.test:81/']
+    one, many = Schedule(), Schedule()
+    for i, url in enumerate(urls):
+        assert one.add(URL(url), i)
+    objects = [URL(url) for url in urls]
+    assert many.add_many([(url, i) for i, url in enumerate(objects)]) == 6
+    assert many.add_many([(objects[0], 99)]) == 0     # scheduled already
+    assert len(many) == len(one) == 6
+    assert [list(tree) for tree in many._trees] == \
+        [list(tree) for tree in one._trees]
+    assert [url.next_check for url in objects] == list(range(6))
+
+
 def test_timing_and_confirmation_in_record(db):
     timing = Timing(recheck=1000, temporary=100, permanent=500, confirm=60)
     session = db.session()

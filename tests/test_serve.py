@@ -200,3 +200,21 @@ def test_metrics_port_in_use_is_a_clear_failure(tmp_path):
         assert 'Unhandled' not in result.stderr
     finally:
         first.stop()
+
+
+def test_the_server_collects_young_objects_less_often_while_it_runs():
+    # Every role gains: an API-only process too (registrations allocate
+    # as many short-lived objects as checks do).
+    import gc
+
+    from linksync import testing
+    from linksync.server import LinkSyncService
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])
+    try:
+        server = testing.ServerFixture(roles={'api'}).start()
+        assert gc.get_threshold()[0] == LinkSyncService.GC_THRESHOLD
+        server.stop()
+        assert gc.get_threshold()[0] == 700
+    finally:
+        gc.set_threshold(*before)

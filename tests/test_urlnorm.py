@@ -1,5 +1,8 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from linksync import urlnorm
 from linksync.urlnorm import InvalidURL, is_valid, normalize, normalize_many
 
 
@@ -63,3 +66,37 @@ def test_normalize_many_groups_spellings_and_skips_invalid():
         'http://a.example/': ['http://a.example/#1', 'HTTP://A.EXAMPLE/'],
         'http://b.example/': ['http://b.example/'],
     }
+
+
+# -- the fast path for URLs already in normal form ----------------------------
+
+URLISH = st.builds(
+    ''.join,
+    st.lists(st.sampled_from(
+        ['http', 'https', 'HTTP', 'ftp', ':', '//', '/', 'a', 'Z', '.', '-',
+         '%', '2f', '2F', 'zz', '@', '#', '?', '=', '&', ' ', '~', ':80',
+         ':443', ':8080', '[::1]', '\u00e4', '\t', '"', '<', "'", '+']),
+        max_size=14))
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.one_of(URLISH, st.builds(lambda a, b: 'http://' + a + '/' + b,
+                                   URLISH, URLISH)))
+def test_the_fast_path_agrees_with_the_general_rules(text):
+    try:
+        expected = urlnorm._normalize(text)
+    except urlnorm.InvalidURL:
+        expected = urlnorm.InvalidURL
+    try:
+        got = normalize(text)
+    except urlnorm.InvalidURL:
+        got = urlnorm.InvalidURL
+    assert got == expected
+    if urlnorm._NORMAL.fullmatch(text):
+        assert got == text
+
+
+def test_typical_urls_take_the_fast_path():
+    for url in ('http://example.com/', 'https://www.example.org/a/b?x=1&y=%2F',
+                'http://10.0.0.1/~joe/index.html'):
+        assert urlnorm._NORMAL.fullmatch(url) and normalize(url) == url

@@ -248,17 +248,33 @@ class SyncManager(persistent.Persistent):
         position = max(self.bucket(timestamp), self._closed.value + 1)
         return self._track.add(position, action)
 
+    def add_family(self, timestamp, actions, prefix, context, items):
+        """Record, at `timestamp`, the records keyed ``prefix + (last,)``
+        of the (last, object) pairs `items`, with `actions` and `context`
+        (see linksync.track.RecordGroups): add() for a batch of records
+        that differ only in their object. Returns how many were new."""
+        if self._policy is not _no_exclusion:
+            items = [(last, obj) for last, obj in items
+                     if not self.excluded(obj)]
+        if not items:
+            return 0
+        self._closed.read_current()
+        position = max(self.bucket(timestamp), self._closed.value + 1)
+        return self._track.add_family(position, timestamp, prefix, actions,
+                                      context, items)
+
     def open_timestamp(self):
         """The start, in seconds, of the oldest bucket still open."""
         return (self._closed.value + 1) * self.granularity
 
-    def window(self, from_pos, till=None, limit=None):
+    def window(self, from_pos, till=None, limit=None, kinds=None):
         """(end, records) for the buckets in ]from_pos, till], oldest first.
 
         `till` is at most the last closed bucket (the default). With
         `limit`, whole buckets are read until at least `limit` records are
         gathered; `end` is the last bucket the records cover (`till` when
-        the window was read to its end).
+        the window was read to its end). With `kinds` (a set), only the
+        records whose key starts with one of them are read.
         """
         till = self._closed.value if till is None else \
             min(till, self._closed.value)
@@ -266,7 +282,7 @@ class SyncManager(persistent.Persistent):
             return from_pos, []
         records = []
         for position, bucket in self._track.items(from_pos, till):
-            records.extend(bucket)
+            records.extend(bucket.records(kinds))
             if limit is not None and len(records) >= limit and \
                     position < till:
                 return position, records

@@ -17,7 +17,7 @@ export.
 
 import zope.component
 
-from linksync import states
+from linksync import events, states
 from linksync.agents import CREATED
 from linksync.interfaces import IClientProvider, ISyncManager, IURLProvider
 from linksync.track import ActionWrapper
@@ -58,14 +58,43 @@ def state_changed(event):
     record(event.object, STATE_CHANGED, event.now, url_key(event.object))
 
 
+def _record_registrations(events_, flag):
+    """The records of (un)registration events, a family per client and
+    time (see linksync.track.RecordGroups)."""
+    manager = zope.component.queryUtility(ISyncManager)
+    if manager is None:
+        return
+    families = {}
+    for event in events_:
+        client = event.client
+        family = families.get((event.now, client.id))
+        if family is None:
+            family = families[event.now, client.id] = (client, [])
+        url = event.object
+        family[1].append((url.url, url))
+    for (now, client_id), (client, items) in families.items():
+        if now is None:
+            now = manager.open_timestamp()
+        manager.add_family(now, flag, ('Registration', client_id), client,
+                           items)
+
+
+def registered_many(events_):
+    _record_registrations(events_, REGISTERED)
+
+
+def unregistered_many(events_):
+    _record_registrations(events_, UNREGISTERED)
+
+
+@events.handles_many(registered_many)
 def registered(event):
-    record(event.object, REGISTERED, event.now,
-           registration_key(event.object, event.client), event.client)
+    registered_many([event])
 
 
+@events.handles_many(unregistered_many)
 def unregistered(event):
-    record(event.object, UNREGISTERED, event.now,
-           registration_key(event.object, event.client), event.client)
+    unregistered_many([event])
 
 
 # -- plain data for consumers ----------------------------------------------------

@@ -77,28 +77,64 @@ class ClientRemoved(ObjectEvent):
 
 # -- notifying many events at once ---------------------------------------------
 
-def notify_all(events):
-    """Notify each of `events` in turn, exactly like ``zope.event.notify``.
+def handles_many(many):
+    """Give an event handler a form for a batch of events.
 
-    Registering a thousand URLs fires thousands of events; looking up the
-    component handlers of each event costs as much as a handler itself.
-    Here they are looked up once per kind of event (per provided
-    interfaces) and called for each event of that kind. The handlers are
-    those registered when the call begins.
+    ``@handles_many(f)`` on a handler: :func:`notify_all` calls ``f(events)``
+    once with a run of events of the handler's kind instead of the handler
+    once per event. `f` must do what calling the handler on each event in
+    turn would do.
+    """
+    def decorate(handler):
+        handler.many = many
+        return handler
+    return decorate
+
+
+def notify_all(events):
+    """Notify `events` like ``zope.event.notify`` does each of them.
+
+    Registering a thousand URLs fires thousands of events. Here the
+    component handlers are looked up once per kind of event (per provided
+    interfaces), and a handler with a batch form (:func:`handles_many`) is
+    called once per run of consecutive events of its kind. The handlers
+    are those registered when the call begins. Within a run, each handler
+    sees all its events before the next handler sees any: the handlers of
+    one event must not depend on each other (they keep separate indexes).
     """
     if not events:
         return
     found = {}
     registry = zope.component.getSiteManager().adapters
-    for event in events:
+    for provided, run in _runs(events):
         for subscriber in zope.event.subscribers:
             if subscriber is not dispatch:
-                subscriber(event)
+                for event in run:
+                    subscriber(event)
                 continue
-            provided = providedBy(event)
             handlers = found.get(provided)
             if handlers is None:
                 handlers = found[provided] = registry.subscriptions(
                     [provided], None)
             for handler in handlers:
-                handler(event)
+                many = getattr(handler, 'many', None)
+                if many is not None:
+                    many(run)
+                else:
+                    for event in run:
+                        handler(event)
+
+
+def _runs(events):
+    """(provided interfaces, [events]) for each run of consecutive events
+    that provide the same."""
+    runs = []
+    last = None
+    for event in events:
+        provided = providedBy(event)
+        if runs and provided is last:
+            runs[-1][1].append(event)
+        else:
+            runs.append((provided, [event]))
+            last = provided
+    return runs

@@ -57,9 +57,25 @@ def merge_states(old, committed, new, sets=(), counters=()):
     return result
 
 
+#: The attributes of a URL after ``url`` and ``clients``, in the order of
+#: its stored state (see URL.__getstate__); None stands for the default.
+_URL_FIELDS = ('next_check', 'state', 'reason', 'last_check',
+               'last_state_change', 'orphaned_since')
+_URL_ATTRIBUTES = frozenset(('url', 'clients') + _URL_FIELDS)
+
+
 @implementer(interfaces.IURL)
 class URL(persistent.Persistent):
-    """A monitored URL and the outcome of its last check."""
+    """A monitored URL and the outcome of its last check.
+
+    A million URLs are a million stored objects, each written when it is
+    registered and after every check; so a URL is stored as a tuple
+    ``(url, clients, next_check, state, reason, last_check,
+    last_state_change, orphaned_since)`` without its trailing defaults,
+    rather than the attribute dict: half the bytes, and half the time to
+    write. A dict state (a URL stored before, or one with an attribute
+    this list does not name) is read and written as such.
+    """
 
     state = None
     reason = ''
@@ -67,6 +83,8 @@ class URL(persistent.Persistent):
     last_state_change = None
     #: Epoch seconds since the URL has had no client (None while it has).
     orphaned_since = None
+    #: When the URL is due for a check (kept by linksync.schedule).
+    next_check = None
 
     def __init__(self, url):
         self.url = url
@@ -74,6 +92,34 @@ class URL(persistent.Persistent):
 
     def __repr__(self):
         return '<URL %r>' % self.url
+
+    def __getstate__(self):
+        attributes = self.__dict__
+        if 'url' not in attributes or \
+                not _URL_ATTRIBUTES.issuperset(attributes):
+            # Volatile (_v_) attributes are left out there.
+            attributes = persistent.Persistent.__getstate__(self)
+            if 'url' not in attributes or \
+                    not _URL_ATTRIBUTES.issuperset(attributes):
+                return attributes
+        get = attributes.get
+        clients = get('clients', ())
+        state = [attributes['url'],
+                 tuple(sorted(clients)) if len(clients) > 1 else
+                 tuple(clients)]
+        state += map(get, _URL_FIELDS)
+        while state[-1] is None:
+            state.pop()
+        return tuple(state)
+
+    def __setstate__(self, state):
+        persistent.Persistent.__setstate__(self, _url_attributes(state))
+
+    def _p_resolveConflict(self, old, committed, new):
+        # The checker storing a result and a client registering the URL at
+        # the same time is normal; only same-field disagreements conflict.
+        return merge_states(_url_attributes(old), _url_attributes(committed),
+                            _url_attributes(new), sets=('clients',))
 
     def set_result(self, state, reason, now):
         old_state = self.state
@@ -101,10 +147,17 @@ class URL(persistent.Persistent):
             if not self.clients:
                 self.orphaned_since = now
 
-    def _p_resolveConflict(self, old, committed, new):
-        # The checker storing a result and a client registering the URL at
-        # the same time is normal; only same-field disagreements conflict.
-        return merge_states(old, committed, new, sets=('clients',))
+
+
+def _url_attributes(state):
+    """The attribute dict of a stored URL state (a tuple or a dict)."""
+    if isinstance(state, dict):
+        return state
+    attributes = {'url': state[0], 'clients': frozenset(state[1])}
+    for name, value in zip(_URL_FIELDS, state[2:]):
+        if value is not None:
+            attributes[name] = value
+    return attributes
 
 
 @implementer(interfaces.ISynchronization)

@@ -178,6 +178,10 @@ class NotifierUploader(RecordUploader):
                                              batch)
 
 
+#: The records a client's notifier reads (see notification_rows).
+NOTIFIED_KINDS = frozenset({'URL'})
+
+
 def notification_rows(changes_, client_ids, till):
     """{client id: [[spelling, state, reason], ...]} for reduced changes.
 
@@ -450,9 +454,13 @@ class AgentService(service.Service):
 
     def _plan_group(self, app, start, aids, closed):
         manager = get_manager()
-        end, records = manager.window(start, closed, self.chunk_records)
-        if not records:
+        # Only state changes are notified: the registrations' records
+        # (most of the track while clients register URLs) are not read.
+        end, records = manager.window(start, closed, self.chunk_records,
+                                      kinds=NOTIFIED_KINDS)
+        if not records and end <= start:
             return None
+        # Without records (only registrations) the pointers still move.
         agents = [manager.get_agent(aid) for aid in aids
                   if aid in manager and manager.pointer(aid) == start]
         agents = [a for a in agents if a.enabled(app)]

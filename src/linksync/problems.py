@@ -38,6 +38,7 @@ from BTrees.OOBTree import OOBTree, OOTreeSet
 from zope.interface import implementer
 
 from linksync import interfaces, states
+from linksync.events import handles_many
 
 #: The states an alerts page shows, most serious first.
 PROBLEM_STATES = (states.UNAVAILABLE, states.TEMPORARY, states.UNSUPPORTED)
@@ -155,10 +156,17 @@ def state_changed(event):
         index.add(url.url, url.state, url.clients)
 
 
-def registered(event):
+def registered_many(events):
     index = _index()
     if index is not None:
-        index.add(event.object.url, event.object.state, [event.client.id])
+        for event in events:
+            index.add(event.object.url, event.object.state,
+                      [event.client.id])
+
+
+@handles_many(registered_many)
+def registered(event):
+    registered_many([event])
 
 
 def unregistered(event):

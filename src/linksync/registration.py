@@ -68,7 +68,7 @@ def unregister(client, urls, now=None):
     registered URL unregisters the URL. Unknown and invalid URLs are
     ignored. Returns the URL objects that were unregistered.
     """
-    removed = []
+    doomed = []
     for norm, spellings in urlnorm.normalize_many(urls).items():
         url = client.get_url(norm)
         if url is None:
@@ -82,5 +82,6 @@ def unregister(client, urls, now=None):
                 if spelling in known:
                     gone = client.remove_spelling(norm, spelling)
         if gone:
-            removed.extend(client.unregister_urls([url], now))
-    return removed
+            doomed.append(url)
+    # All at once: their events fire together (see events.notify_all).
+    return client.unregister_urls(doomed, now)

@@ -40,6 +40,7 @@ from BTrees.OOBTree import OOBTree, OOTreeSet
 from zope.interface import implementer
 
 from linksync import interfaces, partition, states
+from linksync.events import handles_many
 
 
 class Timing:
@@ -128,6 +129,33 @@ class Schedule(persistent.Persistent):
         self._tree(url.url).add((due, url.url))
         self._count.change(1)
         return True
+
+    def add_many(self, pairs):
+        """add() for each (url, due) of `pairs`; returns how many were
+        added. (URLs of one host follow each other in a batch: their shard
+        is found once.)"""
+        trees = self._trees
+        if trees is None:
+            trees = self._split()
+        shards = len(trees)
+        added = 0
+        authority = tree = None
+        for url, due in pairs:
+            if due_of(url) is not None:
+                continue
+            key = url.url
+            # Keys with the same scheme://authority/ have the same host.
+            end = key.find('/', key.find('//') + 2)
+            start = key[:end] if end >= 0 else key
+            if start != authority or end < 0:
+                authority = start
+                tree = trees[partition.shard_of(key, shards)]
+            url.next_check = due
+            tree.add((due, key))
+            added += 1
+        if added:
+            self._count.change(added)
+        return added
 
     def reschedule(self, url, due):
         old = due_of(url)
@@ -350,13 +378,19 @@ def _schedule():
     return zope.component.queryUtility(interfaces.ISchedule)
 
 
-def url_registered(event):
+def url_registered_many(events):
     schedule = _schedule()
     if schedule is None:
         return
-    url = event.object
-    schedule.adopt(url.url)
-    schedule.add(url, event.now if event.now is not None else 0)
+    for event in events:
+        schedule.adopt(event.object.url)
+    schedule.add_many((event.object, event.now if event.now is not None
+                       else 0) for event in events)
+
+
+@handles_many(url_registered_many)
+def url_registered(event):
+    url_registered_many([event])
 
 
 def url_unregistered(event):

@@ -27,7 +27,6 @@ A URL stays "in flight" from the moment it is handed out until its result
 is committed, so it is never handed out twice meanwhile.
 """
 
-import gc
 import itertools
 
 import zope.component
@@ -314,18 +313,9 @@ class Scheduler:
 
 
 class CheckerService(service.Service):
-    """The checker and the scheduler of the server (role ``checker``).
-
-    While it runs, the collector's first generation is collected every
-    ``GC_THRESHOLD`` allocations instead of Python's default 700: checks
-    allocate many short-lived objects, and each young collection also pays
-    for the large ZODB caches of the process (measured on the benchmark:
-    a fifth of the checker's CPU time at the default).
-    """
+    """The checker and the scheduler of the server (role ``checker``)."""
 
     name = 'checker'
-    GC_THRESHOLD = 50_000
-    _gc_before = None
 
     def __init__(self, server):
         self.server = server
@@ -334,10 +324,6 @@ class CheckerService(service.Service):
 
     def startService(self):
         super().startService()
-        threshold = gc.get_threshold()
-        if threshold[0] < self.GC_THRESHOLD:
-            self._gc_before = threshold
-            gc.set_threshold(self.GC_THRESHOLD, *threshold[1:])
         server = self.server
         settings = server.settings
         self.session = server.database.session()
@@ -375,6 +361,3 @@ class CheckerService(service.Service):
         if self.checker is not None:
             yield self.checker.close()
         self.session.close()
-        if self._gc_before is not None:
-            gc.set_threshold(*self._gc_before)
-            self._gc_before = None

@@ -9,6 +9,7 @@ and the parts listed in :data:`PARTS` by the modules that provide them.
 ``linksync serve`` and the twist plugin both run this service.
 """
 
+import gc
 import os
 import secrets as secrets_module
 
@@ -187,7 +188,18 @@ def describe_roles(roles, worker=None):
 
 
 class LinkSyncService(service.MultiService):
-    """The whole server: storage, database and the parts' services."""
+    """The whole server: storage, database and the parts' services.
+
+    While it runs, the collector's first generation is collected every
+    ``GC_THRESHOLD`` allocations instead of Python's default 700: checks
+    and registrations allocate many short-lived objects, and each young
+    collection also pays for the large ZODB caches of the process
+    (measured: a fifth of the checker's CPU time at the default, and an
+    eighth of a registration's).
+    """
+
+    GC_THRESHOLD = 50_000
+    _gc_before = None
 
     def __init__(self, settings, reactor=None, clock=None, secret=None,
                  mailer=None, roles=None):
@@ -212,6 +224,10 @@ class LinkSyncService(service.MultiService):
             self.settings.data, self.settings.zeo, self.settings.storage))
 
     def startService(self):
+        threshold = gc.get_threshold()
+        if threshold[0] < self.GC_THRESHOLD:
+            self._gc_before = threshold
+            gc.set_threshold(self.GC_THRESHOLD, *threshold[1:])
         self.database = self.open_database()
         for role, factory in PARTS:
             if self.roles is None or role in self.roles:
@@ -230,6 +246,9 @@ class LinkSyncService(service.MultiService):
         if self.database is not None:
             self.database.close()
             self.database = None
+        if self._gc_before is not None:
+            gc.set_threshold(*self._gc_before)
+            self._gc_before = None
         log.info('linksync stopped; the database is closed')
 
     @property

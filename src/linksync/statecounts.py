@@ -6,11 +6,14 @@ subscribers of the URL events (see linksync.configure), in conflict-free
 counters (BTrees.Length): concurrent writers never conflict on them.
 """
 
+import collections
+
 import persistent
 from BTrees.Length import Length
 from BTrees.OOBTree import OOBTree
 
 from linksync import states
+from linksync.events import handles_many
 
 #: The key under which URLs never checked are counted.
 UNCHECKED = states.UNKNOWN
@@ -51,10 +54,17 @@ def _counts():
     return zope.component.queryUtility(IStateCounts)
 
 
-def url_added(event):
+def url_added_many(events):
     counts = _counts()
     if counts is not None:
-        counts.change(event.object.state, 1)
+        added = collections.Counter(event.object.state for event in events)
+        for state, n in added.items():
+            counts.change(state, n)
+
+
+@handles_many(url_added_many)
+def url_added(event):
+    url_added_many([event])
 
 
 def url_removed(event):

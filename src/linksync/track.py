@@ -96,6 +96,8 @@ class ActionWrapper:
         self.actions = actions
         self.timestamp = timestamp
         self.key = object_key(obj) if key is None else tuple(key)
+        if not self.key:
+            raise ValueError('a change record needs a key naming its object')
         self.context = context
 
     @property
@@ -140,6 +142,13 @@ class _Container(persistent.Persistent):
 
     def newest_first(self):
         return reversed(list(self))
+
+    def records(self, kinds=None):
+        """The records, oldest first; with `kinds`, only those whose key
+        starts with one of them (``'URL'``, ``'Registration'``)."""
+        if kinds is None:
+            return iter(self)
+        return (record for record in self if record.key[0] in kinds)
 
     def is_empty(self):
         return not len(self)
@@ -207,6 +216,213 @@ class RecordSet(_Container):
         return not self._records
 
 
+class RecordRun(persistent.Persistent):
+    """Records of one family of a :class:`RecordGroups`: their context,
+    and their last key parts (sorted) with their objects."""
+
+    lasts = objs = ()
+
+    def __init__(self, context=None):
+        self.context = context
+
+
+#: The most records one entry of a :class:`RecordGroups` holds.
+GROUP_SIZE = 256
+
+
+def _context_key(context):
+    """What tells the contexts of records apart inside a RecordGroups."""
+    if context is None:
+        return ()
+    try:
+        return object_key(context)
+    except TypeError:
+        # A context with no name is never grouped with another record's.
+        return ('', '%x' % id(context))
+
+
+class RecordGroups(_Container):
+    """Records without duplicates, stored a family at a time: the default
+    container of a :class:`SetMultiPointerTrack`.
+
+    The key of a record is split into its *prefix* and its *last part*: a
+    registration is keyed ``('Registration', client id, url)``, prefix
+    ``('Registration', client id)``. Records with the same timestamp,
+    prefix, actions and context form a *family* (the registrations of one
+    call of a client). A family is kept as runs of at most
+    :data:`GROUP_SIZE` records in order of their last parts, each run a
+    persistent :class:`RecordRun` in a BTree::
+
+        (timestamp, prefix, actions, context key, first last part) -> run
+
+    So a thousand URLs registered together are four BTree entries, not a
+    thousand, and a record costs the pickle of a string and a reference
+    where a :class:`RecordSet` entry pickles eleven objects; a commit
+    writes the runs it changed, not the BTree buckets' other runs. The runs of
+    a family never overlap, which is how a duplicate is found (by its one
+    possible run). Records come back ordered by (timestamp, prefix,
+    actions, context, last part). Concurrent transactions adding to
+    different families (any two calls: their timestamps differ) touch
+    different entries, which the BTree resolves; the same run changed on
+    both sides is a conflict, retried like any other.
+
+    >>> groups = RecordGroups()
+    >>> groups.add_family(5, ('R', 'c1'), ('registered',), None,
+    ...                   [('b', 'B'), ('a', 'A'), ('b', 'B')])
+    2
+    >>> groups.add(ActionWrapper('A', 'registered', 5, key=('R', 'c1', 'a')))
+    False
+    >>> [(r.key, r.obj) for r in groups]
+    [(('R', 'c1', 'a'), 'A'), (('R', 'c1', 'b'), 'B')]
+    """
+
+    def __init__(self):
+        self._groups = OOBTree()
+
+    def add(self, record):
+        key = record.key
+        return bool(self._add(record.timestamp, key[:-1], record.actions,
+                              record.context, [(key[-1], record.obj)]))
+
+    def add_many(self, records):
+        """Add ActionWrapper records; returns how many were new."""
+        families = {}
+        for record in records:
+            family = (record.timestamp, record.key[:-1], record.actions,
+                      _context_key(record.context))
+            found = families.get(family)
+            if found is None:
+                found = families[family] = (record.context, [])
+            found[1].append((record.key[-1], record.obj))
+        return sum(self._add(family[0], family[1], family[2], context, items)
+                   for family, (context, items) in families.items())
+
+    def add_family(self, timestamp, prefix, actions, context, items):
+        """Add the records keyed ``prefix + (last,)`` of the (last part,
+        object) pairs `items`, all with `timestamp`, `actions` (a flag or
+        flags) and `context`; returns how many were new (the first of
+        duplicates is kept)."""
+        prefix = tuple(prefix)
+        if not items:
+            return 0
+        # One record made the usual way checks the timestamp and the
+        # flags, and puts the flags in their stored form.
+        check = ActionWrapper(None, actions, timestamp,
+                              key=prefix + (items[0][0],))
+        return self._add(timestamp, prefix, check.actions, context, items)
+
+    def _add(self, timestamp, prefix, actions, context, items):
+        family = (timestamp, prefix, actions, _context_key(context))
+        new = {}
+        for last, obj in items:
+            if last not in new:
+                new[last] = obj
+        lasts = sorted(new)
+        tree = self._groups
+        added = 0
+        i = 0
+        while i < len(lasts):
+            run = self._run_of(family, lasts[i])
+            if run is None:
+                added += self._write(family, RecordRun(context),
+                                     lasts[i:], new, None)
+                break
+            following = self._following(run)
+            j = i
+            while j < len(lasts) and (following is None or
+                                      lasts[j] < following):
+                j += 1
+            added += self._write(family, tree[run], lasts[i:j], new, run)
+            i = j
+        return added
+
+    def _run_of(self, family, last):
+        """The key of the run `last` belongs in: the family's run with the
+        greatest first part not after it, else its first run; None for a
+        family with no run yet."""
+        tree = self._groups
+        n = len(family)
+        try:
+            key = tree.maxKey(family + (last,))
+        except ValueError:
+            key = None
+        if key is not None and key[:n] == family:
+            return key
+        try:
+            key = tree.minKey(family)
+        except ValueError:
+            return None
+        return key if key[:n] == family else None
+
+    def _following(self, run):
+        """The first part of the run after `run` in its family, or None."""
+        n = len(run) - 1
+        for key in self._groups.keys(min=run, excludemin=True):
+            return key[n] if key[:n] == run[:n] else None
+        return None
+
+    def _write(self, family, record_run, lasts, new, run):
+        """Merge the sorted new `lasts` into `record_run` (stored under
+        the key `run`, None for a new one); returns how many of them it did
+        not hold yet."""
+        tree = self._groups
+        merged = dict(zip(record_run.lasts, record_run.objs))
+        before = len(merged)
+        for last in lasts:
+            if last not in merged:
+                merged[last] = new[last]
+        added = len(merged) - before
+        if not added:
+            return 0
+        order = sorted(merged)
+        chunks = -(-len(order) // GROUP_SIZE)
+        size = -(-len(order) // chunks)
+        keys = []
+        for n, start in enumerate(range(0, len(order), size)):
+            part = order[start:start + size]
+            target = record_run if n == 0 else RecordRun(record_run.context)
+            target.lasts = tuple(part)
+            target.objs = tuple(merged[last] for last in part)
+            key = family + (part[0],)
+            keys.append(key)
+            if key != run or target is not record_run:
+                tree[key] = target
+        if run is not None and run not in keys:
+            del tree[run]
+        return added
+
+    def __iter__(self):
+        load = ActionWrapper._load
+        for (timestamp, prefix, actions, _, _), run in self._groups.items():
+            context = run.context
+            for last, obj in zip(run.lasts, run.objs):
+                yield load((timestamp, prefix + (last,), actions),
+                           (obj, context))
+
+    def records(self, kinds=None):
+        if kinds is None:
+            return iter(self)
+        return self._iterate(frozenset(kinds))
+
+    def _iterate(self, kinds):
+        # The runs of other kinds are not even loaded.
+        load = ActionWrapper._load
+        for (timestamp, prefix, actions, _, _), run in self._groups.items():
+            if prefix[:1] and prefix[0] in kinds or \
+                    not prefix and kinds.intersection(run.lasts):
+                context = run.context
+                for last, obj in zip(run.lasts, run.objs):
+                    if prefix or last in kinds:
+                        yield load((timestamp, prefix + (last,), actions),
+                                   (obj, context))
+
+    def __len__(self):
+        return sum(len(run.lasts) for run in self._groups.values())
+
+    def is_empty(self):
+        return not self._groups
+
+
 # -- the track ------------------------------------------------------------------
 
 class MultiPointerTrack(persistent.Persistent):
@@ -244,6 +460,22 @@ class MultiPointerTrack(persistent.Persistent):
             raise TypeError('the track holds ActionWrapper records, not %r'
                             % (record,))
         return self.prepare_entry(position).add(record)
+
+    def add_family(self, position, timestamp, prefix, actions, context,
+                   items):
+        """Add to the bucket at `position` the records keyed ``prefix +
+        (last,)`` for the (last, object) pairs `items`, with the same
+        `timestamp`, `actions` and `context` (a client's registrations of
+        one call); returns how many were new. A :class:`RecordGroups`
+        stores them as one family; other containers record by record."""
+        bucket = self.prepare_entry(position)
+        if isinstance(bucket, RecordGroups):
+            return bucket.add_family(timestamp, prefix, actions, context,
+                                     items)
+        prefix = tuple(prefix)
+        return sum(bool(bucket.add(ActionWrapper(
+            obj, actions, timestamp, key=prefix + (last,), context=context)))
+            for last, obj in items)
 
     def __contains__(self, position):
         return position in self._buckets
@@ -420,10 +652,11 @@ EmptyTrackException = EmptyTrackError
 
 
 class SetMultiPointerTrack(MultiPointerTrack):
-    """A track whose buckets keep their records ordered by (timestamp, key,
-    actions) and free of duplicates (:class:`RecordSet`)."""
+    """A track whose buckets keep their records free of duplicates
+    (:class:`RecordGroups`; buckets made before it existed are
+    :class:`RecordSet` and stay readable and writable)."""
 
-    container = RecordSet
+    container = RecordGroups
 
     def __init__(self):
         super().__init__()
