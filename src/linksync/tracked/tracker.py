@@ -238,6 +238,12 @@ class Tracker:
                         func_name, args, kwargs, target, edit)
         if self._log is not None:
             self._log.append(change)
+        elif self.backend is None and self.history is None and \
+                not self._watchers:
+            # Nothing to save, record or tell observers (what _commit
+            # would find out, at twice the cost): only the callback.
+            if change.path is not None and self._callback is not None:
+                self._callback(change)
         else:
             self._commit([change], single=True)
 
