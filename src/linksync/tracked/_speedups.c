@@ -641,14 +641,15 @@ dict_setitem_locked(PyObject *self, PyObject *t, PyObject *key,
             }
             old = MISSING;
         }
+        /* (held: hashing the key again may run code that replaces it) */
+        Py_INCREF(old);
         before = PyDict_New();
-        if (before == NULL) {
+        if (before == NULL || PyDict_SetItem(before, key, old) < 0) {
+            Py_DECREF(old);
+            Py_XDECREF(before);
             goto error;
         }
-        if (PyDict_SetItem(before, key, old) < 0) {
-            Py_DECREF(before);
-            goto error;
-        }
+        Py_DECREF(old);
         edit = call2(KeyEdit, self, before);
         Py_DECREF(before);
         if (edit == NULL) {
@@ -733,6 +734,7 @@ dict_update_locked(PyObject *self, PyObject *t, PyObject *args,
         pos = 0;
         while (PyDict_Next(new, &pos, &key, &value)) {
             PyObject *old = PyDict_GetItemWithError(self, key);
+            int r;
             if (old == NULL) {
                 if (PyErr_Occurred()) {
                     Py_DECREF(before);
@@ -741,7 +743,10 @@ dict_update_locked(PyObject *self, PyObject *t, PyObject *args,
                 }
                 old = MISSING;
             }
-            if (PyDict_SetItem(before, key, old) < 0) {
+            Py_INCREF(old);
+            r = PyDict_SetItem(before, key, old);
+            Py_DECREF(old);
+            if (r < 0) {
                 Py_DECREF(before);
                 Py_DECREF(edit);
                 return NULL;
