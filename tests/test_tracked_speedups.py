@@ -18,7 +18,6 @@ import pathlib
 import subprocess
 import sys
 import threading
-import time
 import tracemalloc
 
 import pytest
@@ -149,9 +148,9 @@ def test_the_lock_is_reentrant_and_owned():
 def test_the_lock_times_out():
     lock = new_lock()
     with lock:
-        start = time.monotonic()
-        assert in_thread(lambda: lock.acquire(timeout=0.2)) is False
-        assert time.monotonic() - start >= 0.15
+        assert in_thread(lambda: lock.acquire(timeout=0.05)) is False
+        assert in_thread(lambda: lock.acquire(blocking=True,
+                                              timeout=0)) is False
     with pytest.raises(ValueError):
         lock.acquire(False, 1)
     with pytest.raises(ValueError):
@@ -172,7 +171,6 @@ def test_the_lock_works_with_a_condition():
     thread = threading.Thread(target=lambda: thread_result.append(
         consumer()))
     thread.start()
-    time.sleep(0.05)
     with condition:
         with lock:  # re-entered: wait() must release it completely
             items.append('x')
@@ -181,10 +179,9 @@ def test_the_lock_works_with_a_condition():
     assert thread_result == ['x']
 
 
-def test_a_waiting_thread_is_served(monkeypatch):
-    # Handed over on release: a thread that releases and takes the lock
-    # again at once does not starve one that waits.
-    monkeypatch.setattr(sys, 'getswitchinterval', sys.getswitchinterval)
+def test_a_waiting_thread_is_served():
+    # Handed over on release: threads that release and take the lock
+    # again at once do not starve one that waits.
     lock = new_lock()
     stop = threading.Event()
     got = []
