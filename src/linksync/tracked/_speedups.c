@@ -584,6 +584,37 @@ not_set_up(void)
     return -1;
 }
 
+/* A method of one argument: func(self, tracker, arg) with the tracker's
+ * lock held, or the Python method `fallback` when the C path cannot serve
+ * `self`. */
+static inline PyObject *
+run_locked(PyObject *self, PyObject *arg, PyTypeObject *wrapper,
+           Py_ssize_t offset, PyObject *fallback,
+           PyObject *(*func)(PyObject *, PyObject *, PyObject *))
+{
+    PyObject *t, *result;
+    RLockObject *lock;
+    t = fast_tracker(self, wrapper, offset);
+    if (t == NULL) {
+        if (fallback == NULL) {
+            not_set_up();
+            return NULL;
+        }
+        return call2(fallback, self, arg);
+    }
+    lock = lock_tracker(t);
+    if (lock == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    result = func(self, t, arg);
+    if (unlock_tracker(lock, result == NULL ? -1 : 0) < 0) {
+        Py_CLEAR(result);
+    }
+    Py_DECREF(t);
+    return result;
+}
+
 /* func(self, *args, **kwds) */
 static PyObject *
 call_with_self(PyObject *func, PyObject *self, PyObject *args,
@@ -829,6 +860,28 @@ static PyTypeObject DictBaseType = {
 
 /* -- list ----------------------------------------------------------------------- */
 
+/* SliceEdit(self, at, [old] (or [] when NULL), [new]) */
+static PyObject *
+slice_edit(PyObject *self, Py_ssize_t at, PyObject *old, PyObject *new)
+{
+    PyObject *start = PyLong_FromSsize_t(at), *edit = NULL;
+    PyObject *before = old ? PyList_New(1) : PyList_New(0);
+    PyObject *after = PyList_New(1);
+    if (start != NULL && before != NULL && after != NULL) {
+        if (old != NULL) {
+            Py_INCREF(old);
+            PyList_SET_ITEM(before, 0, old);
+        }
+        Py_INCREF(new);
+        PyList_SET_ITEM(after, 0, new);
+        edit = call4(SliceEdit, self, start, before, after);
+    }
+    Py_XDECREF(start);
+    Py_XDECREF(before);
+    Py_XDECREF(after);
+    return edit;
+}
+
 static int
 list_setitem_locked(PyObject *self, PyObject *t, PyObject *index,
                     Py_ssize_t at, PyObject *value)
@@ -871,21 +924,7 @@ list_setitem_locked(PyObject *self, PyObject *t, PyObject *index,
         edit = NULL;
     }
     else if (record) {
-        PyObject *start = PyLong_FromSsize_t(at);
-        PyObject *before = PyList_New(1), *after = PyList_New(1);
-        if (start == NULL || before == NULL || after == NULL) {
-            edit = NULL;
-        }
-        else {
-            Py_INCREF(old);
-            PyList_SET_ITEM(before, 0, old);
-            Py_INCREF(v);
-            PyList_SET_ITEM(after, 0, v);
-            edit = call4(SliceEdit, self, start, before, after);
-        }
-        Py_XDECREF(start);
-        Py_XDECREF(before);
-        Py_XDECREF(after);
+        edit = slice_edit(self, at, old, v);
     }
     else {
         edit = Py_NewRef(Py_None);
@@ -991,19 +1030,7 @@ list_append_locked(PyObject *self, PyObject *t, PyObject *value)
         goto error;
     }
     if (record) {
-        PyObject *at = PyLong_FromSsize_t(start);
-        PyObject *before = PyList_New(0), *after = PyList_New(1);
-        if (at == NULL || before == NULL || after == NULL) {
-            edit = NULL;
-        }
-        else {
-            Py_INCREF(v);
-            PyList_SET_ITEM(after, 0, v);
-            edit = call4(SliceEdit, self, at, before, after);
-        }
-        Py_XDECREF(at);
-        Py_XDECREF(before);
-        Py_XDECREF(after);
+        edit = slice_edit(self, start, NULL, v);
         if (edit == NULL) {
             goto error;
         }
@@ -1022,27 +1049,8 @@ error:
 static PyObject *
 list_append(PyObject *self, PyObject *value)
 {
-    PyObject *t, *result;
-    RLockObject *lock;
-    t = fast_tracker(self, list_wrapper, list_tracker_offset);
-    if (t == NULL) {
-        if (py_list_append == NULL) {
-            not_set_up();
-            return NULL;
-        }
-        return call2(py_list_append, self, value);
-    }
-    lock = lock_tracker(t);
-    if (lock == NULL) {
-        Py_DECREF(t);
-        return NULL;
-    }
-    result = list_append_locked(self, t, value);
-    if (unlock_tracker(lock, result == NULL ? -1 : 0) < 0) {
-        Py_CLEAR(result);
-    }
-    Py_DECREF(t);
-    return result;
+    return run_locked(self, value, list_wrapper, list_tracker_offset,
+                      py_list_append, list_append_locked);
 }
 
 /* sort(): in C only when nobody is notified (no edit to make). */
@@ -1178,27 +1186,8 @@ set_add_locked(PyObject *self, PyObject *t, PyObject *element)
 static PyObject *
 set_add(PyObject *self, PyObject *element)
 {
-    PyObject *t, *result;
-    RLockObject *lock;
-    t = fast_tracker(self, set_wrapper, set_tracker_offset);
-    if (t == NULL) {
-        if (py_set_add == NULL) {
-            not_set_up();
-            return NULL;
-        }
-        return call2(py_set_add, self, element);
-    }
-    lock = lock_tracker(t);
-    if (lock == NULL) {
-        Py_DECREF(t);
-        return NULL;
-    }
-    result = set_add_locked(self, t, element);
-    if (unlock_tracker(lock, result == NULL ? -1 : 0) < 0) {
-        Py_CLEAR(result);
-    }
-    Py_DECREF(t);
-    return result;
+    return run_locked(self, element, set_wrapper, set_tracker_offset,
+                      py_set_add, set_add_locked);
 }
 
 static PyMethodDef set_base_methods[] = {
