@@ -792,7 +792,10 @@ WRAPPERS = {cls: cls.__dict__.get('_parent') or DictWrapper.__dict__['_parent']
 
 #: The Python methods the C code of _speedups implements: with the
 #: extension, they are taken off the classes (the C methods of the bases
-#: serve instead) and handed to it as its fallback.
+#: serve instead) and handed to it as its fallback. (``__delitem__``
+#: shares its C slot with ``__setitem__``: left on the class, it would
+#: make Python call both through that slot's slow generic version; the C
+#: slot calls it for deletions.)
 FAST_METHODS = {
     DictWrapper: ('__setitem__', '__delitem__', 'update'),
     ListWrapper: ('__setitem__', '__delitem__', 'append', 'sort'),
