@@ -80,7 +80,10 @@ def test_the_c_module_is_in_use_when_it_was_built():
 @pytest.mark.slow
 def test_the_tracked_suite_in_pure_python():
     """All the tests of tracked structures, with LINKSYNC_PURE_PYTHON=1."""
-    env = dict(os.environ, LINKSYNC_PURE_PYTHON='1')
+    # This process's path: under buildout's bin/test, the eggs (pytest
+    # too) are on sys.path only.
+    env = dict(os.environ, LINKSYNC_PURE_PYTHON='1',
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     tests = sorted(str(p.relative_to(ROOT))
                    for p in (ROOT / 'tests').glob('test_tracked_*.py'))
     result = subprocess.run(
