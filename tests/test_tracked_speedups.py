@@ -9,6 +9,7 @@ callbacks, rollback of what it changed, its fallbacks, and references.
 """
 
 import collections.abc
+import contextlib
 import copy
 import ctypes
 import gc
@@ -21,6 +22,7 @@ import threading
 import tracemalloc
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from linksync.testing import ChangeCatcher
 from linksync.tracked import (
@@ -111,6 +113,78 @@ def test_the_implementations_have_the_same_interface():
     tracker = tracker_of(root)
     tracker.other = 1  # a Tracker still has a __dict__
     assert tracker.__dict__['other'] == 1
+
+
+# -- the C methods against the Python ones -----------------------------------------
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3),
+                    st.text('ab', max_size=2), st.tuples(st.integers(0, 2)))
+values = st.recursive(
+    scalars, lambda children: st.one_of(
+        st.lists(children, max_size=2),
+        st.dictionaries(st.sampled_from('ab'), children, max_size=2),
+        st.sets(st.integers(0, 3), max_size=2)),
+    max_leaves=4)
+OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just('d'), st.just('__setitem__'),
+              st.tuples(st.sampled_from(['a', 'b', 1, (1,)]), values)),
+    st.tuples(st.just('d'), st.just('update'),
+              st.tuples(st.dictionaries(st.sampled_from('abc'), values,
+                                        max_size=3))),
+    st.tuples(st.just('l'), st.just('__setitem__'),
+              st.tuples(st.integers(-4, 4), values)),
+    st.tuples(st.just('l'), st.just('append'), st.tuples(values)),
+    st.tuples(st.just('l'), st.just('sort'), st.just(())),
+    st.tuples(st.just('s'), st.just('add'),
+              st.tuples(st.one_of(st.integers(0, 3), st.just([])))),
+), max_size=12)
+
+
+def describe(change):
+    """What a change says, edits included, as comparable data."""
+    edit = change.edit
+    if edit is not None:
+        edit = (type(edit).__name__,) + tuple(
+            getattr(edit, name) for name in type(edit).__slots__
+            if name not in ('target', 'order'))
+    return (change.func_name, change.args, change.kwargs, change.path,
+            edit)
+
+
+def apply(operations, call, block, **kw):
+    """Run `operations` on a new structure with `call(target, name, args)`:
+    the structure, the results, and what the callback was told."""
+    catcher = ChangeCatcher()
+    root = track({'d': {'a': 0}, 'l': [0, [1]], 's': {0}}, persist=False,
+                 callback=catcher.cb, **kw)
+    results = []
+    with contextlib.ExitStack() as stack:
+        if block:
+            stack.enter_context(root)
+        for where, name, args in operations:
+            args = copy.deepcopy(args)
+            try:
+                results.append(call(root[where], name, args))
+            except Exception as e:
+                results.append(type(e))
+    return root, results, [describe(c) for c in catcher.changes]
+
+
+@needs_c
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(OPERATIONS, st.sampled_from([{}, {'history': 5}]), st.booleans())
+def test_the_c_methods_do_what_the_python_methods_do(operations, kw, block):
+    def c(target, name, args):
+        return getattr(target, name)(*args)
+
+    def python(target, name, args):
+        return wrappers.PYTHON_METHODS[type(target), name](target, *args)
+    c_root, c_results, c_changes = apply(operations, c, block, **kw)
+    py_root, py_results, py_changes = apply(operations, python, block, **kw)
+    assert c_root == py_root
+    assert c_results == py_results
+    assert c_changes == py_changes
 
 
 # -- the lock ----------------------------------------------------------------------

@@ -803,12 +803,18 @@ FAST_METHODS = {
 }
 
 
+#: With the extension: (class, name) -> the Python method of FAST_METHODS
+#: (the tests hold the C methods to them).
+PYTHON_METHODS = {}
+
+
 def _install_speedups(tracker_class):
     """Hand the Python methods over to the C code (called by tracker.py,
     once the Tracker class whose slots it reads exists)."""
     fallbacks = {}
     for cls, names in FAST_METHODS.items():
         for name in names:
+            PYTHON_METHODS[cls, name] = cls.__dict__[name]
             fallbacks['%s.%s' % (cls.__name__, name)] = cls.__dict__[name]
     _speedups.setup(tracker_class, DictWrapper, ListWrapper, SetWrapper,
                     KeyEdit, SliceEdit, SetEdit, MISSING, fallbacks)
