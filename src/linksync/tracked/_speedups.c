@@ -1053,49 +1053,33 @@ list_append(PyObject *self, PyObject *value)
                       py_list_append, list_append_locked);
 }
 
-/* sort(): in C only when nobody is notified (no edit to make). */
+/* sort(): in C only when nobody is notified (no edit to make); else, or
+ * with positional arguments, the Python method (which takes the lock
+ * again: it is re-entrant). */
 static PyObject *
 list_sort_method(PyObject *self, PyObject *args, PyObject *kwds)
 {
-    PyObject *t, *result = NULL;
+    PyObject *t, *result;
     RLockObject *lock;
     int notify;
-    if (PyTuple_GET_SIZE(args) == 0 &&
+    if (PyTuple_GET_SIZE(args) != 0 ||
             (t = fast_tracker(self, list_wrapper,
-                              list_tracker_offset)) != NULL) {
-        lock = lock_tracker(t);
-        if (lock == NULL) {
-            Py_DECREF(t);
-            return NULL;
-        }
-        notify = flag(t, notify_offset, "notify");
-        if (notify == 0) {
-            PyObject *self_args = PyTuple_Pack(1, self);
-            if (self_args != NULL) {
-                result = PyObject_Call(list_sort, self_args, kwds);
-                Py_DECREF(self_args);
-            }
-        }
-        if (notify != 0) {
-            /* notify: the Python method (it takes the lock again) */
-            if (notify > 0 && py_list_sort != NULL) {
-                PyObject *self_args = PyTuple_Pack(1, self);
-                if (self_args != NULL) {
-                    result = PyObject_Call(py_list_sort, self_args, kwds);
-                    Py_DECREF(self_args);
-                }
-            }
-            else if (notify > 0) {
-                not_set_up();
-            }
-        }
-        if (unlock_tracker(lock, result == NULL ? -1 : 0) < 0) {
-            Py_CLEAR(result);
-        }
-        Py_DECREF(t);
-        return result;
+                              list_tracker_offset)) == NULL) {
+        return call_with_self(py_list_sort, self, args, kwds);
     }
-    return call_with_self(py_list_sort, self, args, kwds);
+    lock = lock_tracker(t);
+    if (lock == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    notify = flag(t, notify_offset, "notify");
+    result = notify < 0 ? NULL : call_with_self(
+        notify ? py_list_sort : list_sort, self, args, kwds);
+    if (unlock_tracker(lock, result == NULL ? -1 : 0) < 0) {
+        Py_CLEAR(result);
+    }
+    Py_DECREF(t);
+    return result;
 }
 
 static PyMappingMethods list_base_as_mapping = {
