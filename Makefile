@@ -14,7 +14,9 @@ PYTEST_ARGS ?=
 
 venv: $(STAMP)
 
-$(STAMP): setup.py setup.cfg
+# The C extension (src/linksync/tracked/_speedups.c) is compiled by the
+# editable install: a change to it reinstalls.
+$(STAMP): setup.py setup.cfg src/linksync/tracked/_speedups.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	# postgresql: RelStorage and psycopg2 for the PostgreSQL tests (issue 8;

@@ -1,10 +1,16 @@
 """Benchmark of tracked structures (linksync.tracked).
 
     .venv/bin/python bench/tracked.py [--sizes 10000,100000] [--quick]
+                                      [--runs N] [--mutations-only]
 
 1. The cost of one mutation of a tracked structure (no persistence, no
    callback; then with a callback) against the same mutation of the plain
-   dict, list or set.
+   dict, list or set, with both implementations: the C one
+   (linksync.tracked._speedups, when it was built) timed in this process,
+   the pure-Python one in a child process run with LINKSYNC_PURE_PYTHON=1,
+   which times the plain operations again: each ratio compares timings of
+   one process. With --runs N, the figures are the medians of N runs, the
+   ratios' ranges in brackets.
 2. The cost of saving a structure of N top-level keys after one change,
    per format, at two sizes, against the plain way of keeping the same data
    in that format (the library's own dump to a file; the standard shelve
@@ -23,6 +29,7 @@ import os
 import pickle
 import shelve
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +39,7 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'src'))
 
-from linksync.tracked import track, tracker_of  # noqa: E402
+from linksync.tracked import track, tracker_of, wrappers  # noqa: E402
 from linksync.tracked.persistence import FORMATS  # noqa: E402
 
 
@@ -65,6 +72,56 @@ def mutations(number, repeat):
                          number)
         rows.append((what, *times))
     return rows
+
+
+def pure_python_mutations(number, repeat):
+    """mutations() of the pure-Python implementation, in a child process."""
+    env = dict(os.environ, LINKSYNC_PURE_PYTHON='1')
+    output = subprocess.run(
+        [sys.executable, __file__, '--mutations-json', str(number),
+         str(repeat)], env=env, check=True, capture_output=True,
+        text=True).stdout
+    return [tuple(row) for row in json.loads(output)]
+
+
+def mutation_table(number, repeat, runs):
+    """Section 1: print plain, C and pure Python, without and with a
+    callback."""
+    c = wrappers.SPEEDUPS
+    results = []        # per run: [(what, plain, C, C+cb, plain', Py, Py+cb)]
+    for _ in range(runs):
+        here = mutations(number, repeat)
+        there = pure_python_mutations(number, repeat) if c else here
+        results.append([(a[0], a[1], a[2], a[3], b[1], b[2], b[3])
+                        for a, b in zip(here, there)])
+    print('1. One mutation, no persistence (ns per operation, best of %d x '
+          '%d%s)' % (repeat, number, '; medians of %d runs, ratio ranges '
+                     'in brackets' % runs if runs > 1 else ''))
+    if not c:
+        print('   (the C extension is not in use: pure Python only)')
+    median = statistics.median
+
+    def cell(times, base):
+        ratios = [t / b for t, b in zip(times, base)]
+        text = '%7.0f %6.1fx' % (median(times) * 1e9, median(ratios))
+        if runs > 1:
+            text += ' (%4.1f-%4.1f)' % (min(ratios), max(ratios))
+        return text
+    width = 15 + (12 if runs > 1 else 0)
+    for title, c_col, py_col in (('no callback', 2, 5),
+                                 ('with a callback', 3, 6)):
+        print()
+        print('%-24s %7s  %-*s  %-*s' % (
+            title, 'plain', width, 'C: ns, ratio', width,
+            'pure Python: ns, ratio'))
+        for i, (what, *_) in enumerate(results[0]):
+            column = [[run[i][k] for run in results] for k in range(7)]
+            print('%-24s %7.0f  %s  %s' % (
+                what, median(column[1]) * 1e9,
+                cell(column[c_col], column[1]) if c else
+                '%-*s' % (width, '   -'),
+                cell(column[py_col], column[4])))
+    return results
 
 
 # -- 2. saves ---------------------------------------------------------------------------
@@ -185,22 +242,29 @@ def main(argv=None):
                         help='the formats to time saves of')
     parser.add_argument('--quick', action='store_true',
                         help='fewer repetitions (a smoke run)')
+    parser.add_argument('--runs', type=int, default=1,
+                        help='run section 1 N times: medians and ranges')
+    parser.add_argument('--mutations-only', action='store_true',
+                        help='section 1 only')
+    parser.add_argument('--mutations-json', nargs=2, type=int,
+                        metavar=('NUMBER', 'REPEAT'),
+                        help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args(argv)
+    if args.mutations_json:
+        json.dump(mutations(*args.mutations_json), sys.stdout)
+        return
     sizes = [int(s) for s in args.sizes.split(',')]
     number = 20000 if args.quick else 200000
     repeat = 3 if args.quick else 5
 
-    print('Python %s, linksync.tracked; %s' % (
-        sys.version.split()[0], 'quick run' if args.quick else 'full run'))
+    print('Python %s, linksync.tracked (%s); %s' % (
+        sys.version.split()[0],
+        'C extension in use' if wrappers.SPEEDUPS else 'pure Python',
+        'quick run' if args.quick else 'full run'))
     print()
-    print('1. One mutation (ns per operation, best of %d x %d)' % (
-        repeat, number))
-    print('%-24s %8s %8s %8s %8s %8s' % (
-        'operation', 'plain', 'tracked', 'ratio', '+callbk', 'ratio'))
-    for what, plain, tracked, callback in mutations(number, repeat):
-        print('%-24s %8.0f %8.0f %7.1fx %8.0f %7.1fx' % (
-            what, plain * 1e9, tracked * 1e9, tracked / plain,
-            callback * 1e9, callback / plain))
+    mutation_table(number, repeat, args.runs)
+    if args.mutations_only:
+        return
     print()
     print('2. Save after one change (ms, median); baseline: the plain way')
     print('%-10s %8s %10s %10s %8s' % (

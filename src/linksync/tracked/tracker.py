@@ -30,6 +30,7 @@ from zope.interface import implementer
 from linksync.interfaces import ITracker
 from linksync.tracked.changes import Change
 from linksync.tracked.errors import TrackedSaveError
+from linksync.tracked import wrappers as _wrappers
 from linksync.tracked.wrappers import (
     ATOMIC, DictWrapper, LazyDictWrapper, ListWrapper, SetWrapper, UNLOADED,
     WRAPPERS)
@@ -57,13 +58,23 @@ def kind(value):
     return None
 
 
+#: The tracker's lock: threading.RLock, or the same in C that the C
+#: wrappers take without a method call.
+_RLock = _wrappers._speedups.RLock if _wrappers.SPEEDUPS else \
+    threading.RLock
+
+
 @implementer(ITracker)
 class Tracker:
     """The state shared by the wrappers of one tracked structure."""
 
+    # What every mutation reads: slots, which the C wrappers read at their
+    # offsets (instances keep a __dict__ for the rest).
+    __slots__ = ('lock', 'notify', 'record', '__dict__', '__weakref__')
+
     def __init__(self, name=None, callback=None, backend=None,
                  dot_access=True, history=0):
-        self.lock = threading.RLock()
+        self.lock = _RLock()
         self.name = name
         self.backend = backend
         self.dot_access = dot_access
@@ -227,6 +238,12 @@ class Tracker:
                         func_name, args, kwargs, target, edit)
         if self._log is not None:
             self._log.append(change)
+        elif self.backend is None and self.history is None and \
+                not self._watchers:
+            # Nothing to save, record or tell observers (what _commit
+            # would find out, at twice the cost): only the callback.
+            if change.path is not None and self._callback is not None:
+                self._callback(change)
         else:
             self._commit([change], single=True)
 
@@ -345,6 +362,10 @@ class Tracker:
                 backend, self.backend = self.backend, None
                 self._update_flags()
                 backend.close()
+
+
+if _wrappers.SPEEDUPS:
+    _wrappers._install_speedups(Tracker)
 
 
 class History:

@@ -22,10 +22,23 @@ The names these classes add to the built-in types, and nothing more:
   of a wrapper are plain dicts, lists and sets.
 
 Wrappers are made by :func:`linksync.tracked.track`, never directly.
+
+The most frequent mutations (``d[k] = v``, ``d.update(other)``,
+``lst[i] = v``, ``lst.append(v)``, ``lst.sort()``, ``s.add(v)``) run in C
+when the extension :mod:`linksync.tracked._speedups` was built: a Python
+method on a subclass of dict costs several times the plain operation
+before it does anything. The wrappers then derive from its ``DictBase``,
+``ListBase`` and ``SetBase`` (subclasses of dict, list and set without
+fields of their own) and the Python methods below are the fallback, and
+the reference, of the C code: it does exactly what they do, and calls them
+for whatever is not the simple case. ``LINKSYNC_PURE_PYTHON=1`` in the
+environment (read at import) keeps the pure-Python implementation;
+:data:`SPEEDUPS` tells which one is in use.
 """
 
 import copy as _copy
 import operator
+import os
 
 from linksync.tracked.changes import KeyEdit, MISSING, SetEdit, SliceEdit
 
@@ -33,6 +46,31 @@ from linksync.tracked.changes import KeyEdit, MISSING, SetEdit, SliceEdit
 #: inside a tuple or a frozenset are not tracked.)
 ATOMIC = frozenset({str, int, float, bool, type(None), bytes, complex,
                     tuple, frozenset})
+
+
+def _load_speedups():
+    if os.environ.get('LINKSYNC_PURE_PYTHON', '').strip() not in ('', '0'):
+        return None
+    try:
+        from linksync.tracked import _speedups
+    except ImportError:  # not built (no C compiler): pure Python
+        return None
+    if _speedups.ATOMIC != ATOMIC:  # pragma: no cover
+        return None
+    return _speedups
+
+
+_speedups = _load_speedups()
+
+#: True when the hot mutations run in C (linksync.tracked._speedups).
+SPEEDUPS = _speedups is not None
+
+if SPEEDUPS:
+    _DictBase = _speedups.DictBase
+    _ListBase = _speedups.ListBase
+    _SetBase = _speedups.SetBase
+else:
+    _DictBase, _ListBase, _SetBase = dict, list, set
 
 #: Stands for a value of a lazily loaded dict that was not read yet.
 UNLOADED = type('Unloaded', (), {'__repr__': lambda self: '<unloaded>',
@@ -64,7 +102,7 @@ def _iterable(value):
 
 # -- dict ---------------------------------------------------------------------
 
-class DictWrapper(_Tracked, dict):
+class DictWrapper(_Tracked, _DictBase):
     """A tracked dict."""
 
     __slots__ = ('_tracker', '_parent')
@@ -103,7 +141,7 @@ class DictWrapper(_Tracked, dict):
     def __setitem__(self, key, value):
         # The most frequent mutations (this, list.append and __setitem__,
         # set.add) take the lock with acquire/release: a quarter faster
-        # than a with statement.
+        # than a with statement. (In C when _speedups is built.)
         t = self._tracker
         lock = t.lock
         lock.acquire()
@@ -402,7 +440,7 @@ def _position(index, length):
     return index if 0 <= index < length else None
 
 
-class ListWrapper(_Tracked, list):
+class ListWrapper(_Tracked, _ListBase):
     """A tracked list."""
 
     __slots__ = ('_tracker', '_parent')
@@ -611,7 +649,7 @@ def _is_set(value):
     return isinstance(value, (set, frozenset))
 
 
-class SetWrapper(_Tracked, set):
+class SetWrapper(_Tracked, _SetBase):
     """A tracked set."""
 
     __slots__ = ('_tracker', '_parent')
@@ -751,3 +789,36 @@ def _set_change(s, func_name, args, added, removed):
 WRAPPERS = {cls: cls.__dict__.get('_parent') or DictWrapper.__dict__['_parent']
             for cls in (DictWrapper, LazyDictWrapper, ListWrapper,
                         SetWrapper)}
+
+#: The Python methods the C code of _speedups implements: with the
+#: extension, they are taken off the classes (the C methods of the bases
+#: serve instead) and handed to it as its fallback. (``__delitem__``
+#: shares its C slot with ``__setitem__``: left on the class, it would
+#: make Python call both through that slot's slow generic version; the C
+#: slot calls it for deletions.)
+FAST_METHODS = {
+    DictWrapper: ('__setitem__', '__delitem__', 'update'),
+    ListWrapper: ('__setitem__', '__delitem__', 'append', 'sort'),
+    SetWrapper: ('add',),
+}
+
+
+#: With the extension: (class, name) -> the Python method of FAST_METHODS
+#: (the tests hold the C methods to them).
+PYTHON_METHODS = {}
+
+
+def _install_speedups(tracker_class):
+    """Hand the Python methods over to the C code (called by tracker.py,
+    once the Tracker class whose slots it reads exists)."""
+    fallbacks = {}
+    for cls, names in FAST_METHODS.items():
+        for name in names:
+            PYTHON_METHODS[cls, name] = cls.__dict__[name]
+            fallbacks['%s.%s' % (cls.__name__, name)] = cls.__dict__[name]
+    _speedups.setup(tracker_class, DictWrapper, ListWrapper, SetWrapper,
+                    KeyEdit, SliceEdit, SetEdit, MISSING, fallbacks)
+    # Only now: a wrapper made before setup() runs the Python methods.
+    for cls, names in FAST_METHODS.items():
+        for name in names:
+            delattr(cls, name)
