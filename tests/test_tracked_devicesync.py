@@ -256,6 +256,96 @@ def test_a_device_whose_shadow_went_wrong_resyncs(rt):
     assert net.hub_data == ann.tracked == {'a': 1, 'b': 2}
 
 
+# -- a device that restarts ------------------------------------------------------------
+
+def restart(net, device, **kw):
+    """A new SyncDevice for the same structure, as a restarted process
+    makes (its backend reloaded the structure from its file)."""
+    device.tracker.remove_observer(device.recorder)
+    return SyncDevice(device.tracked, net.url, device.device_id,
+                      secret=SECRET, reactor=net.rt.reactor, **kw)
+
+
+def test_a_restarted_device_sends_what_changed_while_it_was_down(
+        rt, tmp_path):
+    net = Network(rt, {'a': 1, 'tags': {'x'}})
+    shadow = tmp_path / 'shared.shadow'
+    ann = net.device('ann', shadow_path=str(shadow))
+    assert shadow.exists()
+    ann.tracked.b = 2                       # saved locally, never synced
+    ann.tracked.tags.add('y')
+    net.hub_data.c = 3
+    ann = restart(net, ann, shadow_path=str(shadow))
+    net.sync(ann)
+    assert net.hub_data == ann.tracked == {'a': 1, 'tags': {'x', 'y'},
+                                           'b': 2, 'c': 3}
+    # Without the shadow file the device joins afresh: the hub's data
+    # replaces its own.
+    ann.tracked.d = 4
+    ann = restart(net, ann)
+    net.sync(ann)
+    assert 'd' not in ann.tracked and 'd' not in net.hub_data
+
+
+def test_a_restart_after_a_crash_before_the_shadow_was_saved(rt, tmp_path):
+    net = Network(rt, {'a': 1})
+    shadow = tmp_path / 'shared.shadow'
+    ann = net.device('ann', shadow_path=str(shadow))
+    older = shadow.read_bytes()
+    ann.tracked.b = 2
+    net.hub_data.c = 3
+    net.sync(ann)
+    shadow.write_bytes(older)               # the crash: the last save lost
+    ann.tracked.d = 4
+    ann = restart(net, ann, shadow_path=str(shadow))
+    net.sync(ann)
+    net.sync(ann)
+    assert net.hub_data == ann.tracked == {'a': 1, 'b': 2, 'c': 3, 'd': 4}
+
+
+def test_a_restarted_device_and_a_restarted_hub(rt, tmp_path):
+    net = Network(rt, {'a': 1})
+    shadow = tmp_path / 'shared.shadow'
+    ann = net.device('ann', shadow_path=str(shadow))
+    port = net.port.getHost().port
+    net.stop()
+    net.hub = SyncHub('hub', secret=SECRET)
+    net.hub.add(net.hub_data)
+    net.listen(port)
+    ann.tracked.a = 'ann'
+    net.hub_data.b = 'hub'
+    ann = restart(net, ann, shadow_path=str(shadow))
+    net.sync(ann)
+    assert net.hub_data == ann.tracked == {'a': 'ann', 'b': 'hub'}
+
+
+@pytest.mark.parametrize('content, message', [
+    (b'{"base": 1', 'is damaged'),
+    (b'\xff\xfe', 'cannot read'),
+    (b'[1, 2]', 'no base and shadow'),
+    (None, 'wrong checksum'),
+    ('other-device', "not of 'shared' on device 'ann'"),
+])
+def test_a_bad_shadow_file_is_refused_and_left_alone(rt, tmp_path, content,
+                                                      message):
+    net = Network(rt, {'a': 1})
+    shadow = tmp_path / 'shared.shadow'
+    ann = net.device('ann', shadow_path=str(shadow))
+    if content is None:
+        saved = wire.loads(shadow.read_text())
+        saved['shadow']['a'] = 2
+        content = wire.dumps(saved).encode()
+    elif content == 'other-device':
+        saved = wire.loads(shadow.read_text())
+        saved['device'] = 'zoe'
+        content = wire.dumps(saved).encode()
+    shadow.write_bytes(content)
+    with pytest.raises(SyncError, match=message) as raised:
+        restart(net, ann, shadow_path=str(shadow))
+    assert str(shadow) in str(raised.value)
+    assert shadow.read_bytes() == content
+
+
 # -- bad input -------------------------------------------------------------------------
 
 def test_bad_calls_get_clear_errors_and_change_nothing(rt):

@@ -44,7 +44,11 @@ had seen. The hub takes part under its own ``device_id``.
 
 **Catching up.** A cycle that fails (hub down, network cut) takes the
 device's shadow back, so the next cycle sends everything since the last
-success. An answer lost on the way is recovered by the hub's backup of
+success. A device given a ``shadow_path`` keeps its shadow in that file
+(JSON, replaced atomically after every cycle that changed it): restarted,
+it sends what changed in its structure since (its own edits, saved by its
+backend while it was down or before a crash) instead of joining afresh,
+which would replace its data by the hub's. An answer lost on the way is recovered by the hub's backup of
 the previous shadow. A hub that restarted, or whose shadow does not match,
 answers ``resync``; the device then sends its shadow whole and the merge
 proceeds from it.
@@ -67,6 +71,7 @@ from linksync.tracked.diffing import AreaRecorder, diff, swap
 from linksync.tracked.merging import (
     SyncError, apply_strict, merge_paths, put, strip_members, whole_lists)
 from linksync.tracked.paths import get
+from linksync.tracked.persistence import atomic_write
 from linksync.tracked.tracker import kind, plain_copy, tracker_of
 from linksync import xmlrpc
 
@@ -378,7 +383,7 @@ class SyncDevice:
     """
 
     def __init__(self, tracked, url, device_id, secret='', reactor=None,
-                 clock=None, timeout=60):
+                 clock=None, timeout=60, shadow_path=None):
         _check_device_id(device_id)
         if reactor is None:
             from twisted.internet import reactor
@@ -402,10 +407,71 @@ class SyncDevice:
         self.last_error = None
         self._lock = defer.DeferredLock()
         self._loop = None
+        self.shadow_path = shadow_path
+        self._saved = None
+        if shadow_path is not None:
+            self._load_shadow()
 
     def __repr__(self):
         return '<SyncDevice %s of %r at %s>' % (
             self.device_id, self.tracker.name, self.url)
+
+    # -- the shadow kept between runs -----------------------------------------
+
+    def _load_shadow(self):
+        path = self.shadow_path
+        try:
+            with open(path, encoding='utf-8') as f:
+                text = f.read()
+        except FileNotFoundError:
+            return
+        except (OSError, UnicodeDecodeError) as e:
+            raise SyncError('cannot read the shadow file %s: %s'
+                            % (path, e)) from None
+        try:
+            saved = wire.loads(text)
+        except wire.WireError as e:
+            raise SyncError('the shadow file %s is damaged: %s'
+                            % (path, e)) from None
+        if not isinstance(saved, dict) or type(saved.get('base')) is not int \
+                or 'shadow' not in saved:
+            raise SyncError('the shadow file %s is damaged: no base and '
+                            'shadow in it' % path)
+        if (saved.get('name'), saved.get('device')) != (
+                self.tracker.name, self.device_id):
+            raise SyncError(
+                'the shadow file %s is the shadow of %r on device %r, not '
+                'of %r on device %r' % (path, saved.get('name'),
+                                        saved.get('device'),
+                                        self.tracker.name, self.device_id))
+        shadow = saved['shadow']
+        if wire.checksum(shadow) != saved.get('checksum'):
+            raise SyncError('the shadow file %s is damaged: wrong checksum'
+                            % path)
+        if kind(shadow) != kind(self.tracked):
+            raise SyncError('the shadow file %s holds a %s, the structure '
+                            'is a %s' % (path, type(shadow).__name__,
+                                         kind(self.tracked)))
+        self.shadow = shadow
+        self.base = saved['base']
+        self._saved = (self.base, saved['checksum'])
+        # Whatever changed while the device was down is not recorded:
+        # the first cycle compares the whole structure with the shadow.
+        self.recorder.add(None)
+
+    def _save_shadow(self):
+        """Write the shadow to its file if it changed since it was last
+        written (called holding the structure's lock)."""
+        if self.shadow_path is None:
+            return
+        check = wire.checksum(self.shadow)
+        if self._saved == (self.base, check):
+            return
+        text = wire.dumps({'name': self.tracker.name,
+                           'device': self.device_id, 'base': self.base,
+                           'checksum': check, 'shadow': self.shadow})
+        atomic_write(self.shadow_path, text.encode('utf-8'))
+        self._saved = (self.base, check)
 
     def sync(self):
         """One sync cycle (after the running one, if any); a Deferred."""
@@ -524,6 +590,7 @@ class SyncDevice:
         self.base = answer['base']
         self.recorder.take()
         self.resync = False
+        self._save_shadow()
 
     def _merge(self, answer):
         edits = answer.get('edits')
@@ -553,3 +620,6 @@ class SyncDevice:
                 if get(self.tracked, path) == before[path] or \
                         writer is None or writer > self.device_id:
                     put(self.tracked, path, self.shadow)
+        # After the structure: a crash in between leaves an older shadow,
+        # which the hub's backup of the previous one (or a resync) covers.
+        self._save_shadow()
