@@ -37,6 +37,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# bench/xmlrpc.py is named like the standard library's xmlrpc package:
+# a script run from here has this directory first on sys.path, and
+# Twisted's or linksync's `import xmlrpc.client` would get that file.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') != HERE]
 OUT = os.path.join(HERE, 'out')
 PYTHON = sys.executable
 

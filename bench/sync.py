@@ -32,7 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import xmlrpc.client
+
+# bench/xmlrpc.py is named like the standard library's xmlrpc package:
+# a script run from here has this directory first on sys.path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or '.') !=
+               os.path.dirname(os.path.abspath(__file__))]
+import xmlrpc.client  # noqa: E402
 
 SECRET = 'bench-secret'
 PASSWORD = 'bench-password'

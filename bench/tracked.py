@@ -37,6 +37,12 @@ import timeit
 
 import yaml
 
+# bench/xmlrpc.py is named like the standard library's xmlrpc package:
+# a script run from here has this directory first on sys.path, and
+# Twisted's or linksync's `import xmlrpc.client` would get that file.
+sys.path[:] = [p for p in sys.path
+               if os.path.abspath(p or '.') != os.path.dirname(
+                   os.path.abspath(__file__))]
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'src'))
 
 from linksync.tracked import track, tracker_of, wrappers  # noqa: E402
