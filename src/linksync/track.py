@@ -366,15 +366,23 @@ class RecordGroups(_Container):
         the key `run`, None for a new one); returns how many of them it did
         not hold yet."""
         tree = self._groups
-        merged = dict(zip(record_run.lasts, record_run.objs))
-        before = len(merged)
-        for last in lasts:
-            if last not in merged:
-                merged[last] = new[last]
-        added = len(merged) - before
-        if not added:
-            return 0
-        order = sorted(merged)
+        old = record_run.lasts
+        if not old or lasts[0] > old[-1]:
+            # After all the run holds (the usual case: a sync walks its
+            # URLs in order): nothing to look up or sort.
+            order = old + tuple(lasts)
+            objs = record_run.objs + tuple(new[last] for last in lasts)
+            added = len(lasts)
+        else:
+            merged = dict(zip(old, record_run.objs))
+            for last in lasts:
+                if last not in merged:
+                    merged[last] = new[last]
+            added = len(merged) - len(old)
+            if not added:
+                return 0
+            order = sorted(merged)
+            objs = [merged[last] for last in order]
         chunks = -(-len(order) // GROUP_SIZE)
         size = -(-len(order) // chunks)
         keys = []
@@ -382,7 +390,7 @@ class RecordGroups(_Container):
             part = order[start:start + size]
             target = record_run if n == 0 else RecordRun(record_run.context)
             target.lasts = tuple(part)
-            target.objs = tuple(merged[last] for last in part)
+            target.objs = tuple(objs[start:start + size])
             key = family + (part[0],)
             keys.append(key)
             if key != run or target is not record_run:
