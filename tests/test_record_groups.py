@@ -11,7 +11,7 @@ from ZODB.FileStorage import FileStorage
 
 from linksync import events, track
 from linksync.track import (ActionWrapper, RecordGroups, RecordRun,
-                            RecordSet, SetMultiPointerTrack)
+                            RecordSet, SetMultiPointerTrack, _parts)
 
 
 class Thing(persistent.Persistent):
@@ -30,7 +30,9 @@ def triples(container):
 
 @pytest.fixture
 def small_runs(monkeypatch):
+    # Runs of up to 4 records, of which those of 1 or 2 inline.
     monkeypatch.setattr(track, 'GROUP_SIZE', 4)
+    monkeypatch.setattr(track, 'INLINE_SIZE', 2)
 
 
 # -- families ------------------------------------------------------------------
@@ -41,11 +43,26 @@ def test_a_family_is_stored_as_runs_of_at_most_group_size(small_runs):
     assert groups.add_family(7, ('Registration', 'c'), 'registered', None,
                              items) == 10
     runs = list(groups._groups.values())
-    assert all(isinstance(run, RecordRun) for run in runs)
-    assert [len(run.lasts) for run in runs] == [4, 4, 2]
+    assert [type(run) for run in runs] == [RecordRun, RecordRun, tuple]
+    assert [len(_parts(run)[1]) for run in runs] == [4, 4, 2]
     assert len(groups) == 10
     assert [r.key[2] for r in groups] == ['u%02d' % i for i in range(10)]
     assert [r.obj for r in groups] == ['U%d' % i for i in range(10)]
+
+
+def test_small_families_stay_in_the_bucket():
+    # A checker result's state change is a family of one: no persistent
+    # object of its own (that would cost twice a RecordSet entry).
+    groups = RecordGroups()
+    for n in range(3):
+        groups.add(ActionWrapper('U%d' % n, 'state_changed', 10 + n,
+                                 key=('URL', 'http://%d/' % n)))
+    groups.add_family(20, ('R', 'c'), 'registered', None,
+                      [('u%03d' % i, i) for i in range(track.INLINE_SIZE)])
+    assert all(type(v) is tuple for v in groups._groups.values())
+    groups.add_family(20, ('R', 'c'), 'registered', None, [('v', 0)])
+    assert [type(v) for v in groups._groups.values()][-1] is RecordRun
+    assert len(groups) == 3 + track.INLINE_SIZE + 1
 
 
 def test_duplicates_are_found_in_any_run(small_runs):
@@ -75,6 +92,7 @@ def test_a_record_before_the_first_run_starts_it(small_runs):
 def test_a_first_run_that_grows_in_front_and_splits_loses_nothing(
         monkeypatch):
     monkeypatch.setattr(track, 'GROUP_SIZE', 3)
+    monkeypatch.setattr(track, 'INLINE_SIZE', 1)
     # Found by the property below: the run keyed 'c' takes a, b and d,
     # splits into [a, b] and [c, d], and the second half reuses the key.
     groups = RecordGroups()
@@ -134,8 +152,8 @@ RECORD = st.tuples(st.integers(0, 3), st.sampled_from(['c1', 'c2']),
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.lists(RECORD, max_size=12), max_size=6))
 def test_groups_hold_what_a_record_set_holds(batches):
-    old = track.GROUP_SIZE
-    track.GROUP_SIZE = 3
+    old = track.GROUP_SIZE, track.INLINE_SIZE
+    track.GROUP_SIZE, track.INLINE_SIZE = 3, 1
     try:
         groups, plain = RecordGroups(), RecordSet()
         for batch in batches:
@@ -148,10 +166,12 @@ def test_groups_hold_what_a_record_set_holds(batches):
         assert sorted(triples(groups)) == triples(plain)
         assert len(groups) == len(plain)
         for run in groups._groups.values():
-            assert 0 < len(run.lasts) <= 3
-            assert list(run.lasts) == sorted(set(run.lasts))
+            lasts = _parts(run)[1]
+            assert 0 < len(lasts) <= 3
+            assert list(lasts) == sorted(set(lasts))
+            assert isinstance(run, tuple) == (len(lasts) <= 1)
     finally:
-        track.GROUP_SIZE = old
+        track.GROUP_SIZE, track.INLINE_SIZE = old
 
 
 # -- stored ---------------------------------------------------------------------

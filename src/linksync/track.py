@@ -229,6 +229,19 @@ class RecordRun(persistent.Persistent):
 #: The most records one entry of a :class:`RecordGroups` holds.
 GROUP_SIZE = 256
 
+#: Runs of at most this many records are kept in the BTree's buckets
+#: themselves, as ``(context, last parts, objects)`` tuples: a checker
+#: result's state change is a family of one, and a persistent object of
+#: its own would cost twice a RecordSet entry.
+INLINE_SIZE = 8
+
+
+def _parts(value):
+    """(context, last parts, objects) of a run of a RecordGroups."""
+    if type(value) is tuple:
+        return value
+    return value.context, value.lasts, value.objs
+
 
 def _context_key(context):
     """What tells the contexts of records apart inside a RecordGroups."""
@@ -251,7 +264,8 @@ class RecordGroups(_Container):
     prefix, actions and context form a *family* (the registrations of one
     call of a client). A family is kept as runs of at most
     :data:`GROUP_SIZE` records in order of their last parts, each run a
-    persistent :class:`RecordRun` in a BTree::
+    persistent :class:`RecordRun` in a BTree (or, up to
+    :data:`INLINE_SIZE` records, a tuple in the BTree's bucket)::
 
         (timestamp, prefix, actions, context key, first last part) -> run
 
@@ -324,7 +338,7 @@ class RecordGroups(_Container):
         while i < len(lasts):
             run = self._run_of(family, lasts[i])
             if run is None:
-                added += self._write(family, RecordRun(context),
+                added += self._write(family, (context, (), ()),
                                      lasts[i:], new, None)
                 break
             following = self._following(run)
@@ -342,17 +356,17 @@ class RecordGroups(_Container):
         family with no run yet."""
         tree = self._groups
         n = len(family)
+        for first in tree.keys(min=family):
+            break
+        else:
+            return None
+        if first[:n] != family:
+            return None     # a new family: the usual case
         try:
             key = tree.maxKey(family + (last,))
-        except ValueError:
-            key = None
-        if key is not None and key[:n] == family:
-            return key
-        try:
-            key = tree.minKey(family)
-        except ValueError:
-            return None
-        return key if key[:n] == family else None
+        except ValueError:      # before every key of the tree
+            return first
+        return key if key[:n] == family else first
 
     def _following(self, run):
         """The first part of the run after `run` in its family, or None."""
@@ -361,20 +375,20 @@ class RecordGroups(_Container):
             return key[n] if key[:n] == run[:n] else None
         return None
 
-    def _write(self, family, record_run, lasts, new, run):
-        """Merge the sorted new `lasts` into `record_run` (stored under
+    def _write(self, family, value, lasts, new, run):
+        """Merge the sorted new `lasts` into the run `value` (stored under
         the key `run`, None for a new one); returns how many of them it did
         not hold yet."""
         tree = self._groups
-        old = record_run.lasts
+        context, old, old_objs = _parts(value)
         if not old or lasts[0] > old[-1]:
             # After all the run holds (the usual case: a sync walks its
             # URLs in order): nothing to look up or sort.
             order = old + tuple(lasts)
-            objs = record_run.objs + tuple(new[last] for last in lasts)
+            objs = old_objs + tuple(new[last] for last in lasts)
             added = len(lasts)
         else:
-            merged = dict(zip(old, record_run.objs))
+            merged = dict(zip(old, old_objs))
             for last in lasts:
                 if last not in merged:
                     merged[last] = new[last]
@@ -385,15 +399,19 @@ class RecordGroups(_Container):
             objs = [merged[last] for last in order]
         chunks = -(-len(order) // GROUP_SIZE)
         size = -(-len(order) // chunks)
+        reusable = value if isinstance(value, RecordRun) else None
         keys = []
-        for n, start in enumerate(range(0, len(order), size)):
-            part = order[start:start + size]
-            target = record_run if n == 0 else RecordRun(record_run.context)
-            target.lasts = tuple(part)
-            target.objs = tuple(objs[start:start + size])
+        for start in range(0, len(order), size):
+            part = tuple(order[start:start + size])
+            part_objs = tuple(objs[start:start + size])
             key = family + (part[0],)
             keys.append(key)
-            if key != run or target is not record_run:
+            if len(part) <= INLINE_SIZE:
+                tree[key] = (context, part, part_objs)
+                continue
+            target, reusable = reusable or RecordRun(context), None
+            target.lasts, target.objs = part, part_objs
+            if key != run or target is not value:
                 tree[key] = target
         if run is not None and run not in keys:
             del tree[run]
@@ -402,8 +420,8 @@ class RecordGroups(_Container):
     def __iter__(self):
         load = ActionWrapper._load
         for (timestamp, prefix, actions, _, _), run in self._groups.items():
-            context = run.context
-            for last, obj in zip(run.lasts, run.objs):
+            context, lasts, objs = _parts(run)
+            for last, obj in zip(lasts, objs):
                 yield load((timestamp, prefix + (last,), actions),
                            (obj, context))
 
@@ -417,15 +435,15 @@ class RecordGroups(_Container):
         load = ActionWrapper._load
         for (timestamp, prefix, actions, _, _), run in self._groups.items():
             if prefix[:1] and prefix[0] in kinds or \
-                    not prefix and kinds.intersection(run.lasts):
-                context = run.context
-                for last, obj in zip(run.lasts, run.objs):
+                    not prefix and kinds.intersection(_parts(run)[1]):
+                context, lasts, objs = _parts(run)
+                for last, obj in zip(lasts, objs):
                     if prefix or last in kinds:
                         yield load((timestamp, prefix + (last,), actions),
                                    (obj, context))
 
     def __len__(self):
-        return sum(len(run.lasts) for run in self._groups.values())
+        return sum(len(_parts(run)[1]) for run in self._groups.values())
 
     def is_empty(self):
         return not self._groups
