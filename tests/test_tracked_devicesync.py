@@ -47,6 +47,15 @@ class Network:
     def stop(self):
         self.rt.call(self.hub.stop)
 
+    def restart_hub(self):
+        """The hub process restarts: same data, no memory of the
+        devices."""
+        port = self.port.getHost().port
+        self.stop()
+        self.hub = SyncHub(self.hub.device_id, secret=SECRET)
+        self.hub.add(self.hub_data)
+        self.listen(port)
+
     def device(self, device_id, default=None, **kw):
         data = track({} if default is None else default, self.name,
                      persist=False)
@@ -235,12 +244,7 @@ def test_a_lost_answer_is_recovered(rt):
 def test_a_hub_that_forgot_the_device_gets_its_shadow(rt):
     net = Network(rt, {'a': 1})
     ann = net.device('ann')
-    port = net.port.getHost().port
-    net.stop()
-    # The hub process restarts: same data, no memory of the devices.
-    net.hub = SyncHub('hub', secret=SECRET)
-    net.hub.add(net.hub_data)
-    net.listen(port)
+    net.restart_hub()
     ann.tracked.a = 'ann'
     net.hub_data.b = 'hub'
     net.sync(ann)
@@ -307,11 +311,7 @@ def test_a_restarted_device_and_a_restarted_hub(rt, tmp_path):
     net = Network(rt, {'a': 1})
     shadow = tmp_path / 'shared.shadow'
     ann = net.device('ann', shadow_path=str(shadow))
-    port = net.port.getHost().port
-    net.stop()
-    net.hub = SyncHub('hub', secret=SECRET)
-    net.hub.add(net.hub_data)
-    net.listen(port)
+    net.restart_hub()
     ann.tracked.a = 'ann'
     net.hub_data.b = 'hub'
     ann = restart(net, ann, shadow_path=str(shadow))
