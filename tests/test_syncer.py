@@ -11,7 +11,8 @@ from twisted.internet import defer, task
 
 from linksync import registration, testing
 from linksync.interfaces import (IClientProvider, ISynchronization,
-                                 IURLProvider, IURLRegisteredEvent)
+                                 IURLProvider, IURLRegisteredEvent,
+                                 IURLUnregisteredEvent)
 from linksync.syncer import sync_client
 
 # The notifier (role agents) would push states too; these tests watch the
@@ -389,6 +390,43 @@ def test_a_failure_in_the_middle_of_the_changes(quiet, dummy):
                    links=[E + 'new/%d' % i for i in range(1000)])
     finally:
         gsm.unregisterHandler(boom, (IURLRegisteredEvent,))
+
+
+def test_each_unit_registers_and_unregisters_as_one_batch(quiet, dummy):
+    # Like registerURLs, a unit of the sync hands its registrations (and
+    # its unregistrations) to the event handlers together: batch handlers
+    # (the change track, the due index) see one run per unit.
+    quiet.service.getServiceNamed('syncer').syncer.unit_size = 100
+    add_fred(quiet, dummy.url, [E + 'a/%03d' % i for i in range(150)])
+    dummy.links = [E + 'b/%03d' % i for i in range(250)]
+    runs = []
+
+    def seen(kind):
+        def handler(event):
+            handler.many([event])
+
+        def many(events):
+            mine = [e for e in events if e.client.id == 'fred']
+            if mine:
+                runs.append((kind, len(mine)))
+        handler.many = many
+        return handler
+    handlers = [(seen('+'), IURLRegisteredEvent),
+                (seen('-'), IURLUnregisteredEvent)]
+    gsm = zope.component.getGlobalSiteManager()
+    for handler, kind in handlers:
+        gsm.registerHandler(handler, (kind,))
+    try:
+        [result] = testing.sync_now(quiet)
+    finally:
+        for handler, kind in handlers:
+            gsm.unregisterHandler(handler, (kind,))
+    assert result.status == 'ok', result.error
+    assert (result.registered, result.unregistered) == (250, 150)
+    # 'a/' sorts first: 100 gone; 50 gone and 50 new; 100 new; 100 new.
+    assert runs == [('-', 100), ('+', 50), ('-', 50), ('+', 100),
+                    ('+', 100)]
+    assert urls_of(quiet) == dummy.links
 
 
 # -- a big client, and the rest of the server meanwhile ------------------------------

@@ -19,45 +19,41 @@ def register(client, urls, now=None):
     register it once. Returns a list of (spelling, URL object) for every
     distinct valid spelling, in the order given.
     """
-    provider = zope.component.getUtility(IURLProvider)
     normalized = urlnorm.normalize_many(urls)
-    # One batch: the URLs are added first, then the new ones registered
-    # (the events of each step fire together, see events.notify_all).
+    objects = register_normalized(client, normalized, now,
+                                  add_spellings=True)
+    result = []
+    for spellings, url in zip(normalized.values(), objects):
+        result.extend((spelling, url) for spelling in spellings)
+    return result
+
+
+def register_normalized(client, normalized, now=None, provider=None,
+                        add_spellings=False):
+    """Register the normalised URLs for `client` as one batch.
+
+    `normalized` maps each normalised URL to the client's spellings of it
+    (an ordered mapping, as from urlnorm.normalize_many). The spellings
+    of a URL the client had already replace those known, or are added to
+    them with `add_spellings`. Returns the URL objects, in order.
+
+    The URLs are added first, then the new ones registered: the events of
+    each step fire together (see events.notify_all), and the records of a
+    batch form one family in the change track.
+    """
+    if provider is None:
+        provider = zope.component.getUtility(IURLProvider)
     objects = provider.add_many_normalized(normalized, now)
     has_url = client.has_url
     known = [has_url(norm) for norm in normalized]
     client.register_urls([url for url, had in zip(objects, known)
                           if not had], now)
-    result = []
-    for (norm, spellings), url, had in zip(normalized.items(), objects,
-                                           known):
-        if had:
+    for (norm, spellings), had in zip(normalized.items(), known):
+        if had and add_spellings:
             client.add_spellings(norm, spellings)
         else:
             client.set_spellings(norm, spellings)
-        result.extend((spelling, url) for spelling in spellings)
-    return result
-
-
-def register_normalized(client, norm, spellings, now=None, provider=None,
-                        add_spellings=False):
-    """Register the normalised URL `norm` for `client`; returns the URL.
-
-    `spellings` are the client's spellings of it: they replace those known
-    for a URL the client has already, or are added to them with
-    `add_spellings`.
-    """
-    if provider is None:
-        provider = zope.component.getUtility(IURLProvider)
-    url = provider.add_normalized(norm, now)
-    if not client.has_url(norm):
-        client.register_urls([url], now)
-        client.set_spellings(norm, spellings)
-    elif add_spellings:
-        client.add_spellings(norm, spellings)
-    else:
-        client.set_spellings(norm, spellings)
-    return url
+    return objects
 
 
 def unregister(client, urls, now=None):

@@ -463,9 +463,20 @@ class _Merge:
         self.registered = self.unregistered = self.kept = 0
 
     def step(self, app, client):
-        """Up to `size` changes; True when the two lists agree."""
-        provider = zope.component.getUtility(IURLProvider)
+        """Up to `size` changes; True when the two lists agree.
+
+        The unit's registrations and unregistrations are each applied as
+        one batch at its end, as the API's ``registerURLs`` does: their
+        events fire together and their track records form one family.
+        Deferring them changes nothing the walk reads: a URL registered
+        sorts before the client's URL at hand, and the client's URLs are
+        only ever read after that one.
+        """
         keys = self.keys
+        wanted = self.wanted
+        new = {}
+        gone = []
+        done = False
         for _ in range(self.size):
             if not self.pending and not self.exhausted:
                 self.pending.extend(itertools.islice(
@@ -476,23 +487,27 @@ class _Merge:
             have = self.pending[0] if self.pending else None
             want = keys[self.i] if self.i < len(keys) else None
             if have is None and want is None:
-                return True
+                done = True
+                break
             if have is None or (want is not None and want < have):
-                registration.register_normalized(
-                    client, want, self.wanted[want] or (want,), self.now,
-                    provider)
-                self.registered += 1
+                new[want] = wanted[want] or (want,)
                 self.i += 1
                 continue
             self.last = self.pending.popleft()
             if want is None or have < want:
-                client.unregister_urls([client.get_url(have)], self.now)
-                self.unregistered += 1
+                gone.append(client.get_url(have))
             else:
-                client.set_spellings(want, self.wanted[want] or (want,))
+                client.set_spellings(want, wanted[want] or (want,))
                 self.kept += 1
                 self.i += 1
-        return False
+        if new:
+            registration.register_normalized(
+                client, new, self.now,
+                zope.component.getUtility(IURLProvider))
+            self.registered += len(new)
+        if gone:
+            self.unregistered += len(client.unregister_urls(gone, self.now))
+        return done
 
 
 # -- the service ------------------------------------------------------------------
