@@ -126,6 +126,34 @@ def test_the_open_bucket_is_never_read():
     assert end == 100 and len(records) == 1
 
 
+def test_window_part_reads_a_big_bucket_a_part_at_a_time():
+    manager = manager_with_agent()
+    for i in range(25):                        # bucket 100: 25 records
+        manager.add(1001, rec('big%02d' % i, 'state_changed', 1001))
+    for ts in (1011, 1021, 1022):              # buckets 101 and 102
+        manager.add(ts, rec('s%d' % ts, 'state_changed', ts))
+    manager.close(1030)
+
+    def keys(records):
+        return [r.key for r in records]
+    everything = keys(manager.window(99)[1])
+    parts = []
+    end, records, skip = manager.window_part(99, limit=10)
+    parts.append((end, keys(records), skip))
+    while skip:
+        end, records, skip = manager.window_part(99, limit=10, skip=skip)
+        parts.append((end, keys(records), skip))
+    # Parts of the big bucket, then its rest with the buckets that fit.
+    assert [(e, len(k), s) for e, k, s in parts] == [
+        (100, 10, 10), (100, 10, 20), (102, 8, 0)]
+    assert [k for _, part, _ in parts for k in part] == everything
+    assert manager.window_part(99, limit=30)[0::2] == (102, 0)
+    # A bucket that does not fit after others waits for the next part.
+    end, records, skip = manager.window_part(100, limit=2)
+    assert (end, len(records), skip) == (101, 1, 0)
+    assert manager.window_part(102, limit=2) == (102, [], 0)
+
+
 def test_late_records_go_to_the_open_bucket():
     manager = manager_with_agent()
     manager.close(1030)                        # 100..102 closed

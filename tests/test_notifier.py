@@ -188,6 +188,52 @@ def test_batches_of_at_most_1000_rows(server, callback):
     assert {row[0] for row in callback.rows()} == set(urls)
 
 
+def test_a_bucket_bigger_than_a_part_is_sent_part_by_part(server, callback):
+    # 2,500 state changes in one bucket (one second): read, turned into
+    # rows and sent 700 records at a time, so the notifier never holds a
+    # whole bucket, however big; the pointer moves once all were sent.
+    agents_of(server).chunk_records = 700
+    urls = ['http://p%d.example/' % i for i in range(2500)]
+    register(server, callback, urls)
+    before = pointer(server)
+
+    def check_all(app):
+        for url in urls:
+            app.urls.get(url).set_result('ok', '200 OK', START + 1)
+    server.run(check_all)
+    tick(server, 30)
+    assert [len(call) for call in callback.calls] == [700, 700, 700, 400]
+    assert sorted(row[0] for row in callback.rows()) == sorted(urls)
+    assert pointer(server) > before
+    tick(server, 30)
+    assert len(callback.calls) == 4                    # nothing twice
+
+
+def test_a_client_failing_within_a_bucket_gets_it_again(server, callback):
+    agents_of(server).chunk_records = 700
+    urls = ['http://q%d.example/' % i for i in range(2000)]
+    register(server, callback, urls)
+    before = pointer(server)
+    answers = iter([True, RuntimeError('disk full')])
+    callback.updated = lambda *args: next(answers, True)
+
+    def check_all(app):
+        for url in urls:
+            app.urls.get(url).set_result('ok', '200 OK', START + 1)
+    server.run(check_all)
+    tick(server, 30)
+    # The first part was taken, the second refused: the bucket is not
+    # done, the pointer stays, and the next attempt sends it whole.
+    assert [len(call) for call in callback.calls] == [700, 700]
+    assert pointer(server) == before
+    assert notifications(server) == (True, 1)
+    tick(server, 3600)
+    assert [len(call) for call in callback.calls[2:]] == [700, 700, 600]
+    assert sorted(row[0] for row in callback.rows()[1400:]) == sorted(urls)
+    assert pointer(server) > before
+    assert notifications(server) == (True, 0)
+
+
 # -- outages -------------------------------------------------------------------------------
 
 def test_a_client_down_gets_everything_it_missed_when_back(server,

@@ -36,6 +36,7 @@ True
 """
 
 import collections
+import itertools
 import logging
 
 import persistent
@@ -287,6 +288,42 @@ class SyncManager(persistent.Persistent):
                     position < till:
                 return position, records
         return till, records
+
+    def window_part(self, from_pos, till=None, limit=10_000, kinds=None,
+                    skip=0):
+        """Like window(), but never more than `limit` records at once.
+
+        Returns (end, records, skip). A pointer only moves from bucket to
+        bucket, and one bucket may hold any number of records (a million
+        URLs registered in one call are one bucket). When the records of
+        the first bucket of ]from_pos, till] after the first `skip` of
+        them are more than `limit`, the next `limit` are returned, `end`
+        is that bucket and `skip` how many of its records were read so
+        far: pass it back (with the same `from_pos`) to read on. Otherwise
+        the rest of that bucket and as many whole buckets after it as keep
+        the records under `limit` are returned, with `skip` 0.
+        """
+        till = self._closed.value if till is None else \
+            min(till, self._closed.value)
+        if from_pos is not None and till <= from_pos:
+            return from_pos, [], 0
+        records = []
+        end = from_pos
+        for position, bucket in self._track.items(from_pos, till):
+            room = limit - len(records)
+            part = list(itertools.islice(bucket.records(kinds), skip,
+                                         skip + room + 1))
+            if len(part) > room:
+                if records:
+                    # The bucket does not fit: it begins the next part.
+                    return end, records, 0
+                return position, part[:room], skip + room
+            records.extend(part)
+            skip = 0
+            end = position
+            if len(records) >= limit and position < till:
+                return position, records, 0
+        return till, records, 0
 
     def query(self, agent_id, till=None, limit=None):
         """(end, records) of what agent `agent_id` has not consumed, up to

@@ -414,23 +414,43 @@ class AgentService(service.Service):
     def _run_group(self, start, aids, closed, now):
         results = []
         while aids and not self._stopping:
-            plan = self.session.read(self._plan_group, start, aids, closed)
-            if plan is None:
-                break
-            end, work = plan
-            uploads = [self._upload(aid, items, uploader)
-                       for aid, (items, uploader) in sorted(work.items())]
-            outcomes = yield defer.DeferredList(uploads)
-            if self._stopping:
-                break
+            # The window after `start`, read in parts of at most
+            # chunk_records records (a bucket of a million state changes
+            # is read, and its rows built and sent, a part at a time).
+            # The pointers move once the whole window was sent; a client
+            # failing within a bucket gets that bucket again from its
+            # beginning at its next attempt (rows are states: sending one
+            # twice does no harm).
+            skip = 0
+            end = None
             sent = {}
             errors = {}
-            for (aid, (items, _)), (_, error) in zip(sorted(work.items()),
-                                                     outcomes):
-                if error:
-                    errors[aid] = error
-                else:
-                    sent[aid] = len(items)
+            live = list(aids)
+            while live and not self._stopping:
+                plan = self.session.read(self._plan_group, start, live,
+                                         closed, skip)
+                if plan is None:
+                    break
+                end, work, skip = plan
+                # What the part loaded is not needed again.
+                self.session.connection.cacheGC()
+                uploads = [self._upload(aid, items, uploader)
+                           for aid, (items, uploader) in sorted(work.items())]
+                outcomes = yield defer.DeferredList(uploads)
+                # Only the clients that took every part so far go on (one
+                # gone or disabled since the last part is left out too).
+                before, sent = sent, {}
+                for (aid, (items, _)), (_, error) in zip(
+                        sorted(work.items()), outcomes):
+                    if error:
+                        errors[aid] = error
+                    else:
+                        sent[aid] = before.get(aid, 0) + len(items)
+                live = sorted(sent)
+                if not skip:
+                    break
+            if end is None or self._stopping:
+                break
             follow_ups, failures = self.session.run(
                 self._settle_group, start, end, sent, errors, now)
             delivered = sum(sent.values())
@@ -445,19 +465,20 @@ class AgentService(service.Service):
             results.extend(RunResult(aid, sent.get(aid, 0),
                                      end if aid in sent else None,
                                      errors.get(aid, ''))
-                           for aid in sorted(work))
+                           for aid in sorted(set(sent) | set(errors)))
             aids = sorted(sent)
             start = end
             if end >= closed:
                 break
         return results
 
-    def _plan_group(self, app, start, aids, closed):
+    def _plan_group(self, app, start, aids, closed, skip=0):
         manager = get_manager()
         # Only state changes are notified: the registrations' records
         # (most of the track while clients register URLs) are not read.
-        end, records = manager.window(start, closed, self.chunk_records,
-                                      kinds=NOTIFIED_KINDS)
+        end, records, skip = manager.window_part(
+            start, closed, self.chunk_records, kinds=NOTIFIED_KINDS,
+            skip=skip)
         if not records and end <= start:
             return None
         # Without records (only registrations) the pointers still move.
@@ -471,7 +492,7 @@ class AgentService(service.Service):
             items = rows[agent.client_id]
             work[agent.id] = (items, agent.uploader(app, self.context)
                               if items else None)
-        return end, work
+        return end, work, skip
 
     @defer.inlineCallbacks
     def _upload(self, aid, items, uploader):
