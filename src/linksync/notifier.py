@@ -10,7 +10,10 @@ changed, as ``updateManyStates(client_id, password, [[url, state, reason],
 ``--notify-interval`` seconds. Client agents standing at the same pointer
 are run together: the window is read and reduced once, and each changed URL
 is dispatched to the clients that registered it, so a round costs the
-records read, not records times clients.
+records read, not records times clients. The window is read in parts of
+at most 10,000 records, even within one bucket of the track (half a million
+results stamped in one second are one bucket), so the memory a round
+needs does not grow with the changes waiting.
 
 A client that fails is retried at the next rounds, waiting twice as long
 after each failure (up to an hour); after 20 failures in a row its
