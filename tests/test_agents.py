@@ -507,6 +507,29 @@ def test_run_acknowledges_only_after_the_upload(session):
     assert SINKS['rec'] == [[('x', 1001)]]
 
 
+def test_a_bucket_bigger_than_a_chunk_is_sent_in_parts(session):
+    session.run(lambda app: app.sync.register_agent(RecordingAgent('rec'),
+                                                    now=1000))
+    SINKS.clear()
+    names = ['x%d' % i for i in range(7)]
+    session.run(lambda app: [app.sync.add(1001, ActionWrapper(
+        name, 'state_changed', 1001)) for name in names])
+    # Parts of 3, 3 and 1 records, uploaded in batches of 2: the second
+    # part fails, so the bucket is not done and the pointer stays.
+    result = run_agent(session, 1020, [False, False, True], chunk=3)
+    assert (result.sent, result.error) == (0, 'consumer down')
+    assert [len(batch) for batch in SINKS['rec']] == [2, 1]
+    assert session.read(lambda app: app.sync.pointer('rec')) == 99
+    # The next run sends the whole bucket, part by part, and moves on.
+    SINKS.clear()
+    result = run_agent(session, 1020, [], chunk=3)
+    assert (result.sent, result.till, result.error) == (7, 101, '')
+    assert [len(batch) for batch in SINKS['rec']] == [2, 1, 2, 1, 1]
+    assert sorted(name for batch in SINKS['rec'] for name, _ in batch) == \
+        names
+    assert session.read(lambda app: app.sync.pointer('rec')) == 101
+
+
 def test_a_window_of_only_cancelled_changes_still_moves_the_pointer(session):
     session.run(lambda app: app.sync.register_agent(RecordingAgent('rec'),
                                                     now=1000))

@@ -686,11 +686,16 @@ class AgentRunner:
         closed = self.session.run(lambda app: get_manager().close(current_ts))
         sent = 0
         till = None
+        # A bucket bigger than a chunk is read and sent a part at a time
+        # (SyncManager.window_part); the pointer moves past it once all
+        # its parts were sent, and a failure in between sends it again
+        # from its beginning at the next run.
+        start = skip = unacknowledged = 0
         while True:
-            plan = self.session.read(self._plan, closed)
+            plan = self.session.read(self._plan, closed, start, skip)
             if plan is None:
                 break
-            start, end, items, uploader = plan
+            start, end, items, uploader, skip = plan
             try:
                 if items:
                     yield uploader.iterate_over(items)
@@ -701,9 +706,13 @@ class AgentRunner:
                 follow_up = self.session.run(self._failed, current_ts, error)
                 yield run_follow_up(follow_up, self.aid)
                 return RunResult(self.aid, sent, till, error)
+            unacknowledged += len(items)
+            if skip:
+                continue
             self.session.run(self._acknowledge, start, end, current_ts,
-                             len(items))
-            sent += len(items)
+                             unacknowledged)
+            sent += unacknowledged
+            unacknowledged = 0
             till = end
             if end >= closed:
                 break
@@ -744,16 +753,23 @@ class AgentRunner:
             manager.advance(self.aid, closed)
             manager.prune()
 
-    def _plan(self, app, closed):
+    def _plan(self, app, closed, start, skip):
+        """The next chunk: (start, end, items, uploader, skip), or None.
+        With `skip`, the next part of the bucket after `start` (None when
+        the pointer moved meanwhile)."""
         manager = get_manager()
         agent = manager.get_agent(self.aid)
-        start = manager.pointer(self.aid)
-        end, records = manager.window(start, closed, self.chunk_records)
+        if not skip:
+            start = manager.pointer(self.aid)
+        elif manager.pointer(self.aid) != start:
+            return None                 # moved meanwhile (a rewind)
+        end, records, skip = manager.window_part(
+            start, closed, self.chunk_records, skip=skip)
         if not records:
             return None
         items = agent._generate_records(reduce_records(records), app, end)
         uploader = agent.uploader(app, self.context) if items else None
-        return start, end, items, uploader
+        return start, end, items, uploader, skip
 
     def _acknowledge(self, app, start, end, now, count):
         manager = get_manager()
