@@ -268,6 +268,11 @@ class SyncManager(persistent.Persistent):
         """The start, in seconds, of the oldest bucket still open."""
         return (self._closed.value + 1) * self.granularity
 
+    def _readable_till(self, till):
+        """`till`, or the last closed bucket when it is None or later."""
+        closed = self._closed.value
+        return closed if till is None else min(till, closed)
+
     def window(self, from_pos, till=None, limit=None, kinds=None):
         """(end, records) for the buckets in ]from_pos, till], oldest first.
 
@@ -277,8 +282,7 @@ class SyncManager(persistent.Persistent):
         the window was read to its end). With `kinds` (a set), only the
         records whose key starts with one of them are read.
         """
-        till = self._closed.value if till is None else \
-            min(till, self._closed.value)
+        till = self._readable_till(till)
         if from_pos is not None and till <= from_pos:
             return from_pos, []
         records = []
@@ -303,8 +307,7 @@ class SyncManager(persistent.Persistent):
         the rest of that bucket and as many whole buckets after it as keep
         the records under `limit` are returned, with `skip` 0.
         """
-        till = self._closed.value if till is None else \
-            min(till, self._closed.value)
+        till = self._readable_till(till)
         if from_pos is not None and till <= from_pos:
             return from_pos, [], 0
         records = []

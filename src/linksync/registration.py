@@ -28,8 +28,7 @@ def register(client, urls, now=None):
     return result
 
 
-def register_normalized(client, normalized, now=None, provider=None,
-                        add_spellings=False):
+def register_normalized(client, normalized, now=None, add_spellings=False):
     """Register the normalised URLs for `client` as one batch.
 
     `normalized` maps each normalised URL to the client's spellings of it
@@ -41,8 +40,7 @@ def register_normalized(client, normalized, now=None, provider=None,
     each step fire together (see events.notify_all), and the records of a
     batch form one family in the change track.
     """
-    if provider is None:
-        provider = zope.component.getUtility(IURLProvider)
+    provider = zope.component.getUtility(IURLProvider)
     objects = provider.add_many_normalized(normalized, now)
     has_url = client.has_url
     known = [has_url(norm) for norm in normalized]

@@ -501,9 +501,7 @@ class _Merge:
                 self.kept += 1
                 self.i += 1
         if new:
-            registration.register_normalized(
-                client, new, self.now,
-                zope.component.getUtility(IURLProvider))
+            registration.register_normalized(client, new, self.now)
             self.registered += len(new)
         if gone:
             self.unregistered += len(client.unregister_urls(gone, self.now))
