@@ -34,8 +34,15 @@ def url_key(url):
     return ('URL', url.url)
 
 
-def registration_key(url, client):
-    return ('Registration', client.id, url.url)
+def registration_prefix(client_id):
+    """The key of a registration record is this + (the URL,)."""
+    return ('Registration', client_id)
+
+
+def _when(manager, now):
+    # Events without a time are recorded at the start of the open bucket,
+    # so that no agent misses them.
+    return manager.open_timestamp() if now is None else now
 
 
 def record(obj, flag, now, key, context=None):
@@ -44,10 +51,7 @@ def record(obj, flag, now, key, context=None):
     if manager is None:
         # No database site: the object is not stored, there is no track.
         return False
-    if now is None:
-        # Events without a time are recorded at the start of the open
-        # bucket, so that no agent misses them.
-        now = manager.open_timestamp()
+    now = _when(manager, now)
     return manager.add(now, ActionWrapper(obj, flag, now, key=key,
                                           context=context))
 
@@ -73,10 +77,8 @@ def _record_registrations(events_, flag):
         url = event.object
         family[1].append((url.url, url))
     for (now, client_id), (client, items) in families.items():
-        if now is None:
-            now = manager.open_timestamp()
-        manager.add_family(now, flag, ('Registration', client_id), client,
-                           items)
+        manager.add_family(_when(manager, now), flag,
+                           registration_prefix(client_id), client, items)
 
 
 def registered_many(events_):

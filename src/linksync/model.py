@@ -148,7 +148,6 @@ class URL(persistent.Persistent):
                 self.orphaned_since = now
 
 
-
 def _url_attributes(state):
     """The attribute dict of a stored URL state (a tuple or a dict)."""
     if isinstance(state, dict):

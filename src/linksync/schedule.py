@@ -123,12 +123,7 @@ class Schedule(persistent.Persistent):
         return trees
 
     def add(self, url, due):
-        if due_of(url) is not None:
-            return False
-        url.next_check = due
-        self._tree(url.url).add((due, url.url))
-        self._count.change(1)
-        return True
+        return self.add_many([(url, due)]) == 1
 
     def add_many(self, pairs):
         """add() for each (url, due) of `pairs`; returns how many were

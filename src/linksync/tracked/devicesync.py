@@ -48,10 +48,10 @@ success. A device given a ``shadow_path`` keeps its shadow in that file
 (JSON, replaced atomically after every cycle that changed it): restarted,
 it sends what changed in its structure since (its own edits, saved by its
 backend while it was down or before a crash) instead of joining afresh,
-which would replace its data by the hub's. An answer lost on the way is recovered by the hub's backup of
-the previous shadow. A hub that restarted, or whose shadow does not match,
-answers ``resync``; the device then sends its shadow whole and the merge
-proceeds from it.
+which would replace its data by the hub's. An answer lost on the way is
+recovered by the hub's backup of the previous shadow. A hub that
+restarted, or whose shadow does not match, answers ``resync``; the device
+then sends its shadow whole and the merge proceeds from it.
 
 Everything the hub and the device do runs in the reactor thread, holding
 the tracked structure's lock; other threads may change the structure at
