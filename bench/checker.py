@@ -146,7 +146,8 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
 
     from twisted.internet import reactor
 
-    from linksync import config, testing
+    from linksync import testing
+    from linksync.server import options as config
     with open(urls_file) as f:
         urls = f.read().split()
     data = tempfile.mkdtemp(prefix='linksync-bench-')
@@ -217,9 +218,10 @@ def _register_directly(server, urls, registered, due):
     """Register `registered` URLs (cycling over the hosts of `urls`)."""
     import zope.component
 
-    from linksync import registration
-    from linksync.interfaces import IClientProvider, ISchedule, IURLProvider
-    from linksync.model import Client
+    from linksync.server.model import registration
+    from linksync.server.interfaces import (IClientProvider, ISchedule,
+                                            IURLProvider)
+    from linksync.server.model.client import Client
     hosts = sorted({u.split('/')[2] for u in urls})
     now = time.time()
     batch = 20_000

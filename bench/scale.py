@@ -61,9 +61,9 @@ start_nginx, url_list = _checker.start_nginx, _checker.url_list
 def bench_pick(count=200_000, hosts=1000, workers=4, take=10_000):
     from BTrees.OOBTree import OOTreeSet
 
-    from linksync.model import URL
-    from linksync.partition import Worker
-    from linksync.schedule import Schedule
+    from linksync.server.model.url import URL
+    from linksync.server.model.partition import Worker
+    from linksync.server.model.due import Schedule
     sharded = Schedule()
     for n in range(count):
         sharded.add(URL('http://h%d.test/%d' % (n % hosts, n)), n % 1000)
@@ -119,9 +119,9 @@ def machine_ticks():
 def register(db, urls, batch=None):
     import zope.component
 
-    from linksync import registration
-    from linksync.interfaces import IClientProvider
-    from linksync.model import Client
+    from linksync.server.model import registration
+    from linksync.server.interfaces import IClientProvider
+    from linksync.server.model.client import Client
     session = db.session()
 
     def work(app, chunk):
@@ -151,7 +151,8 @@ def check_span(session, before):
 
 
 def run_workers(count, urls, workdir, delay):
-    from linksync import database, storage, testing
+    from linksync import testing
+    from linksync.server import database, storage
     data = tempfile.mkdtemp(prefix='zeo-', dir=workdir)
     zeo = testing.zeo_server(data)
     db = database.Database(storage.open_storage(zeo=zeo.address))

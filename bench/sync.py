@@ -14,9 +14,9 @@ FileStorage, and reports its wall time, the peak resident memory of that
 process, and the longest time the reactor could not run other work (a
 heartbeat every 10 ms measures it). Side by side:
 
-* ``syncer``: linksync.syncer (units of work, savepoints, one transaction);
+* ``syncer``: linksync.server.syncer (units of work, savepoints, one transaction);
 * ``baseline``: what one writes first: fetch, then register and unregister
-  everything in one unit of work (linksync.registration), then send the
+  everything in one unit of work (linksync.server.model.registration), then send the
   states in batches.
 
 Targets (issue 5): the syncer under 60 s and 500 MiB for 200,000 links.
@@ -65,9 +65,10 @@ def peak_mib():
 
 def setup(data, links, callback_url):
     """Create the server's database: fred with kept + removed URLs."""
-    from linksync import database, registration, storage
-    from linksync.interfaces import IClientProvider
-    from linksync.model import Client
+    from linksync.server import database, storage
+    from linksync.server.model import registration
+    from linksync.server.interfaces import IClientProvider
+    from linksync.server.model.client import Client
     kept, new, removed = plan(links)
     db = database.Database(storage.open_storage(data))
     session = db.session()
@@ -123,7 +124,7 @@ def run_sync(data, how, links):
     """Synchronise fred once; print the figures as JSON."""
     from twisted.internet import reactor, task
 
-    from linksync import database, storage
+    from linksync.server import database, storage
     db = database.Database(storage.open_storage(data))
     session = db.session()
     before = peak_mib()
@@ -162,7 +163,7 @@ def run_sync(data, how, links):
 
 
 def _ours(session, reactor):
-    from linksync.syncer import Syncer
+    from linksync.server.syncer import Syncer
     syncer = Syncer(session, reactor, reactor, SECRET)
     d = syncer.sync_clients(['fred'])
 
@@ -181,9 +182,10 @@ def _baseline(session, reactor):
     import zope.component
     from twisted.internet import defer
 
-    from linksync import registration, states, urlnorm
-    from linksync.callback import CallbackProxy
-    from linksync.interfaces import IClientProvider
+    from linksync import states, urlnorm
+    from linksync.server.model import registration
+    from linksync.xmlrpc.proxy import CallbackProxy
+    from linksync.server.interfaces import IClientProvider
 
     @defer.inlineCallbacks
     def sync():

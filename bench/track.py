@@ -39,9 +39,11 @@ sys.path[:] = [p for p in sys.path
                    os.path.abspath(__file__))]
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'src'))
 
-from linksync.agents import SyncAgent, SyncManager, reduce_records  # noqa
-from linksync.model import URL  # noqa
-from linksync.track import ActionWrapper  # noqa
+from linksync.agents.agent import SyncAgent
+from linksync.agents.manager import SyncManager
+from linksync.agents.reduction import reduce_records  # noqa
+from linksync.server.model.url import URL  # noqa
+from linksync.track.records import ActionWrapper  # noqa
 
 GRANULARITY = 10
 #: Records per second of simulated time: 100 records a bucket.

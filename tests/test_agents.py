@@ -12,11 +12,14 @@ from ZODB.FileStorage import FileStorage
 from ZODB.MappingStorage import MappingStorage
 from ZODB.POSException import ConflictError
 
-from linksync import agents, database
-from linksync.agents import (ActionWrapper, AgentError, AgentRunner,
-                             PushSyncAgent, RecordUploader, RunContext,
-                             SyncAgent, SyncManager, UnknownAgent,
-                             UploadError, reduce_records)
+from linksync import agents
+from linksync.server import database
+from linksync.agents.agent import PushSyncAgent, RecordUploader, SyncAgent
+from linksync.agents.errors import AgentError, UnknownAgent, UploadError
+from linksync.agents.manager import SyncManager
+from linksync.agents.reduction import reduce_records
+from linksync.agents.runner import AgentRunner, RunContext
+from linksync.track.records import ActionWrapper
 
 
 def rec(name, flags, ts):
@@ -567,10 +570,11 @@ def test_push_agent_base_needs_subclassing():
 def test_the_components_provide_their_interfaces():
     from zope.interface.verify import verifyObject
 
-    from linksync import events, interfaces
-    from linksync.exporters import JSONLinesAgent
-    from linksync.model import Client
-    from linksync.notifier import ClientNotifierAgent
+    from linksync import interfaces
+    from linksync.server.model import events
+    from linksync.server.exporters import JSONLinesAgent
+    from linksync.server.model.client import Client
+    from linksync.server.notifier import ClientNotifierAgent
     assert verifyObject(interfaces.ISyncManager, SyncManager())
     assert verifyObject(interfaces.ISyncAgent, SyncAgent('a'))
     for agent in (ClientNotifierAgent('fred'),

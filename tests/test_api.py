@@ -8,7 +8,7 @@ import xmlrpc.client
 import pytest
 
 from linksync import states
-from linksync.mail import SMTPMailer
+from linksync.server.mail import SMTPMailer
 from linksync.testing import ServerFixture
 
 SECRET = 'management-secret'
@@ -270,7 +270,7 @@ def test_force_synchronization(server, fred):
 
 
 def test_info_frame_url(server, fred):
-    # The link carries a token opening the page (linksync.pages.access).
+    # The link carries a token opening the page (linksync.server.web.access).
     link = fred.getInfoFrameURL('fred', 'fred-password')
     assert link.startswith(server.base_url + '/alerts/fred?token=')
     server.service.api.api.public_url = 'https://links.example.org/'
@@ -482,7 +482,7 @@ def test_post_to_root_is_xmlrpc_and_get_is_the_status_page(server, fred):
     root = xmlrpc.client.ServerProxy(server.base_url + '/')
     assert root.checkConnection('fred', 'fred-password') == 2
     conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=30)
-    # The status page needs the management secret (linksync.pages.access).
+    # The status page needs the management secret (linksync.server.web.access).
     secret = base64.b64encode(b':management-secret').decode()
     conn.request('GET', '/', headers={'Authorization': 'Basic ' + secret})
     response = conn.getresponse()

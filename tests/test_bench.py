@@ -19,7 +19,7 @@ PROBE = """
 import runpy, sys
 sys.path.insert(0, {bench!r})
 runpy.run_path({script!r}, run_name='probe')
-import xmlrpc.client, twisted.web.xmlrpc, linksync.callback
+import xmlrpc.client, twisted.web.xmlrpc, linksync.xmlrpc.proxy
 assert xmlrpc.client.__file__.startswith(sys.base_prefix), xmlrpc.__file__
 print('ok')
 """

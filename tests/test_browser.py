@@ -17,7 +17,9 @@ import shutil
 
 import pytest
 
-from linksync import config, testing, testservers
+from linksync import testing
+from linksync.server import options as config
+from linksync.testing import servers as testservers
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',

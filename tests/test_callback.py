@@ -10,7 +10,7 @@ from twisted.internet import defer, endpoints, reactor as global_reactor
 from twisted.web import resource, server
 
 from linksync import testing
-from linksync.callback import CallbackError, CallbackFault, CallbackProxy
+from linksync.xmlrpc.proxy import CallbackError, CallbackFault, CallbackProxy
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from linksync import testservers
+from linksync.testing import servers as testservers
 
 
 def linksync(*args):

@@ -6,8 +6,10 @@ import os
 import pytest
 from twisted.internet import task
 
-from linksync import config, states, testing, testservers
-from linksync.checker import Checker
+from linksync import states, testing
+from linksync.server import options as config
+from linksync.testing import servers as testservers
+from linksync.server.checker.check import Checker
 
 OK, TEMP, GONE, UNSUP = (states.OK, states.TEMPORARY, states.UNAVAILABLE,
                          states.UNSUPPORTED)

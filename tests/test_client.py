@@ -10,7 +10,7 @@ from linksync import testing
 from linksync.client import (BadCredentials, ClientExists, LMSClient,
                              ServerFault, ServerUnreachable,
                              TwistedLMSClient, UnexpectedAnswer, URLState)
-from linksync.xmlrpc import UNAVAILABLE
+from linksync.xmlrpc.faults import UNAVAILABLE
 
 from test_callback import answers, response, rt  # noqa: F401 (fixtures)
 

@@ -9,7 +9,7 @@ from linksync import testing
 from linksync.client import CallbackResource, LinkDatabase, StateChange
 from linksync.client.service import ClientService
 from linksync.stores import StoreError
-from linksync.web import LinkSyncSite
+from linksync.xmlrpc.site import LinkSyncSite
 
 A = 'http://a.example/'
 B = 'http://b.example/'
@@ -24,7 +24,7 @@ def links_in(path):
 
 
 def server_urls(server, client_id='fred'):
-    from linksync.interfaces import IClientProvider
+    from linksync.server.interfaces import IClientProvider
     import zope.component
     return server.read(lambda app: sorted(zope.component.getUtility(
         IClientProvider).get(client_id).url_keys()))

@@ -1,4 +1,4 @@
-"""linksync-ctl (linksync.control): an instance's ZEO server and server as
+"""linksync-ctl (linksync.server.control): an instance's ZEO server and server as
 background processes, with pid files and logs."""
 
 import os
@@ -7,7 +7,8 @@ import xmlrpc.client
 
 import pytest
 
-from linksync import control, testing
+from linksync import testing
+from linksync.server import control
 
 LINKSYNC = testing.LINKSYNC_COMMAND
 

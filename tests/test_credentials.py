@@ -6,10 +6,11 @@ import re
 import pytest
 import zope.component
 
-from linksync import credentials, testing
-from linksync.credentials import CredentialError
-from linksync.interfaces import IClientProvider
-from linksync.model import Client
+from linksync import testing
+from linksync.server.model import credentials
+from linksync.server.model.credentials import CredentialError
+from linksync.server.interfaces import IClientProvider
+from linksync.server.model.client import Client
 
 
 def test_seal_is_not_clear_and_differs_each_time():

@@ -8,10 +8,11 @@ import zope.component
 from twisted.internet import task
 
 from linksync import testing
-from linksync.agents import AgentError, RunContext
-from linksync.exporters import (JSONLinesAgent, JSONLinesWriter,
+from linksync.agents.errors import AgentError
+from linksync.agents.runner import RunContext
+from linksync.server.exporters import (JSONLinesAgent, JSONLinesWriter,
                                 XMLRPCPushAgent)
-from linksync.interfaces import IURLProvider
+from linksync.server.interfaces import IURLProvider
 
 START = 1297082000.0
 

@@ -2,7 +2,7 @@
 
 Two servers on equal data get the same corpus of requests over real
 sockets: one answers plain XML-RPC requests in its HTTP channel
-(linksync.rpcchannel, reading them with linksync.rpcparse), the other has
+(linksync.xmlrpc._channel, reading them with linksync.xmlrpc._parse), the other has
 its channel's short way switched off, so that twisted.web, expat and
 defusedxml answer everything. The corpus holds well-behaved calls and
 hostile ones (entity bombs, external entities, gzip bombs, bodies over the

@@ -3,7 +3,8 @@
 import pytest
 from twisted.internet import task
 
-from linksync import states, testservers
+from linksync import states
+from linksync.testing import servers as testservers
 
 from test_checker import make_checker
 

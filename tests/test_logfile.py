@@ -3,7 +3,7 @@ import io
 from twisted.internet import task
 from twisted.logger import LogLevel, Logger, LogPublisher
 
-from linksync.logfile import LogWriter
+from linksync.server.logfile import LogWriter
 
 
 def make(level=LogLevel.info):

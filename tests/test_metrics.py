@@ -3,9 +3,11 @@
 import pytest
 from twisted.internet import task
 
-from linksync import config, testing, testservers
-from linksync.checker import Checker
-from linksync.metrics import RATE_WINDOW, Metrics
+from linksync import testing
+from linksync.server import options as config
+from linksync.testing import servers as testservers
+from linksync.server.checker.check import Checker
+from linksync.server.web.metrics import RATE_WINDOW, Metrics
 
 LOOPBACK = config.network('127.0.0.0/8')
 

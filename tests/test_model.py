@@ -7,11 +7,13 @@ import zope.component.hooks
 from ZODB.FileStorage import FileStorage
 from ZODB.POSException import ConflictError
 
-from linksync import registration, states
-from linksync.database import Database
-from linksync.interfaces import (IClientProvider, INotifications,
-                                 ISynchronization, IURLProvider)
-from linksync.model import Client, merge_states
+from linksync import states
+from linksync.server.model import registration
+from linksync.server.database import Database
+from linksync.server.interfaces import (IClientProvider, INotifications,
+                                        ISynchronization, IURLProvider)
+from linksync.server.model.client import Client
+from linksync.server.model.url import merge_states
 from linksync.urlnorm import InvalidURL
 
 
@@ -135,7 +137,7 @@ def test_spellings_are_kept_per_client(session):
 
 def test_set_result_reports_changes(session):
     events = []
-    from linksync.interfaces import IURLStateChangedEvent
+    from linksync.server.interfaces import IURLStateChangedEvent
     gsm = zope.component.getGlobalSiteManager()
 
     def subscriber(event):
@@ -222,7 +224,7 @@ def test_checker_and_registration_on_the_same_url_do_not_conflict(database):
 
 
 def test_a_url_is_stored_as_a_short_tuple(database, session):
-    from linksync.model import URL
+    from linksync.server.model.url import URL
     url = URL('http://a.example/')
     assert url.__getstate__() == ('http://a.example/', ())
     url.clients = frozenset({'b', 'a'})
@@ -242,7 +244,7 @@ def test_a_url_is_stored_as_a_short_tuple(database, session):
 
 def test_a_url_with_other_attributes_or_an_old_dict_state_loads(database,
                                                                   session):
-    from linksync.model import URL
+    from linksync.server.model.url import URL
     url = URL('http://a.example/')
     url.note = 'kept'
     assert url.__getstate__() == {'url': 'http://a.example/',
@@ -370,7 +372,7 @@ def test_a_batch_of_registrations_fires_every_event(session):
     # URLAdded before the URLRegistered of its URL, and plain zope.event
     # subscribers see them all too.
     import zope.event
-    from linksync import events
+    from linksync.server.model import events
     add_client(session)
     seen = []
     zope.event.subscribers.append(seen.append)
@@ -405,7 +407,7 @@ def test_a_batch_of_registrations_fires_every_event(session):
 
 def test_notify_all_is_notify_for_each_event():
     import zope.event
-    from linksync import events
+    from linksync.server.model import events
     calls = []
     zope.event.subscribers.append(calls.append)
     try:

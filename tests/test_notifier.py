@@ -4,9 +4,10 @@ import pytest
 import transaction
 import zope.component
 
-from linksync import notifier, testing
-from linksync.interfaces import INotifications, IURLProvider
-from linksync.mail import SMTPMailer
+from linksync import testing
+from linksync.server import notifier
+from linksync.server.interfaces import INotifications, IURLProvider
+from linksync.server.mail import SMTPMailer
 
 START = 1297082000.0
 
@@ -114,7 +115,7 @@ def test_changes_are_recorded_with_the_change_or_not_at_all(server):
 
 
 def test_changes_outside_a_database_are_not_recorded():
-    from linksync.model import URL
+    from linksync.server.model.url import URL
     url = URL('http://a.example/')
     assert url.set_result('ok', '200', START)          # no site: no track
     transaction.abort()
@@ -405,7 +406,7 @@ def test_export_sends_the_state_of_every_checked_url(server, callback,
 
 
 def test_exports_are_read_in_pages(server):
-    from linksync import changes
+    from linksync.server.model import records as changes
     server.register_client('fred', 'pw')
     urls = ['http://u%d.example/' % i for i in range(5)]
     server.proxy().registerURLs('fred', 'pw', urls)
@@ -434,9 +435,9 @@ def test_exports_are_read_in_pages(server):
 def test_a_zero_notify_interval_is_refused(tmp_path):
     from twisted.internet import task
 
-    from linksync import config
-    from linksync.notifier import AgentService
-    from linksync.server import LinkSyncService
+    from linksync.server import options as config
+    from linksync.server.notifier import AgentService
+    from linksync.server.service import LinkSyncService
     server = LinkSyncService(
         config.defaults(data=str(tmp_path / 'var'), notify_interval=0),
         reactor=testing.reactor_thread().reactor, clock=task.Clock(),

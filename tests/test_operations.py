@@ -8,7 +8,7 @@ import xmlrpc.client
 
 from ZODB.FileStorage import FileStorage
 
-from linksync.database import Database
+from linksync.server.database import Database
 from linksync.testing import free_port
 
 from test_serve import Serve, run_cli

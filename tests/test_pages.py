@@ -6,10 +6,11 @@ import urllib.parse
 import pytest
 import zope.component
 
-from linksync import partition, testing
-from linksync.interfaces import IProblemIndex, IURLProvider
-from linksync.pages import search as search_module
-from linksync.pages.access import Access
+from linksync import testing
+from linksync.server.model import partition
+from linksync.server.interfaces import IProblemIndex, IURLProvider
+from linksync.server.web import search as search_module
+from linksync.server.web.access import Access
 
 SECRET = 'management-secret'
 START = 1_760_000_000.0
@@ -256,7 +257,7 @@ def test_overview(server):
 
 
 def test_clients_and_agents_are_listed_a_page_at_a_time(server, monkeypatch):
-    from linksync.pages import overview
+    from linksync.server.web import overview
     monkeypatch.setattr(overview, 'PAGE_SIZE', 2)
     for name in ['carl', 'dora', 'emil']:
         server.register_client(name, 'pw')
@@ -333,7 +334,7 @@ def test_search(server, monkeypatch):
 
 def test_alerts_page_lists_a_clients_problems_by_severity(server,
                                                           monkeypatch):
-    from linksync.pages import alerts
+    from linksync.server.web import alerts
     monkeypatch.setattr(alerts, 'PAGE_SIZE', 3)
     urls = ['http://a.test/%d' % i for i in range(6)]
     # fred spells one of them its own way: the page uses that spelling.

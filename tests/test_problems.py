@@ -4,9 +4,10 @@ import pytest
 import zope.component
 from ZODB.MappingStorage import MappingStorage
 
-from linksync import database, registration
-from linksync.interfaces import IClientProvider, IProblemIndex
-from linksync.model import Client
+from linksync.server import database
+from linksync.server.model import registration
+from linksync.server.interfaces import IClientProvider, IProblemIndex
+from linksync.server.model.client import Client
 
 
 @pytest.fixture

@@ -9,9 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ZODB.FileStorage import FileStorage
 
-from linksync import events, track
-from linksync.track import (ActionWrapper, RecordGroups, RecordRun,
-                            RecordSet, SetMultiPointerTrack, _parts)
+from linksync.track import records as track
+from linksync.server.model import events
+from linksync.track.mpt import SetMultiPointerTrack
+from linksync.track.records import (ActionWrapper, RecordGroups, RecordRun,
+                                    RecordSet, _parts)
 
 
 class Thing(persistent.Persistent):

@@ -7,7 +7,7 @@ import xmlrpc.client
 
 import pytest
 
-from linksync.mail import SMTPMailer
+from linksync.server.mail import SMTPMailer
 from linksync.testing import ServerFixture
 
 SECRET = 'management-secret'
@@ -260,7 +260,7 @@ def test_oversized_bodies_are_413_the_long_way(tmp_path):
 def test_large_bodies_go_the_long_way(fred):
     # Over SHORT_WAY_MAX_BODY (kept in memory while it comes), under the
     # size limit: twisted.web takes it (spooled to a file) and answers.
-    from linksync.rpcchannel import SHORT_WAY_MAX_BODY
+    from linksync.xmlrpc._channel import SHORT_WAY_MAX_BODY
     urls = ['http://a.example/%0200d' % i for i in range(5000)]
     request = call('registerURLs', 'fred', 'fred-password', urls)
     assert len(request) > SHORT_WAY_MAX_BODY
@@ -310,7 +310,7 @@ def test_info_frame_url_uses_the_host_header_the_short_way(fred):
     client = Client(fred)
     client.send(call('getInfoFrameURL', 'fred', 'fred-password').replace(
         b'Host: 127.0.0.1', b'Host: links.example:8080'))
-    # (with the signed token that opens the page, see linksync.pages)
+    # (with the signed token that opens the page, see linksync.server.web)
     assert result(client.response()[2]).startswith(
         'http://links.example:8080/alerts/fred?token=')
 

@@ -1,4 +1,4 @@
-"""linksync.rpcparse reads what expat reads, or leaves it to expat.
+"""linksync.xmlrpc._parse reads what expat reads, or leaves it to expat.
 
 Every request here is read both ways: by rpcparse.read_request and by the
 standard library (expat and xmlrpc.client.Unmarshaller, what
@@ -12,8 +12,9 @@ import xmlrpc.client
 
 import pytest
 
-from linksync import rpcparse
-from linksync.xmlrpc import Fault, parse_request
+from linksync.xmlrpc import _parse as rpcparse
+from linksync.xmlrpc.faults import Fault
+from linksync.xmlrpc.resource import parse_request
 
 
 def expat(body):

@@ -17,12 +17,15 @@ import zope.component
 from BTrees.OOBTree import OOTreeSet
 from ZODB.MappingStorage import MappingStorage
 
-from linksync import database, partition, registration, states, storage, \
-    testing, testservers
-from linksync.interfaces import IClientProvider, ISchedule, IURLProvider
-from linksync.model import URL, Client
-from linksync.partition import Worker
-from linksync.schedule import Schedule, Timing
+from linksync import states, testing
+from linksync.server import database, storage
+from linksync.server.model import partition, registration
+from linksync.testing import servers as testservers
+from linksync.server.interfaces import IClientProvider, ISchedule, IURLProvider
+from linksync.server.model.client import Client
+from linksync.server.model.url import URL
+from linksync.server.model.partition import Worker
+from linksync.server.model.due import Schedule, Timing
 
 LINKSYNC = testing.LINKSYNC_COMMAND
 
@@ -32,7 +35,7 @@ LINKSYNC = testing.LINKSYNC_COMMAND
 def test_the_partition_is_stable_across_processes():
     # Python's hash() of a str changes with every process: the shard of a
     # host must not (every process must agree on who checks what).
-    code = ('from linksync.partition import shard_of; '
+    code = ('from linksync.server.model.partition import shard_of; '
             'print([shard_of(u) for u in %r])')
     urls = ['http://example.com/', 'https://www.example.org:8443/x',
             'mailto:fred@example.com', 'http://127.0.0.7:8080/']
@@ -115,7 +118,7 @@ def test_a_schedule_stored_before_the_shards_is_split_at_its_first_change():
 
 
 def test_orphans_are_removed_by_the_worker_of_their_host():
-    from linksync.scheduler import Scheduler
+    from linksync.server.checker.service import Scheduler
     db = database.Database(MappingStorage())
     session = db.session()
     urls = ['http://h%d.test/' % n for n in range(30)]
@@ -180,7 +183,7 @@ def test_roles_in_one_process_and_no_secret_for_a_checker(tmp_path):
 def test_the_twist_plugin_takes_roles_and_workers_too():
     from twisted.python import usage
 
-    from linksync.twist import Options
+    from linksync.server.twist import Options
     options = Options()
     options.parseOptions(['--role', 'checker', '--worker', '2/3', '--zeo',
                           '127.0.0.1:8100'])

@@ -6,11 +6,13 @@ import pytest
 import zope.component
 from ZODB.MappingStorage import MappingStorage
 
-from linksync import config, database, events, registration, states, \
-    testing, testservers
-from linksync.interfaces import IClientProvider, ISchedule, IURLProvider
-from linksync.model import Client
-from linksync.schedule import Schedule, Timing
+from linksync import states, testing
+from linksync.server import options as config, database
+from linksync.server.model import events, registration
+from linksync.testing import servers as testservers
+from linksync.server.interfaces import IClientProvider, ISchedule, IURLProvider
+from linksync.server.model.client import Client
+from linksync.server.model.due import Schedule, Timing
 
 LOOPBACK = config.network('127.0.0.0/8')
 
@@ -64,7 +66,7 @@ def test_the_index_follows_registrations(db):
 
 
 def test_due_work_is_found_without_scanning_everything():
-    from linksync.model import URL
+    from linksync.server.model.url import URL
     s = Schedule()
     for i in range(20_000):
         s.add(URL('http://x.test/later/%d' % i), 5000 + i)
@@ -79,7 +81,7 @@ def test_due_work_is_found_without_scanning_everything():
 
 
 def test_add_many_indexes_like_add_one_by_one():
-    from linksync.model import URL
+    from linksync.server.model.url import URL
     urls = ['http://a.test/1', 'http://a.test/2', 'https://B.test:8443/x',
             'http://b.test/y', 'mailto:someone@c.test', 'http://a.test:81/']
     one, many = Schedule(), Schedule()
@@ -366,7 +368,7 @@ def test_a_check_that_crashes_does_not_stop_the_service(tmp_path, web):
 
 
 def test_due_keys_skip_run_skips_one_host_at_one_due_time():
-    from linksync.schedule import Schedule
+    from linksync.server.model.due import Schedule
     s = Schedule()
     urls = ['http://a.example/%d' % n for n in range(50)] + \
         ['http://b.example/%d' % n for n in range(5)] + \

@@ -208,7 +208,7 @@ def test_the_server_collects_young_objects_less_often_while_it_runs():
     import gc
 
     from linksync import testing
-    from linksync.server import LinkSyncService
+    from linksync.server.service import LinkSyncService
     before = gc.get_threshold()
     gc.set_threshold(700, *before[1:])
     try:

@@ -7,8 +7,9 @@ import sys
 import pytest
 import zope.component
 
-from linksync import cli, config, testing
-from linksync.interfaces import IClientProvider
+from linksync import cli, testing
+from linksync.server import options as config
+from linksync.server.interfaces import IClientProvider
 
 # The notifier (role agents) would push states too; these tests watch the
 # syncer's calls alone.

@@ -9,11 +9,12 @@ import zope.component
 import zope.component.event  # noqa: F401 (handlers of the events, below)
 from twisted.internet import defer, task
 
-from linksync import registration, testing
-from linksync.interfaces import (IClientProvider, ISynchronization,
-                                 IURLProvider, IURLRegisteredEvent,
-                                 IURLUnregisteredEvent)
-from linksync.syncer import sync_client
+from linksync import testing
+from linksync.server.model import registration
+from linksync.server.interfaces import (IClientProvider, ISynchronization,
+                                        IURLProvider, IURLRegisteredEvent,
+                                        IURLUnregisteredEvent)
+from linksync.server.syncer import sync_client
 
 # The notifier (role agents) would push states too; these tests watch the
 # syncer's calls alone.
@@ -270,7 +271,7 @@ def test_synchronization_sync_uses_the_running_syncer(quiet, dummy):
     result = quiet.rt.call(go)
     assert (result.client_id, result.status) == ('fred', 'ok')
     assert urls_of(quiet) == [E + '1', E + '3']
-    from linksync.model import Client
+    from linksync.server.model.client import Client
     with pytest.raises(LookupError, match='no syncer runs'):
         sync_client(Client('loose'))
 

@@ -9,9 +9,10 @@ import ZODB
 from ZODB.FileStorage import FileStorage
 from ZODB.POSException import ConflictError
 
-from linksync.track import (ActionWrapper, EmptyTrackError,
-                            MultiPointerTrack, RecordLog, RecordSet,
-                            SetMultiPointerTrack, object_key)
+from linksync.track.errors import EmptyTrackError
+from linksync.track.mpt import MultiPointerTrack, SetMultiPointerTrack
+from linksync.track.records import (ActionWrapper, RecordLog, RecordSet,
+                                    object_key)
 
 
 class Thing(persistent.Persistent):

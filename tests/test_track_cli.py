@@ -10,10 +10,11 @@ import sys
 import pytest
 import zope.component
 
-from linksync import cli, storage, testing
-from linksync.database import Database
-from linksync.interfaces import IURLProvider
-from linksync.model import Client
+from linksync import cli, testing
+from linksync.server import storage
+from linksync.server.database import Database
+from linksync.server.interfaces import IURLProvider
+from linksync.server.model.client import Client
 
 START = 1297082000.0
 BIN = os.path.join(os.path.dirname(sys.executable), 'linksync')
@@ -35,7 +36,7 @@ def local_database(data, fill=True):
                         'fred@example.com')
         client.created = START
         app.clients.add(client)
-        from linksync import registration
+        from linksync.server.model import registration
         registration.register(client, ['http://a.example/',
                                        'http://b.example/'], START + 1)
         provider = zope.component.getUtility(IURLProvider)

@@ -321,8 +321,8 @@ def test_callback_can_be_set_later():
 
 def test_the_interfaces_are_provided(tmp_path):
     from zope.interface.verify import verifyObject
-    from linksync.interfaces import (
-        IChange, ISyncDevice, ISyncHub, ITrackedBackend, ITracker)
+    from linksync.tracked.interfaces import (IChange, ISyncDevice, ISyncHub,
+                                             ITrackedBackend, ITracker)
     from linksync.tracked.devicesync import SyncDevice, SyncHub
     from linksync.tracked.persistence import FORMATS
     root, catcher = tracked({})

@@ -7,7 +7,7 @@ import xmlrpc.client
 from twisted.python import usage
 
 from linksync.testing import free_port
-from linksync.twist import Options, makeService
+from linksync.server.twist import Options, makeService
 
 
 def test_options_map_to_settings(tmp_path):

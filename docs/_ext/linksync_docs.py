@@ -1,7 +1,7 @@
 """Sphinx directives that document linksync from its code.
 
 * ``.. linksync-options::`` lists the options of ``linksync serve`` (from
-  linksync.config), so the guide never disagrees with ``--help``;
+  linksync.server.options), so the guide never disagrees with ``--help``;
 * ``.. linksync-xmlrpc::`` lists the XML-RPC methods with their signatures
   and help (from the API's method table and the admin operations).
 """
@@ -30,7 +30,7 @@ class OptionsDirective(_Generated):
     """A table of the options of `linksync serve`."""
 
     def run(self):
-        from linksync import config
+        from linksync.server import options as config
         lines = ['.. list-table::', '   :header-rows: 1',
                  '   :widths: 30 20 50', '',
                  '   * - option', '     - default', '     - meaning']
@@ -53,9 +53,9 @@ class XMLRPCDirective(_Generated):
     """The XML-RPC methods of the server, with signatures and help."""
 
     def run(self):
-        from linksync import admin
-        from linksync.api import methods
-        from linksync.xmlrpc import MethodTable
+        from linksync.server.admin import operations as admin
+        from linksync.server.api import methods
+        from linksync.xmlrpc.resource import MethodTable
         table = MethodTable()
         for name in methods.names():
             table.add(methods[name])

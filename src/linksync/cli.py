@@ -56,9 +56,9 @@ def build_parser():
 
 
 def main(argv=None):
-    from linksync.admin import OperationError
-    from linksync.config import ConfigError
-    from linksync.storage import StorageError
+    from linksync.server.admin.operations import OperationError
+    from linksync.server.options import ConfigError
+    from linksync.server.storage import StorageError
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

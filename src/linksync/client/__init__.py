@@ -20,7 +20,7 @@ from linksync.client.errors import (BadCredentials, ClientExists, LMSError,
                                     ServerFault, ServerUnreachable,
                                     UnexpectedAnswer)
 from linksync.client.linkdb import LinkDatabase, StateChange
-from linksync.client.protocol import URLState, URLStatus
+from linksync.client.methods import URLState, URLStatus
 from linksync.client.resource import CallbackResource
 from linksync.client.service import ClientService
 

@@ -6,7 +6,7 @@
 []
 
 Every method of PROTOCOL.md is a method here (``register_urls`` for
-``registerURLs``, ...; see :class:`~linksync.client.protocol.
+``registerURLs``, ...; see :class:`~linksync.client.methods.
 ProtocolMethods`). Calls have a time limit (`timeout`, seconds); a call
 that fails for a reason that may pass (refused connection, cut
 connection, time limit, HTTP 502/503/504) is tried again `retries` times,
@@ -30,8 +30,8 @@ from linksync import __version__
 from linksync.client.errors import (ServerUnreachable,
                                     UnexpectedAnswer, fault_error,
                                     status_error)
-from linksync.client.protocol import ProtocolMethods
-from linksync.interfaces import ILMSClient
+from linksync.client.methods import ProtocolMethods
+from linksync.client.interfaces import ILMSClient
 
 DEFAULT_TIMEOUT = 60
 DEFAULT_RETRIES = 2

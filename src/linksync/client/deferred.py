@@ -1,7 +1,7 @@
 """TwistedLMSClient: the client of a linksync server for Twisted programs.
 
 The same methods as :class:`~linksync.client.blocking.LMSClient`, each
-returning a Deferred. Calls go through :class:`linksync.callback.
+returning a Deferred. Calls go through :class:`linksync.xmlrpc.proxy.
 CallbackProxy`, the XML-RPC client the server itself uses: time limits,
 answers parsed as they arrive without DTDs or entities and refused past a
 size, kept-alive connections (one found closed is replaced at once). A
@@ -15,14 +15,14 @@ sent. Use it from the reactor thread.
 from twisted.internet import defer, task
 from zope.interface import implementer
 
-from linksync import callback
+from linksync.xmlrpc import proxy as callback
 from linksync.client.blocking import (DEFAULT_MAX_RESPONSE_BYTES,
                                       DEFAULT_RETRIES, DEFAULT_RETRY_DELAY,
                                       DEFAULT_TIMEOUT, USER_AGENT)
 from linksync.client.errors import (ServerUnreachable, UnexpectedAnswer,
                                     fault_error, status_error)
-from linksync.client.protocol import ProtocolMethods
-from linksync.interfaces import ILMSClient
+from linksync.client.methods import ProtocolMethods
+from linksync.client.interfaces import ILMSClient
 
 DEFAULT_CONNECT_TIMEOUT = 30
 

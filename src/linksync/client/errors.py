@@ -1,6 +1,6 @@
 """The errors of the client kit: one class per thing a caller can act on."""
 
-from linksync.xmlrpc import CONFLICT, UNAUTHORIZED
+from linksync.xmlrpc.faults import CONFLICT, UNAUTHORIZED
 
 
 class LMSError(Exception):

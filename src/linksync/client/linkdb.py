@@ -37,7 +37,7 @@ import os
 from zope.interface import implementer
 
 from linksync import states, urlnorm
-from linksync.interfaces import ILinkDatabase
+from linksync.client.interfaces import ILinkDatabase
 from linksync.stores.chaining import chain
 from linksync.stores.data import Link
 from linksync.stores.errors import StoreError

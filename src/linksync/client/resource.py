@@ -15,14 +15,14 @@ whole with a Fault, and nothing of it is stored.
 The resource is the project's hardened XML-RPC resource
 (:mod:`linksync.xmlrpc`: declared parameter types, size limits, defused
 parsing, ``system.*`` methods, one log line per call). Serve it on a
-:class:`linksync.web.LinkSyncSite`.
+:class:`linksync.xmlrpc.site.LinkSyncSite`.
 """
 
 import hmac
 
-from linksync.xmlrpc import (DEFAULT_MAX_REQUEST_BYTES, INVALID_PARAMS,
-                             Fault, MethodTable, Param, Unauthorized,
-                             XMLRPCResource)
+from linksync.xmlrpc.faults import INVALID_PARAMS, Fault
+from linksync.xmlrpc.resource import (DEFAULT_MAX_REQUEST_BYTES, MethodTable,
+                                      Param, Unauthorized, XMLRPCResource)
 
 methods = MethodTable()
 

@@ -30,17 +30,19 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web import resource
 
-from linksync import urlnorm, web
+from linksync import urlnorm
+from linksync.xmlrpc import site as web
 from linksync.client.blocking import DEFAULT_RETRIES, LMSClient
 from linksync.client.deferred import TwistedLMSClient
 from linksync.client.linkdb import LinkDatabase
 from linksync.client.lockfile import DatabaseLock
-from linksync.client.protocol import (Call, check_answer, protocol_method,
+from linksync.client.methods import (Call, check_answer, protocol_method,
                                       url_list)
 from linksync.client.resource import CallbackResource
 from linksync.stores.errors import StoreError
-from linksync.xmlrpc import (DEFAULT_MAX_REQUEST_BYTES, INVALID_PARAMS,
-                             UNAVAILABLE, Fault, MethodTable, Param)
+from linksync.xmlrpc.faults import INVALID_PARAMS, UNAVAILABLE, Fault
+from linksync.xmlrpc.resource import (DEFAULT_MAX_REQUEST_BYTES, MethodTable,
+                                      Param)
 
 log = Logger()
 

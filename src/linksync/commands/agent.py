@@ -2,8 +2,11 @@
 
 import os
 
-from linksync import admin, agentops, config
-from linksync.agents import KINDS, UnknownAgent, reduce_records
+from linksync.server import options as config
+from linksync.server.admin import operations as admin, agents as agentops
+from linksync.agents.agent import KINDS
+from linksync.agents.errors import UnknownAgent
+from linksync.agents.reduction import reduce_records
 from linksync.cli import CommandError
 
 HELP = 'manage the agents of the change track (list, add, remove, run, ' \
@@ -12,7 +15,7 @@ HELP = 'manage the agents of the change track (list, add, remove, run, ' \
 
 def _kind_options():
     """{option name: (type, help)} of every kind, for `agent add`."""
-    from linksync import exporters, notifier  # noqa: F401 (the kinds)
+    from linksync.server import exporters, notifier  # noqa: F401 (the kinds)
     options = {}
     for kind in sorted(KINDS):
         for name, (type_, help) in KINDS[kind].options.items():

@@ -2,7 +2,7 @@
 
 import os
 
-from linksync import config, storage
+from linksync.server import options as config, storage
 from linksync.cli import CommandError
 
 HELP = 'write a consistent copy of the database to a new FileStorage'

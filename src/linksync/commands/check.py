@@ -8,7 +8,8 @@ tabs. Exit status 0 when every URL is ok, 1 otherwise.
 
 import sys
 
-from linksync import config, urlnorm
+from linksync import urlnorm
+from linksync.server import options as config
 
 HELP = 'check URLs once and print their state and reason (no database)'
 
@@ -22,7 +23,7 @@ def add_arguments(parser):
 def run(args, out=sys.stdout):
     from twisted.internet import defer, reactor
 
-    from linksync.checker import Checker
+    from linksync.server.checker.check import Checker
     from linksync.cli import CommandError
     settings = config.resolve(args, config.CHECKER_OPTIONS)
     urls = []

@@ -12,7 +12,8 @@ the ini file given with ``--config``.
 
 import sys
 
-from linksync import config, states, urlnorm
+from linksync import states, urlnorm
+from linksync.server import options as config
 from linksync.cli import CommandError
 
 HELP = "a client's link database: serve, add, remove, status, sync, register"

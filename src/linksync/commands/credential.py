@@ -3,8 +3,10 @@
 import getpass
 import sys
 
-from linksync import admin, cli, config
-from linksync import syncer  # noqa: F401 (declares the operation)
+from linksync import cli
+from linksync.server import options as config
+from linksync.server.admin import operations as admin
+from linksync.server import syncer  # noqa: F401 (declares the operation)
 
 HELP = ("set the password the server presents when it calls a client's "
         "callback (read from standard input)")

@@ -2,7 +2,8 @@
 
 import sys
 
-from linksync import admin, agentops, config  # noqa: F401 (operations)
+from linksync.server import options as config
+from linksync.server.admin import operations as admin, agents as agentops  # noqa: F401 (operations)
 from linksync.cli import CommandError
 
 HELP = 'erase the change track and its agents (asks twice; --yes)'

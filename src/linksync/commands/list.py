@@ -1,7 +1,8 @@
 """linksync list: the records of the change track, newest first."""
 
-from linksync import agentops, config
-from linksync.agents import UnknownAgent
+from linksync.server import options as config
+from linksync.server.admin import agents as agentops
+from linksync.agents.errors import UnknownAgent
 from linksync.cli import CommandError
 
 HELP = 'list the change track, newest first (bucket, then record)'

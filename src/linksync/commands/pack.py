@@ -1,6 +1,7 @@
 """linksync pack: drop old object revisions from the database."""
 
-from linksync import admin, config
+from linksync.server import options as config
+from linksync.server.admin import operations as admin
 
 HELP = 'pack the database, keeping the history of the last N days'
 

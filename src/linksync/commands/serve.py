@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from linksync import config
+from linksync.server import options as config
 
 HELP = 'run the server (XML-RPC API, checker, syncer, notifier)'
 
@@ -16,7 +16,7 @@ def start_logging(level, stream=sys.stdout, reactor=None):
     """Send the server's log to `stream` (returns the LogWriter)."""
     from twisted.logger import LogLevel, globalLogBeginner
 
-    from linksync.logfile import LogWriter
+    from linksync.server.logfile import LogWriter
     try:
         level = LogLevel.levelWithName(level.lower())
     except Exception:
@@ -31,7 +31,7 @@ def start_logging(level, stream=sys.stdout, reactor=None):
 def run(args):
     from twisted.internet import reactor
 
-    from linksync.server import LinkSyncService, check_roles, secret_for
+    from linksync.server.service import LinkSyncService, check_roles, secret_for
     settings = config.resolve(args, config.SERVER_OPTIONS)
     try:
         check_roles(settings)

@@ -1,6 +1,7 @@
 """linksync stats: what the database holds."""
 
-from linksync import admin, config
+from linksync.server import options as config
+from linksync.server.admin import operations as admin
 
 HELP = 'print counts of what the database holds'
 

@@ -1,7 +1,8 @@
 """linksync sync: synchronise clients' link databases now."""
 
-from linksync import admin, config
-from linksync import syncer  # noqa: F401 (declares the operation)
+from linksync.server import options as config
+from linksync.server.admin import operations as admin
+from linksync.server import syncer  # noqa: F401 (declares the operation)
 
 HELP = "synchronise clients' link databases now (forced, or those due)"
 

@@ -26,7 +26,7 @@ import abc
 
 from zope.interface import implementer
 
-from linksync.interfaces import IAccessor
+from linksync.stores.interfaces import IAccessor
 from linksync.stores.chaining import chain, each
 from linksync.stores.errors import AlreadyExists, NotFound
 

@@ -37,7 +37,7 @@ import uuid
 
 from zope.interface import implementer
 
-from linksync.interfaces import IData
+from linksync.stores.interfaces import IData
 from linksync.stores.errors import StoreError
 
 #: The fields of every datum, in this order.

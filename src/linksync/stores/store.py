@@ -32,7 +32,7 @@ import contextlib
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from linksync.interfaces import IStore, IStoreEvent
+from linksync.stores.interfaces import IStore, IStoreEvent
 from linksync.stores.chaining import chain, each, is_deferred
 from linksync.stores.errors import (AlreadyExists, NotConnected, NotFound,
                                     StoreError)

@@ -40,7 +40,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from linksync.interfaces import ISynchronizer
+from linksync.stores.interfaces import ISynchronizer
 from linksync.stores.chaining import chain, each, is_deferred
 from linksync.stores.errors import StoreError
 from linksync.stores.store import STAMPS

@@ -26,7 +26,7 @@ from linksync.stores.accessor import Accessor, matches
 from linksync.stores.errors import StoreError, StoreUnavailable
 from linksync.stores.store import Store, Transaction
 from linksync.tracked.errors import TrackedFileError
-from linksync.tracked.zodbstore import ZODBBackend
+from linksync.tracked.zodbbackend import ZODBBackend
 
 ROOT_KEY = 'linksync.stores'
 

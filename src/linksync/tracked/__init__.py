@@ -11,7 +11,7 @@ docs/tracked.txt tells the story; the modules:
   history) and :func:`track`;
 * :mod:`~linksync.tracked.changes`: Change and the edits undoing it;
 * :mod:`~linksync.tracked.persistence`, :mod:`~linksync.tracked.shelf`,
-  :mod:`~linksync.tracked.zodbstore`: the formats;
+  :mod:`~linksync.tracked.zodbbackend`: the formats;
 * :mod:`~linksync.tracked.diffing`: snapshot, diff, patch, revert;
 * :mod:`~linksync.tracked.devicesync` and :mod:`~linksync.tracked.wire`:
   sync between devices.
@@ -27,7 +27,7 @@ from linksync.tracked.shelf import ShelveBackend
 from linksync.tracked.tracker import plain_copy, track, tracker_of
 from linksync.tracked.wrappers import (
     DictWrapper, LazyDictWrapper, ListWrapper, SetWrapper)
-from linksync.tracked.zodbstore import ZODBBackend
+from linksync.tracked.zodbbackend import ZODBBackend
 
 
 def undo(tracked):

@@ -17,7 +17,7 @@ tracked methods (reported and saved like any change, used by undo/redo).
 
 from zope.interface import implementer
 
-from linksync.interfaces import IChange
+from linksync.tracked.interfaces import IChange
 
 
 class _Missing:

@@ -4,7 +4,7 @@ One process is the hub (:class:`SyncHub`): it serves tracked structures by
 name over XML-RPC (``tracked.sync``), on the project's hardened XML-RPC
 resource. Other processes are devices (:class:`SyncDevice`): each keeps its
 own tracked structure of the same name in sync with the hub's, calling it
-with :class:`linksync.callback.CallbackProxy`. Everybody can change their
+with :class:`linksync.xmlrpc.proxy.CallbackProxy`. Everybody can change their
 structure at any time; the hub's structure is changed too, by its own
 process and by the devices' edits.
 
@@ -64,8 +64,8 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from linksync.callback import CallbackError, CallbackProxy, make_agent
-from linksync.interfaces import ISyncDevice, ISyncHub
+from linksync.xmlrpc.proxy import CallbackError, CallbackProxy, make_agent
+from linksync.tracked.interfaces import ISyncDevice, ISyncHub
 from linksync.tracked import wire
 from linksync.tracked.diffing import AreaRecorder, diff, swap
 from linksync.tracked.merging import (
@@ -73,7 +73,10 @@ from linksync.tracked.merging import (
 from linksync.tracked.paths import get
 from linksync.tracked.persistence import atomic_write
 from linksync.tracked.tracker import kind, plain_copy, tracker_of
-from linksync import xmlrpc
+from linksync.xmlrpc.faults import INVALID_PARAMS, UNAVAILABLE, Fault
+from linksync.xmlrpc.resource import (
+    DEFAULT_MAX_REQUEST_BYTES, MethodTable, Param, Unauthorized,
+    XMLRPCResource)
 
 log = Logger()
 
@@ -287,10 +290,10 @@ class SyncHub:
     ['shared']
     """
 
-    table = xmlrpc.MethodTable()
+    table = MethodTable()
 
     def __init__(self, device_id='hub', secret='',
-                 max_request_bytes=xmlrpc.DEFAULT_MAX_REQUEST_BYTES):
+                 max_request_bytes=DEFAULT_MAX_REQUEST_BYTES):
         _check_device_id(device_id)
         self.device_id = device_id
         self.secret = secret
@@ -309,13 +312,13 @@ class SyncHub:
         return sorted(self.served)
 
     def resource(self):
-        return xmlrpc.XMLRPCResource(self.table.bind(self),
+        return XMLRPCResource(self.table.bind(self),
                                      self.max_request_bytes)
 
     def listen(self, endpoint='tcp:0:interface=127.0.0.1', reactor=None):
         """Listen on a Twisted server endpoint; a Deferred port."""
         from twisted.internet import endpoints
-        from linksync.web import LinkSyncSite
+        from linksync.xmlrpc.site import LinkSyncSite
         if reactor is None:
             from twisted.internet import reactor
         site = LinkSyncSite(self.resource(), self.max_request_bytes)
@@ -334,18 +337,18 @@ class SyncHub:
             [defer.maybeDeferred(p.stopListening) for p in ports])
 
     @table.method('tracked.sync', [
-        xmlrpc.Param('secret', str), xmlrpc.Param('name', str),
-        xmlrpc.Param('device', str), xmlrpc.Param('message', str)], str)
+        Param('secret', str), Param('name', str),
+        Param('device', str), Param('message', str)], str)
     def xmlrpc_sync(self, call, secret, name, device, message):
         """One cycle of differential sync of structure `name` with
         `device` (see docs/tracked.txt): message and answer are JSON."""
         if not hmac.compare_digest(secret.encode('utf-8'),
                                    self.secret.encode('utf-8')):
-            raise xmlrpc.Unauthorized()
+            raise Unauthorized()
         call.client_id = device
         served = self.served.get(name)
         if served is None:
-            raise xmlrpc.Fault(xmlrpc.INVALID_PARAMS,
+            raise Fault(INVALID_PARAMS,
                                'no structure named %r here' % name)
         try:
             _check_device_id(device)
@@ -354,12 +357,12 @@ class SyncHub:
             message = _check_message(wire.loads(message))
             answer = served.handle(device, message)
         except (SyncError, wire.WireError) as e:
-            raise xmlrpc.Fault(xmlrpc.INVALID_PARAMS,
+            raise Fault(INVALID_PARAMS,
                                'bad sync message from %s: %s' % (device, e))
         except Exception as e:
             log.failure('sync of {name} with {device} failed', name=name,
                         device=device)
-            raise xmlrpc.Fault(xmlrpc.UNAVAILABLE, 'the hub cannot merge '
+            raise Fault(UNAVAILABLE, 'the hub cannot merge '
                                'the edits now: %s' % e)
         return wire.dumps(answer)
 

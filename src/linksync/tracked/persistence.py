@@ -23,7 +23,7 @@ format         file             what it stores
                                 key in SQLite (see
                                 :mod:`linksync.tracked.shelf`)
 ``zodb``       ``NAME.fs``      a dict; one ZODB object per key (see
-                                :mod:`linksync.tracked.zodbstore`)
+                                :mod:`linksync.tracked.zodbbackend`)
 =============  ===============  ==========================================
 
 The safe YAML and JSON formats refuse, with an error naming its path, a
@@ -49,7 +49,7 @@ import tempfile
 import yaml
 from zope.interface import implementer
 
-from linksync.interfaces import ITrackedBackend
+from linksync.tracked.interfaces import ITrackedBackend
 from linksync.tracked.changes import KeyEdit, MISSING, Member
 from linksync.tracked.errors import TrackedFileError, TrackedSaveError
 from linksync.tracked.paths import get, show
@@ -420,7 +420,7 @@ def backend_for(persist, name):
 
 
 from linksync.tracked.shelf import ShelveBackend  # noqa: E402
-from linksync.tracked.zodbstore import ZODBBackend  # noqa: E402
+from linksync.tracked.zodbbackend import ZODBBackend  # noqa: E402
 
 #: The formats by name: persist=NAME saves to NAME + extension.
 FORMATS = {

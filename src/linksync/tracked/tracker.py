@@ -27,7 +27,7 @@ from collections.abc import MutableMapping, MutableSequence, MutableSet
 
 from zope.interface import implementer
 
-from linksync.interfaces import ITracker
+from linksync.tracked.interfaces import ITracker
 from linksync.tracked.changes import Change
 from linksync.tracked.errors import TrackedSaveError
 from linksync.tracked import wrappers as _wrappers

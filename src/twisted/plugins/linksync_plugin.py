@@ -3,5 +3,5 @@
 from twisted.application.service import ServiceMaker
 
 linksync = ServiceMaker(
-    'linksync', 'linksync.twist',
+    'linksync', 'linksync.server.twist',
     'the linksync link monitoring and synchronisation server', 'linksync')

@@ -1,0 +1,278 @@
+"""Administrative operations: one definition, two ways to run them.
+
+An operation is a function ``func(context, *args)`` declared with
+:func:`operation`. It runs
+
+* inside the server, as the XML-RPC method ``admin.NAME(secret, *args)``
+  (protected by the management secret), or
+* in the command-line process, on a database the command opens itself.
+
+``linksync`` subcommands call :func:`run`, which picks the way: a command
+cannot open a FileStorage that a running server holds (it is locked), so it
+then asks that server, reading the secret from the same data directory;
+with ZEO or RelStorage, or with no server running, it opens the database
+itself. Either way the operation runs in one unit of work (committed
+completely or not at all) and its result comes back the same.
+
+The ``context`` an operation receives has ``app`` (the application root,
+current site set), ``session`` (the linksync.server.database.Session), ``clock``
+(has ``seconds()``), ``reactor``, ``server`` (the LinkSyncService when
+running inside the server, else None), ``settings`` (the command's settings
+when running in the command-line process, else None) and ``secret`` (the
+server's management secret). An operation may return a Deferred (for work
+that talks to the network); it then runs outside the unit of work and
+manages its own sessions.
+"""
+
+import os
+import xmlrpc.client
+
+from twisted.internet import defer
+
+from linksync.server import storage
+from linksync.xmlrpc.faults import INVALID_PARAMS, Fault
+from linksync.xmlrpc.resource import Param
+
+#: name -> Operation
+OPERATIONS = {}
+
+
+class OperationError(Exception):
+    """An operation cannot be carried out; the message says why.
+
+    Over XML-RPC it becomes a Fault with the same text (code 400).
+    """
+
+
+class Operation:
+    def __init__(self, name, func, params, returns, transactional):
+        self.name = name
+        self.func = func
+        self.params = params
+        self.returns = returns
+        self.transactional = transactional
+        self.help = (func.__doc__ or '').strip()
+
+
+class Context:
+    """What an operation works with (see the module docstring)."""
+
+    def __init__(self, session, clock, reactor, server=None, settings=None):
+        self.session = session
+        self.clock = clock
+        self.reactor = reactor
+        self.server = server
+        #: The command's settings when running in the command's process.
+        self.settings = settings
+        self.app = None
+
+    @property
+    def secret(self):
+        """The management secret of the server whose data this is."""
+        if self.server is not None:
+            return self.server.secret
+        if self.settings is None:
+            raise OperationError('no management secret is known here')
+        from linksync.server.service import load_secret
+        return load_secret(self.settings, announce=lambda text: None)
+
+
+def operation(name, params=(), returns=bool, transactional=True):
+    """Declare an administrative operation (a decorator).
+
+    `params` are linksync.xmlrpc.Param declarations of the arguments after
+    the context. With `transactional` (the default) the function runs
+    inside one unit of work and must not return a Deferred.
+    """
+    def decorate(func):
+        OPERATIONS[name] = Operation(name, func, list(params), returns,
+                                     transactional)
+        return func
+    return decorate
+
+
+def execute(op, context, args):
+    """Run an operation in `context`; result or Deferred."""
+    if not op.transactional:
+        return defer.maybeDeferred(op.func, context, *args)
+
+    def work(app):
+        context.app = app
+        return op.func(context, *args)
+    try:
+        return context.session.run(work)
+    finally:
+        context.app = None
+
+
+def install(api, table, server=None):
+    """Publish every operation as ``admin.NAME`` in an API method table."""
+    from linksync.xmlrpc.resource import Method
+    for op in OPERATIONS.values():
+        table.add(Method('admin.' + op.name, _remote(api, op, server),
+                         [Param('secret', str)] + op.params, op.returns,
+                         op.help))
+
+
+def _remote(api, op, server):
+    def method(call, secret, *args):
+        api.check_secret(secret)
+        call.client_id = 'admin'
+        context = Context(api.session, api.clock,
+                          getattr(server, 'reactor', None), server)
+        d = defer.maybeDeferred(execute, op, context, args)
+        d.addErrback(_as_fault)
+        return d
+    return method
+
+
+def _as_fault(failure):
+    failure.trap(OperationError)
+    raise Fault(400, str(failure.value))
+
+
+# -- the command-line side ------------------------------------------------------
+
+def server_url(settings):
+    """The XML-RPC URL of the server a command's settings describe."""
+    url = getattr(settings, 'server', None)
+    if url:
+        return url
+    listen = getattr(settings, 'listen', None) or 'tcp:8080'
+    parts = listen.split(':')
+    port = next((p for p in parts[1:] if p.isdigit()), '8080')
+    host = '127.0.0.1'
+    for part in parts[1:]:
+        if part.startswith('interface='):
+            host = part.split('=', 1)[1] or host
+    if host in ('0.0.0.0', '::'):
+        host = '127.0.0.1'
+    if ':' in host:
+        host = '[%s]' % host
+    return 'http://%s:%s/RPC2' % (host, port)
+
+
+def _filestorage_in_use(settings):
+    """True when a running process holds the FileStorage of `settings`."""
+    if settings.zeo or settings.storage:
+        return False
+    lock = os.path.join(settings.data or 'var',
+                        storage.FILESTORAGE_NAME + '.lock')
+    if not os.path.exists(lock):
+        return False
+    import zc.lockfile
+    try:
+        zc.lockfile.LockFile(lock).close()
+    except zc.lockfile.LockError:
+        return True
+    return False
+
+
+def run(settings, name, *args, reactor=None):
+    """Run operation `name` for a command; returns its result.
+
+    Raises OperationError with a one-line message on failure.
+    """
+    op = OPERATIONS[name]
+    if _filestorage_in_use(settings):
+        return _run_remote(settings, op, args)
+    return _run_local(settings, op, args, reactor)
+
+
+def _run_remote(settings, op, args):
+    from linksync.server.service import load_secret
+    url = server_url(settings)
+    secret = load_secret(settings, announce=lambda text: None)
+    proxy = xmlrpc.client.ServerProxy(url, allow_none=False)
+    try:
+        return getattr(proxy, 'admin.' + op.name)(secret, *args)
+    except Fault as f:
+        if f.faultCode in (INVALID_PARAMS, 400):
+            raise OperationError(f.faultString) from None
+        raise OperationError('the server at %s answered: %s' % (
+            url, f.faultString)) from None
+    except xmlrpc.client.ProtocolError as e:
+        if e.errcode == 401:
+            raise OperationError(
+                'the server at %s refused the secret in %s/secret' % (
+                    url, settings.data)) from None
+        raise OperationError('the server at %s answered HTTP %d' % (
+            url, e.errcode)) from None
+    except OSError as e:
+        raise OperationError(
+            'the database in %s is in use, and the server at %s cannot be '
+            'reached (%s); give its address with --server' % (
+                settings.data, url, e.strerror or e)) from None
+
+
+def _run_local(settings, op, args, reactor):
+    from linksync.server.database import Database
+    database = Database(storage.open_storage(
+        settings.data, settings.zeo, settings.storage))
+    session = database.session()
+    try:
+        if op.transactional:
+            context = Context(session, _WallClock(), reactor,
+                              settings=settings)
+            return execute(op, context, args)
+        return _react(op, session, args, settings)
+    finally:
+        session.close()
+        database.close()
+
+
+def _react(op, session, args, settings=None):
+    """Run a non-transactional operation under a reactor of its own."""
+    from twisted.internet import reactor
+    outcome = {}
+
+    def go():
+        context = Context(session, reactor, reactor, settings=settings)
+        d = execute(op, context, args)
+        d.addCallbacks(lambda r: outcome.setdefault('result', r),
+                       lambda f: outcome.setdefault('failure', f))
+        d.addBoth(lambda _: reactor.stop())
+    reactor.callWhenRunning(go)
+    reactor.run(installSignalHandlers=True)
+    if 'failure' in outcome:
+        outcome['failure'].raiseException()
+    return outcome.get('result')
+
+
+class _WallClock:
+    def seconds(self):
+        import time
+        return time.time()
+
+
+# -- operations of the core -------------------------------------------------------
+
+@operation('stats', returns=dict)
+def stats(context):
+    """Counts of what the database holds: {'urls': n, 'clients': n}."""
+    return {'urls': len(context.app.urls), 'clients': len(context.app.clients)}
+
+
+@operation('pack', [Param('days', float)], returns=str, transactional=False)
+def pack(context, days):
+    """Pack the database, keeping the revisions of the last `days` days.
+
+    In a running server the pack runs in a thread: ZODB packs while
+    transactions go on.
+    """
+    import time
+
+    from twisted.internet import threads
+    if days < 0:
+        raise OperationError('days must not be negative')
+    db = context.session.database.db
+    before = db.getSize()
+    cutoff = time.time() - days * 86400
+
+    def work():
+        db.pack(t=cutoff)
+        return '%d bytes before, %d after' % (before, db.getSize())
+    if context.server is not None:
+        return threads.deferToThreadPool(
+            context.reactor, context.reactor.getThreadPool(), work)
+    return work()

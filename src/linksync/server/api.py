@@ -1,0 +1,373 @@
+"""The XML-RPC API of the server: the methods of PROTOCOL.md.
+
+Every client method authenticates ``client_id, password`` first (HTTP 401
+when unknown or wrong) and runs as one unit of work of the API's database
+session: it commits completely or not at all, and is retried on a conflict
+with another writer.
+
+Verifying a password means a deliberately slow scrypt hash; a client calls
+many times a day with the same password, so the API remembers, in memory
+only, a keyed digest of the passwords it has verified: BLAKE2b in its keyed
+(MAC) mode under a random key made at start and never stored, so neither a password nor an
+unkeyed hash of one (which a dictionary attack reverses fast) is ever kept.
+The memory is bounded, per process, and a remembered password counts only
+as long as the client's stored hash is the one it was verified against:
+changing the password, or removing the client (and registering the id
+again), forgets it.
+"""
+
+import collections
+import functools
+import datetime
+import hashlib
+import hmac
+import re
+import secrets
+import urllib.parse
+
+import zope.component
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from linksync import PROTOCOL_VERSION, states, urlnorm
+from linksync.server.model import passwords, registration
+from linksync.server.interfaces import (IClientProvider, INotifications,
+                                        ISynchronization, IURLProvider)
+from linksync.server.model.client import Client
+from linksync.xmlrpc.faults import CONFLICT, INVALID_PARAMS, UNAVAILABLE, Fault
+from linksync.xmlrpc.resource import (MethodTable, Param, Unauthorized,
+                                      XMLRPCResource)
+
+log = Logger()
+
+methods = MethodTable()
+
+#: Verified credentials remembered per process.
+AUTH_CACHE_SIZE = 10_000
+
+_CLIENT_ID = re.compile(r'[^\x00-\x1f\x7f]{1,200}')
+_EMAIL = re.compile(r'[^@\s]+@[^@\s]+')
+
+
+def iso8601(timestamp):
+    """Epoch seconds as ISO 8601 UTC text ('' for None)."""
+    if timestamp is None:
+        return ''
+    return datetime.datetime.fromtimestamp(
+        timestamp, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def alerts_path(client_id):
+    """The path of a client's alerts page on the server's web UI."""
+    return '/alerts/' + urllib.parse.quote(client_id, safe='')
+
+
+def _client_method(name, params=(), returns=bool, write=False):
+    """Declare a method taking ``client_id, password`` first.
+
+    The decorated function is called as func(api, call, app, client, *args)
+    inside a unit of work, after the credentials were verified.
+    """
+    declared = [Param('client_id', str), Param('password', str)]
+    declared += list(params)
+
+    def decorate(func):
+        @functools.wraps(func)
+        def method(self, call, client_id, password, *args):
+            def work(app):
+                client = self.authenticate(client_id, password)
+                call.client_id = client_id
+                return func(self, call, app, client, *args)
+            if write:
+                return self.session.run(work)
+            return self.session.read(work)
+        methods.method(name, declared, returns)(method)
+        return method
+    return decorate
+
+
+class LinkSyncAPI:
+    """The server methods, bound to a database session and a clock."""
+
+    methods = methods
+
+    def __init__(self, session, secret, clock, mailer=None, public_url=None,
+                 web_access=None):
+        from linksync.server.mail import NoMailer
+        from linksync.server.web.access import Access
+        self.session = session
+        self.secret = secret
+        self.clock = clock
+        self.mailer = mailer or NoMailer()
+        self.public_url = public_url
+        #: Signs the links to alerts pages (linksync.server.web.access).
+        self.web_access = web_access if web_access is not None else \
+            Access(secret, clock)
+        self._verified = collections.OrderedDict()
+        # The key of the remembered digests: this process's only.
+        self._verified_key = secrets.token_bytes(32)
+
+    def resource(self, max_request_bytes, server=None, metrics=None):
+        """The XML-RPC resource serving this API and the admin methods."""
+        from linksync.server.admin import operations as admin
+        table = self.methods.bind(self)
+        admin.install(self, table, server)
+        return XMLRPCResource(table, max_request_bytes, metrics)
+
+    # -- credentials -------------------------------------------------------------
+
+    def authenticate(self, client_id, password):
+        """The client with these credentials; Unauthorized otherwise."""
+        client = zope.component.getUtility(IClientProvider).get(client_id)
+        if client is None or not isinstance(password, str):
+            raise Unauthorized()
+        cached = self._verified.get(client_id)
+        if cached is not None and cached[0] == client.password_hash and \
+                hmac.compare_digest(cached[1], self._digest(password)):
+            self._verified.move_to_end(client_id)
+            return client
+        if not client.check_password(password):
+            raise Unauthorized()
+        self._remember(client_id, client.password_hash, password)
+        return client
+
+    def _digest(self, password):
+        """The keyed digest remembered for `password`."""
+        return hashlib.blake2b(password.encode('utf-8', 'surrogatepass'),
+                               key=self._verified_key,
+                               digest_size=32).digest()
+
+    def _remember(self, client_id, password_hash, password):
+        """Remember that `password` matches `password_hash`."""
+        self._verified[client_id] = (password_hash, self._digest(password))
+        self._verified.move_to_end(client_id)
+        if len(self._verified) > AUTH_CACHE_SIZE:
+            self._verified.popitem(last=False)
+
+    def check_secret(self, secret):
+        if not isinstance(secret, str) or not self.secret or \
+                not hmac.compare_digest(secret.encode('utf-8'),
+                                        self.secret.encode('utf-8')):
+            raise Unauthorized()
+
+    # -- registration of clients ---------------------------------------------
+
+    @methods.method('registerClient', [
+        Param('secret', str), Param('client_id', str),
+        Param('callback_url', str), Param('contact_name', str),
+        Param('contact_email', str), Param('password', str, optional=True)],
+        bool)
+    def registerClient(self, call, secret, client_id, callback_url,
+                       contact_name, contact_email, password=None):
+        """Register a new client (needs the server's management secret).
+
+        Without a password the server generates one and mails it to the
+        contact. Returns True.
+        """
+        self.check_secret(secret)
+        callback_url = self._check_client_fields(
+            client_id, callback_url, contact_email, password)
+        call.client_id = client_id
+        if password is not None:
+            self._add_client(client_id, callback_url, contact_name,
+                             contact_email, password)
+            return True
+        if not self.mailer.configured:
+            raise Fault(UNAVAILABLE, 'this server cannot mail a generated '
+                        'password (no mail delivery configured): give the '
+                        'password as the sixth argument')
+        password = passwords.generate_password()
+        self._add_client(client_id, callback_url, contact_name,
+                         contact_email, password)
+        d = self.mailer.send(contact_email, 'Your linksync password',
+                             self._password_mail(client_id, contact_name,
+                                                 password))
+
+        def undo(failure):
+            log.error('mailing the password of {client} to {to} failed: '
+                      '{error}; the registration is undone',
+                      client=client_id, to=contact_email,
+                      error=failure.getErrorMessage())
+            self.session.run(self._remove_client, client_id)
+            raise Fault(UNAVAILABLE, 'the password could not be mailed to %s'
+                        ' (%s); nothing was registered' % (
+                            contact_email, failure.getErrorMessage()))
+        d.addCallbacks(lambda _: True, undo)
+        return d
+
+    def _check_client_fields(self, client_id, callback_url, contact_email,
+                             password):
+        if not _CLIENT_ID.fullmatch(client_id) or \
+                client_id != client_id.strip():
+            raise Fault(INVALID_PARAMS, 'registerClient: the client id must '
+                        'be 1 to 200 printable characters without leading '
+                        'or trailing space')
+        try:
+            normalized = urlnorm.normalize(callback_url)
+        except urlnorm.InvalidURL as e:
+            raise Fault(INVALID_PARAMS, 'registerClient: bad callback URL: '
+                        '%s' % e) from None
+        parts = urllib.parse.urlsplit(normalized)
+        if parts.scheme not in ('http', 'https') or not parts.hostname:
+            raise Fault(INVALID_PARAMS, 'registerClient: the callback URL '
+                        'must be an http or https URL with a host')
+        if not _EMAIL.fullmatch(contact_email):
+            raise Fault(INVALID_PARAMS, 'registerClient: bad contact e-mail '
+                        'address %r' % contact_email)
+        if password is not None and not password:
+            raise Fault(INVALID_PARAMS, 'registerClient: empty password')
+        return callback_url.strip()
+
+    def _add_client(self, client_id, callback_url, contact_name,
+                    contact_email, password):
+        # Hash outside the transaction: it is slow and needs no data.
+        client = Client(client_id, callback_url, contact_name,
+                        contact_email, password)
+        client.created = self.clock.seconds()
+        # The server calls the callback with the client's own password
+        # (PROTOCOL.md); it keeps it sealed, never in clear.
+        client.set_callback_password(password, self.secret)
+
+        def add(app):
+            clients = zope.component.getUtility(IClientProvider)
+            if client_id in clients:
+                raise Fault(CONFLICT, 'a client %r is registered already'
+                            % client_id)
+            clients.add(client)
+        self.session.run(add)
+        # The password was just hashed here: it needs no verifying (a
+        # deliberately slow hash) at the client's first call.
+        self._remember(client_id, client.password_hash, password)
+
+    def _remove_client(self, app, client_id):
+        clients = zope.component.getUtility(IClientProvider)
+        if client_id in clients:
+            clients.remove(client_id, self.clock.seconds())
+
+    def _password_mail(self, client_id, contact_name, password):
+        return (
+            'Hello %s,\n\n'
+            'the client %r is now registered with the linksync server%s.\n'
+            'Its password is:\n\n    %s\n\n'
+            'Configure it in the client application; it is not stored in '
+            'clear on the server\nand cannot be mailed again.\n' % (
+                contact_name or 'there', client_id,
+                ' at ' + self.public_url if self.public_url else '',
+                password))
+
+    # -- client methods ---------------------------------------------------------
+
+    @_client_method('checkConnection', returns=int)
+    def checkConnection(self, call, app, client):
+        """Check the credentials; returns the protocol version (2)."""
+        return PROTOCOL_VERSION
+
+    @_client_method('registerURLs', [Param('urls', list)], list, write=True)
+    def registerURLs(self, call, app, client, urls):
+        """Register URLs for the client.
+
+        Returns [url, state, reason] for each given URL whose state is
+        known already; new URLs are registered and left out. Invalid URLs
+        are skipped.
+        """
+        now = self.clock.seconds()
+        return [[spelling, url.state, url.reason]
+                for spelling, url in registration.register(client, urls, now)
+                if url.state is not None]
+
+    @_client_method('unregisterURLs', [Param('urls', list)], bool, write=True)
+    def unregisterURLs(self, call, app, client, urls):
+        """Unregister URLs of the client (unknown ones are ignored)."""
+        registration.unregister(client, urls, self.clock.seconds())
+        return True
+
+    @_client_method('registerLink', [Param('url', str)], list, write=True)
+    def registerLink(self, call, app, client, url):
+        """Register one URL: [url, state, reason] when known, else []."""
+        result = self.registerURLs.__wrapped__(self, call, app, client, [url])
+        return result[0] if result else []
+
+    @_client_method('getStatus', [Param('url', str)], list)
+    def getStatus(self, call, app, client, url):
+        """The [url, state, reason] of one of the client's URLs.
+
+        The state is 'unknown' while the URL was not checked, and for a URL
+        the client did not register.
+        """
+        try:
+            norm = urlnorm.normalize(url)
+        except urlnorm.InvalidURL as e:
+            return [url, states.UNKNOWN, 'invalid URL: %s' % e]
+        obj = client.get_url(norm)
+        if obj is None:
+            return [url, states.UNKNOWN, 'not registered by this client']
+        if obj.state is None:
+            return [url, states.UNKNOWN, 'not checked yet']
+        return [url, obj.state, obj.reason]
+
+    @_client_method('getURLStates', [Param('urls', list)], list)
+    def getURLStates(self, call, app, client, urls):
+        """[url, state, reason, last check (ISO 8601 or '')] for each of
+        the given URLs that the client registered."""
+        result = []
+        for norm, spellings in urlnorm.normalize_many(urls).items():
+            obj = client.get_url(norm)
+            if obj is None:
+                continue
+            row = [states.wire_state(obj.state), obj.reason,
+                   iso8601(obj.last_check)]
+            result.extend([spelling] + row for spelling in spellings)
+        return result
+
+    @_client_method('getClientNotifications', returns=bool)
+    def getClientNotifications(self, call, app, client):
+        """True when the client receives state-change notifications."""
+        return bool(INotifications(client).enabled)
+
+    @_client_method('setClientNotifications', [Param('enabled', bool)], bool,
+                    write=True)
+    def setClientNotifications(self, call, app, client, enabled):
+        """Switch the client's notifications on or off; returns True."""
+        notifications = INotifications(client)
+        if enabled and not notifications.enabled:
+            notifications.failed = 0
+        if notifications.enabled != enabled:
+            notifications.enabled = enabled
+        return True
+
+    @_client_method('forceSynchronization', write=True)
+    def forceSynchronization(self, call, app, client):
+        """Ask for a synchronisation of the client at the syncer's next
+        tick; returns True."""
+        sync = ISynchronization(client)
+        if not sync.force:
+            sync.force = True
+        return True
+
+    @_client_method('getInfoFrameURL', returns=str)
+    def getInfoFrameURL(self, call, app, client):
+        """The absolute URL of the client's alerts page on the server.
+
+        It carries a signed token opening that page, and only it, until
+        ``--alerts-link-lifetime`` has passed (linksync.server.web.access): the
+        page is meant for an iframe, where no password can be asked.
+        """
+        token = self.web_access.alerts_token(client.id, self.clock.seconds())
+        return '%s%s?token=%s' % (self.base_url(call.request),
+                                  alerts_path(client.id), token)
+
+    def base_url(self, request):
+        """The server's public base URL (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip('/')
+        host = request.getHeader(b'host') if request is not None else None
+        if not host:
+            address = request.getHost() if request is not None else None
+            host = '%s:%d' % (address.host, address.port) if address \
+                else 'localhost'
+        elif isinstance(host, bytes):
+            host = host.decode('latin-1')
+        scheme = 'https' if request is not None and request.isSecure() \
+            else 'http'
+        return '%s://%s' % (scheme, host)
+

@@ -1,0 +1,120 @@
+"""Resolving a host, vetting its address and connecting: one path for all.
+
+Every connection the checker opens (HTTP, HTTPS, FTP) goes through
+:meth:`Connector.connect`:
+
+1. the host name is resolved with Twisted's own DNS client
+   (:mod:`twisted.names`, no thread per look-up; the hosts file first);
+2. the address is vetted by the network policy (linksync.server.checker.netpolicy), and
+   refused as ``unsupported protocol`` when it is not allowed;
+3. a TCP connection is opened to exactly that address (no second look-up a
+   DNS trick could answer differently), within the connect timeout measured
+   on the injected clock; HTTPS wraps it in TLS for the host name.
+"""
+
+import socket
+
+from twisted.internet import defer, endpoints
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.names import cache, hosts, resolve
+from twisted.names import client as dns_client
+from twisted.names import dns
+
+from linksync.server.checker import classify, deadline
+
+
+def make_resolver(servers=None):
+    """A twisted.names resolver: the hosts file, then `servers` (only they:
+    /etc/resolv.conf is not read then) or those of /etc/resolv.conf."""
+    if not servers:
+        return dns_client.createResolver()
+    return resolve.ResolverChain([
+        hosts.Resolver(b'/etc/hosts'), cache.CacheResolver(),
+        dns_client.Resolver(servers=[tuple(s) for s in servers])])
+
+
+def _addresses(answers, name, rtype):
+    """The addresses of `name` among the answers, following CNAMEs."""
+    name = name.lower()
+    for _ in range(10):
+        found = [r.payload.dottedQuad() if rtype == dns.A
+                 else socket.inet_ntop(socket.AF_INET6, r.payload.address)
+                 for r in answers if r.type == rtype
+                 and str(r.name).lower() == name]
+        if found:
+            return found
+        aliases = [str(r.payload.name).lower() for r in answers
+                   if r.type == dns.CNAME and str(r.name).lower() == name]
+        if not aliases:
+            return []
+        name = aliases[0]
+    return []
+
+
+class Connector:
+    """Resolves, vets and connects, within the connect timeout."""
+
+    def __init__(self, reactor, clock, policy, resolver=None,
+                 connect_timeout=10.0):
+        self.reactor = reactor
+        self.clock = clock
+        self.policy = policy
+        self.resolver = resolver if resolver is not None else make_resolver()
+        self.connect_timeout = connect_timeout
+
+    @defer.inlineCallbacks
+    def resolve(self, host):
+        """The first address of `host` (an IP address is its own)."""
+        if not host:
+            raise classify.Unsupported('no host in the URL')
+        host = host.strip('[]')
+        if isIPAddress(host) or isIPv6Address(host):
+            return host
+        name = host.rstrip('.')
+        try:
+            result = yield self.resolver.lookupAddress(name)
+            found = _addresses(result[0], name, dns.A)
+            if not found:
+                result = yield self.resolver.lookupIPV6Address(name)
+                found = _addresses(result[0], name, dns.AAAA)
+        except classify.DNS_ERRORS as e:
+            raise classify.dns_failure(e, 'host name', name) from None
+        if not found:
+            raise classify.Unavailable('DNS: %s has no address' % name)
+        return found[0]
+
+    def vet(self, address):
+        """Raise Unsupported when the policy refuses `address`."""
+        refusal = self.policy.refusal(address)
+        if refusal is not None:
+            raise classify.Unsupported(refusal)
+
+    def connect(self, host, port, factory, tls_creator=None):
+        """Connect `factory` to host:port; a Deferred firing the protocol.
+
+        Fails with classify errors (Unsupported for a refused address,
+        TimedOut after the connect timeout, ...).
+        """
+        @defer.inlineCallbacks
+        def attempt():
+            address = yield self.resolve(host)
+            self.vet(address)
+            # The endpoint's own timeout (reactor time) is only a backstop;
+            # the deadline below, on the injected clock, comes first.
+            if isIPv6Address(address):
+                endpoint = endpoints.TCP6ClientEndpoint(
+                    self.reactor, address, port,
+                    timeout=self.connect_timeout + 30)
+            else:
+                endpoint = endpoints.TCP4ClientEndpoint(
+                    self.reactor, address, port,
+                    timeout=self.connect_timeout + 30)
+            if tls_creator is not None:
+                endpoint = endpoints.wrapClientTLS(tls_creator, endpoint)
+            protocol = yield endpoint.connect(factory)
+            return protocol
+
+        return deadline.within(
+            self.clock, attempt(), self.connect_timeout,
+            lambda: classify.TimedOut(
+                'connect timed out after %g s' % self.connect_timeout))

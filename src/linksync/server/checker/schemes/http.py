@@ -1,0 +1,231 @@
+"""Checking http: and https: URLs.
+
+* HEAD first; GET when the server answers 405, 403 or 501 to HEAD (some
+  servers refuse or break HEAD), reading the first bytes of the body only.
+* Redirects are followed by hand, each hop a request of its own under the
+  politeness rules of its host, up to a limit, with loops detected.
+* Connections are kept alive and reused per host (linksync.server.checker.schemes.http11:
+  a lean HTTP/1.1 client and a pool of at most ``per_host_connections``
+  idle connections per host).
+* Every connection goes through linksync.server.checker.connector (policy on the resolved
+  address, connect timeout); each request has a total timeout.
+* 429, and 503 with Retry-After, pause the host (linksync.server.checker.politeness).
+"""
+
+import base64
+import email.utils
+import urllib.parse
+
+from twisted.internet import defer, ssl
+from twisted.internet._sslverify import IOpenSSLTrustRoot
+from zope.interface import implementer
+
+from linksync import __version__, urlnorm
+from linksync.server.checker import classify, deadline
+from linksync.server.checker.schemes import http11
+
+USER_AGENT = ('linksync/%s (link monitoring; checks links registered by '
+              'its clients)' % __version__)
+
+#: Statuses after which a HEAD is retried as GET.
+HEAD_REFUSED = frozenset((403, 405, 501))
+REDIRECTS = frozenset((301, 302, 303, 307, 308))
+#: Bytes of a GET body read (and thrown away) before the connection is
+#: dropped; a body up to that size lets the connection be reused.
+BODY_LIMIT = 16 * 1024
+
+
+@implementer(IOpenSSLTrustRoot)
+class ExtraTrust:
+    """The platform's certificate authorities plus those of a PEM file."""
+
+    def __init__(self, pem_path):
+        from cryptography import x509
+        with open(pem_path, 'rb') as f:
+            data = f.read()
+        try:
+            self.certificates = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            raise ValueError('no certificate in %s' % pem_path) from None
+
+    def _addCACertsToContext(self, context):
+        from OpenSSL import crypto
+        context.set_default_verify_paths()
+        store = context.get_cert_store()
+        for cert in self.certificates:
+            store.add_cert(crypto.X509.from_cryptography(cert))
+
+
+def retry_after(headers, now):
+    """Seconds from a Retry-After header (delta or HTTP date), or None.
+
+    `headers` maps lower-case header names to values (bytes).
+    """
+    value = headers.get(b'retry-after')
+    if not value:
+        return None
+    text = value.decode('latin-1', 'replace').strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _request(method, parts, user_agent):
+    """The bytes of a request for the split URL `parts`."""
+    netloc = parts.netloc
+    auth = b''
+    if '@' in netloc:
+        userinfo, _, netloc = netloc.rpartition('@')
+        user, _, password = userinfo.partition(':')
+        credentials = '%s:%s' % (urllib.parse.unquote(user),
+                                 urllib.parse.unquote(password))
+        auth = b'Authorization: Basic ' + base64.b64encode(
+            credentials.encode('utf-8')) + b'\r\n'
+    target = parts.path or '/'
+    if parts.query:
+        target += '?' + parts.query
+    return b''.join((method, b' ', target.encode('ascii'),
+                     b' HTTP/1.1\r\nHost: ', netloc.encode('ascii'),
+                     b'\r\nUser-Agent: ', user_agent,
+                     b'\r\nAccept: */*\r\n', auth, b'\r\n'))
+
+
+def redirect_target(current, location):
+    """The normalised absolute URL a Location header points to."""
+    text = location.decode('latin-1', 'replace').strip()
+    text = urllib.parse.quote(text, safe="%/:=&?~#+!$,;'@()*[]")
+    try:
+        return urlnorm.normalize(urllib.parse.urljoin(current, text))
+    except (urlnorm.InvalidURL, ValueError) as e:
+        raise classify.Unavailable('invalid redirect target: %s' % e) \
+            from None
+
+
+class HTTPChecker:
+    """Checks http(s) URLs with a shared, persistent connection pool."""
+
+    def __init__(self, reactor, clock, politeness, connector, timeout=30.0,
+                 max_redirects=10, user_agent=None, ca_file=None,
+                 per_host_connections=2):
+        self.clock = clock
+        self.politeness = politeness
+        self.connector = connector
+        self.timeout = timeout
+        self.max_redirects = max_redirects
+        self.user_agent = (user_agent or USER_AGENT).encode('utf-8')
+        self.trust = ExtraTrust(ca_file) if ca_file else None
+        self._tls = {}
+        self.pool = http11.Pool(clock, self._connect,
+                                max_idle=per_host_connections)
+
+    def _connect(self, key, factory):
+        scheme, host, port = key
+        tls = self._tls_options(host) if scheme == 'https' else None
+        return self.connector.connect(host, port, factory, tls)
+
+    def _tls_options(self, host):
+        options = self._tls.get(host)
+        if options is None:
+            if len(self._tls) >= 10_000:
+                self._tls.clear()
+            options = self._tls[host] = ssl.optionsForClientTLS(
+                host, trustRoot=self.trust)
+        return options
+
+    @defer.inlineCallbacks
+    def check(self, url):
+        """(state, reason) of an http(s) URL (a Deferred).
+
+        One generator per check; the requests below are plain Deferred
+        chains (this is the checker's hot path).
+        """
+        seen = {url}
+        current = url
+        redirects = 0
+        while True:
+            parts = urllib.parse.urlsplit(current)
+            if not parts.hostname:
+                raise classify.Unsupported('no host in the URL')
+            code, phrase, location = yield self.request(b'HEAD', parts)
+            if code in HEAD_REFUSED:
+                code, phrase, location = yield self.request(b'GET', parts)
+            if code not in REDIRECTS or location is None:
+                return classify.http_status(code, phrase, redirects)
+            target = redirect_target(current, location)
+            if target.split(':', 1)[0] not in ('http', 'https'):
+                raise classify.Unsupported(
+                    'redirected to an unsupported scheme: %s' % target[:200])
+            if target in seen:
+                raise classify.Unavailable(
+                    'redirect loop at %s' % target[:200])
+            if redirects >= self.max_redirects:
+                raise classify.Unavailable(
+                    'too many redirects (more than %d)' % self.max_redirects)
+            seen.add(target)
+            current = target
+            redirects += 1
+
+    def request(self, method, parts):
+        """One request under the politeness rules and the total timeout:
+        a Deferred (status, phrase, Location or None)."""
+        host = parts.hostname
+        d = self.politeness.acquire(host)
+        d.addCallback(self._start, method, parts, host)
+        return d
+
+    def _start(self, slot, method, parts, host):
+        d = deadline.within(
+            self.clock, self._exchange(method, parts, host), self.timeout,
+            lambda: classify.TimedOut('no answer to %s within %g s' % (
+                method.decode('ascii'), self.timeout)))
+
+        def release(result):
+            slot.release()
+            return result
+        d.addBoth(release)
+        d.addCallback(self._answered, host)
+        return d
+
+    def _exchange(self, method, parts, host):
+        port = parts.port or (443 if parts.scheme == 'https' else 80)
+        key = (parts.scheme, host, port)
+        data = _request(method, parts, self.user_agent)
+        head_only = method == b'HEAD'
+        client = self.pool.take(key)
+        if client is not None:
+            d = client.request(data, head_only, BODY_LIMIT)
+        else:
+            d = self.pool.get(key, fresh=True)
+            d.addCallback(self._send, data, head_only)
+        d.addErrback(self._stale, key, data, head_only)
+        return d
+
+    def _send(self, client, data, head_only):
+        return client.request(data, head_only, BODY_LIMIT)
+
+    def _stale(self, failure, key, data, head_only):
+        # The server closed the kept-alive connection meanwhile: once more
+        # on a new one.
+        failure.trap(http11.StaleConnection)
+        d = self.pool.get(key, fresh=True)
+        d.addCallback(self._send, data, head_only)
+        return d
+
+    def _answered(self, answer, host):
+        code, phrase, headers = answer
+        if code == 429 or (code == 503 and b'retry-after' in headers):
+            self.politeness.pause(
+                host, retry_after(headers, self.clock.seconds()))
+        else:
+            self.politeness.answered(host)
+        return code, phrase, headers.get(b'location')
+
+    def close(self):
+        self.pool.close()
+        return defer.succeed(None)

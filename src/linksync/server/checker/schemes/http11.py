@@ -1,0 +1,310 @@
+"""A small HTTP/1.1 client made for link checking, with a connection pool.
+
+A link check needs the status line and two headers (Location, Retry-After)
+of a HEAD, or of a GET whose body is thrown away after the first bytes.
+Twisted's general-purpose Agent spends most of a check's CPU time on what
+a check does not need (header objects, body delivery, a Deferred chain per
+stage); this client parses the head of the answer in one go, skips the
+body by its framing (Content-Length, chunked, or until the connection
+closes) and keeps the connection for the next request to that host when
+the body ended within the limit.
+
+:class:`Pool` keeps at most ``max_idle`` idle connections per (scheme,
+host, port) and opens new ones through a function (linksync.server.checker.connector, so
+the network policy and the connect timeout apply). A request sent on a
+reused connection that the server had closed meanwhile is sent again once
+on a new connection.
+
+>>> parse_head(b'HTTP/1.1 301 Moved\\r\\nLocation: /x\\r\\nA: b\\r\\n')
+(301, b'Moved', {b'location': b'/x', b'a': b'b'}, (1, 1))
+"""
+
+import collections
+
+from twisted.internet import defer, error, protocol
+from twisted.web._newclient import ParseError
+
+#: The head of an answer may not be longer.
+MAX_HEAD = 64 * 1024
+
+
+class StaleConnection(Exception):
+    """A reused connection was closed before any answer came."""
+
+
+def parse_head(head):
+    """(status, phrase, {lower-case name: last value}, version) of a head."""
+    lines = head.split(b'\r\n')
+    status_line = lines[0]
+    parts = status_line.split(b' ', 2)
+    if len(parts) < 2 or not parts[0].startswith(b'HTTP/') or \
+            not parts[1].isdigit() or len(parts[1]) != 3:
+        raise ParseError('bad status line', status_line[:100])
+    try:
+        major, minor = parts[0][5:].split(b'.')
+        version = (int(major), int(minor))
+    except ValueError:
+        raise ParseError('bad HTTP version', parts[0][:20]) from None
+    headers = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        name, sep, value = line.partition(b':')
+        if not sep:
+            raise ParseError('bad header line', line[:100])
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), parts[2] if len(parts) > 2 else b'', headers, \
+        version
+
+
+class HTTPClient(protocol.Protocol):
+    """One connection; one request at a time."""
+
+    def __init__(self):
+        self.buffer = b''
+        self.pending = None
+        self.answer = None
+        self.reused = False
+        self.connected_ = False
+        self.pool_key = None
+        self.pool = None
+        self.idle_timer = None
+
+    def connectionMade(self):
+        self.connected_ = True
+
+    # -- asking ----------------------------------------------------------------
+
+    def request(self, data, head_only, body_limit):
+        """Send the request bytes; a Deferred firing (status, phrase,
+        headers)."""
+        self.head_only = head_only
+        self.body_limit = body_limit
+        self.buffer = b''
+        self.answer = None
+        self.got_bytes = False
+        self.pending = defer.Deferred(self._cancel)
+        self.transport.write(data)
+        return self.pending
+
+    def _cancel(self, d):
+        self.pending = None
+        self.transport.abortConnection()
+
+    # -- reading ------------------------------------------------------------------
+
+    def dataReceived(self, data):
+        if self.pending is None:
+            self.transport.abortConnection()  # nobody asked for this
+            return
+        self.got_bytes = True
+        if self.answer is None:
+            self.buffer += data
+            while True:
+                end = self.buffer.find(b'\r\n\r\n')
+                if end < 0:
+                    if len(self.buffer) > MAX_HEAD:
+                        self._fail(ParseError('answer head too long', ''))
+                    return
+                try:
+                    answer = parse_head(self.buffer[:end])
+                except ParseError as e:
+                    self._fail(e)
+                    return
+                data = self.buffer[end + 4:]
+                self.buffer = b''
+                if 100 <= answer[0] < 200:
+                    self.buffer = data  # an interim answer: read on
+                    continue
+                break
+            self.answer = answer
+            self._frame(answer)
+        else:
+            data = self.buffer + data if self.buffer else data
+            self.buffer = b''
+        self._body(data)
+
+    def _frame(self, answer):
+        status, _, headers, version = answer
+        connection = headers.get(b'connection', b'').lower()
+        self.keep = (version >= (1, 1) and connection != b'close') or \
+            connection == b'keep-alive'
+        self.received = 0
+        if self.head_only or status in (204, 304):
+            self.mode, self.left = 'length', 0
+        elif b'chunked' in headers.get(b'transfer-encoding', b'').lower():
+            self.mode, self.cstate = 'chunked', 'size'
+        elif b'content-length' in headers:
+            try:
+                self.mode, self.left = 'length', int(
+                    headers[b'content-length'])
+            except ValueError:
+                self.mode, self.keep = 'close', False
+        else:
+            self.mode, self.keep = 'close', False
+
+    def _body(self, data):
+        if self.mode == 'length':
+            self.left -= len(data)
+            self.received += len(data)
+            if self.left <= 0:
+                self._done(keep=self.left == 0 and self.keep)
+                return
+        elif self.mode == 'chunked':
+            if self._chunks(data):
+                return
+        else:
+            self.received += len(data)
+        if self.received > self.body_limit:
+            self._done(keep=False)
+
+    def _chunks(self, data):
+        """Skip chunked data; True when the answer is finished."""
+        buf = self.buffer + data if self.buffer else data
+        self.buffer = b''
+        while True:
+            if self.cstate == 'data':
+                take = min(self.chunk_left, len(buf))
+                self.chunk_left -= take
+                self.received += take
+                buf = buf[take:]
+                if self.chunk_left:
+                    return False
+                self.cstate = 'crlf'
+            if self.cstate == 'crlf':
+                if len(buf) < 2:
+                    self.buffer = buf
+                    return False
+                buf = buf[2:]
+                self.cstate = 'size'
+            end = buf.find(b'\r\n')
+            if end < 0:
+                if len(buf) > 4096:
+                    self._fail(ParseError('bad chunked body', ''))
+                    return True
+                self.buffer = buf
+                return False
+            line, buf = buf[:end], buf[end + 2:]
+            if self.cstate == 'trailer':
+                if not line:
+                    self._done(keep=self.keep)
+                    return True
+                continue
+            try:
+                size = int(line.split(b';', 1)[0], 16)
+            except ValueError:
+                self._fail(ParseError('bad chunk size', line[:20]))
+                return True
+            if size == 0:
+                self.cstate = 'trailer'
+            else:
+                self.chunk_left = size
+                self.cstate = 'data'
+
+    # -- ending ------------------------------------------------------------------
+
+    def _done(self, keep):
+        d, self.pending = self.pending, None
+        status, phrase, headers, _ = self.answer
+        if keep and self.pool is not None:
+            self.pool.put(self)
+        else:
+            self.transport.loseConnection()
+        d.callback((status, phrase, headers))
+
+    def _fail(self, exc):
+        d, self.pending = self.pending, None
+        self.transport.abortConnection()
+        if d is not None:
+            d.errback(exc)
+
+    def connectionLost(self, reason):
+        self.connected_ = False
+        if self.pool is not None:
+            self.pool.forget(self)
+        d, self.pending = self.pending, None
+        if d is None:
+            return
+        if self.answer is not None:
+            # The body ended with the connection, or was cut short: the
+            # head is what a check needs.
+            d.callback(self.answer[:3])
+        elif self.reused and not self.got_bytes and \
+                reason.check(error.ConnectionDone, error.ConnectionLost):
+            d.errback(StaleConnection())
+        else:
+            d.errback(reason)
+
+
+class Pool:
+    """Idle connections per (scheme, host, port), at most `max_idle` each."""
+
+    def __init__(self, clock, connect, max_idle=2, idle_timeout=60.0):
+        self.clock = clock
+        self.connect = connect
+        self.max_idle = max_idle
+        self.idle_timeout = idle_timeout
+        self.idle = collections.defaultdict(list)
+
+    def take(self, key):
+        """An idle connected HTTPClient for `key`, or None."""
+        idle = self.idle.get(key)
+        while idle:
+            client = idle.pop()
+            if not idle:
+                del self.idle[key]
+            self._stop_timer(client)
+            if client.connected_:
+                client.reused = True
+                return client
+            idle = self.idle.get(key)
+        return None
+
+    def get(self, key, fresh=False):
+        """A Deferred firing a connected HTTPClient for `key` (a new
+        connection with `fresh`)."""
+        client = None if fresh else self.take(key)
+        if client is not None:
+            return defer.succeed(client)
+        d = self.connect(key, _Factory())
+
+        def made(client):
+            client.pool_key = key
+            client.pool = self
+            client.reused = False
+            return client
+        return d.addCallback(made)
+
+    def put(self, client):
+        idle = self.idle[client.pool_key]
+        if len(idle) >= self.max_idle:
+            client.transport.loseConnection()
+            return
+        idle.append(client)
+        client.idle_timer = self.clock.callLater(
+            self.idle_timeout, client.transport.loseConnection)
+
+    def forget(self, client):
+        self._stop_timer(client)
+        idle = self.idle.get(client.pool_key)
+        if idle and client in idle:
+            idle.remove(client)
+            if not idle:
+                del self.idle[client.pool_key]
+
+    def _stop_timer(self, client):
+        if client.idle_timer is not None and client.idle_timer.active():
+            client.idle_timer.cancel()
+        client.idle_timer = None
+
+    def close(self):
+        for clients in list(self.idle.values()):
+            for client in list(clients):
+                self._stop_timer(client)
+                client.transport.loseConnection()
+        self.idle.clear()
+
+
+class _Factory(protocol.ClientFactory):
+    protocol = HTTPClient
+    noisy = False

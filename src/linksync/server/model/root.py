@@ -1,0 +1,50 @@
+"""The application root stored in the database.
+
+The root is a site in the Zope component sense: its local registry holds the
+persistent utilities (IURLProvider, IClientProvider, ...), so that code
+running on a database connection finds them with zope.component once
+linksync.server.database has set the site for that connection.
+"""
+
+import persistent
+import zope.component
+from zope.component.persistentregistry import PersistentComponents
+
+#: The key of the application in the ZODB root mapping.
+ROOT_KEY = 'linksync'
+
+
+class LinkSync(persistent.Persistent):
+    """The root of everything the server stores."""
+
+    #: Bumped when the stored layout changes; see linksync.server.configure.
+    generation = 0
+
+    def __init__(self):
+        self._sm = PersistentComponents(
+            name='linksync', bases=(zope.component.getGlobalSiteManager(),))
+
+    def getSiteManager(self):
+        return self._sm
+
+    def __repr__(self):
+        return '<LinkSync application>'
+
+
+def get_app(connection):
+    """The application of an open ZODB connection (None before set-up)."""
+    return connection.root().get(ROOT_KEY)
+
+
+def ensure_app(connection):
+    """Create the application, or add the parts it lacks; returns it.
+
+    The caller commits.
+    """
+    from linksync.server import configure
+    root = connection.root()
+    app = root.get(ROOT_KEY)
+    if app is None:
+        app = root[ROOT_KEY] = LinkSync()
+    configure.install_parts(app)
+    return app

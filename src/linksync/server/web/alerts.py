@@ -1,0 +1,104 @@
+"""A client's alerts page (``/alerts/CLIENT_ID``): its links in trouble.
+
+The page ``getInfoFrameURL`` points to, made to sit in an iframe of the
+client application: the client's URLs that are broken (``unavailable``),
+temporarily unavailable or of an unsupported protocol, the most serious
+first, each under the client's own spelling, with the reason and the time
+of the last check. It reads a range of the client's entries in the index of
+URLs in trouble (linksync.server.model.problems), :data:`PAGE_SIZE` at a time, whatever
+the number of the client's URLs.
+"""
+
+import zope.component
+
+from linksync.server.api import alerts_path
+from linksync.server.interfaces import (IClientProvider, IProblemIndex,
+                                        ISynchronization, IURLProvider)
+from linksync.server.web.markup import (Safe, badge, href, join, number, pager,
+                                   render, table, url_link, when)
+from linksync.server.web.paging import page_of
+from linksync.server.model.problems import PROBLEM_STATES
+
+#: URLs per page.
+PAGE_SIZE = 100
+
+#: How each state reads in a sentence.
+STATE_WORDS = {
+    PROBLEM_STATES[0]: 'broken',
+    PROBLEM_STATES[1]: 'temporarily unavailable',
+    PROBLEM_STATES[2]: 'not checkable (unsupported protocol)',
+}
+
+
+def parse_after(text):
+    """The (state, url) pair a page goes on after, from its link's
+    ``STATE|URL``; ValueError when it is not one."""
+    state, sep, url = text.partition('|')
+    if not sep or state not in PROBLEM_STATES or not url:
+        raise ValueError('not a place in the list: %r' % (text,))
+    return state, url
+
+
+def alerts(app, client_id, after=None, limit=None):
+    """The client's alerts (plain data), or None when there is no such
+    client."""
+    limit = limit or PAGE_SIZE
+    client = zope.component.getUtility(IClientProvider).get(client_id)
+    if client is None:
+        return None
+    index = zope.component.getUtility(IProblemIndex)
+    provider = zope.component.getUtility(IURLProvider)
+    keys, next_after = page_of(index.client_keys(client_id, after), limit)
+    rows = []
+    for state, url in keys:
+        obj = provider.get_normalized(url)
+        if obj is None:
+            continue
+        spellings = client.spellings(url) or (url,)
+        rows.append({'url': spellings[0], 'state': obj.state,
+                     'reason': obj.reason or '',
+                     'last_check': obj.last_check,
+                     'since': obj.last_state_change})
+    return {
+        'client': client_id,
+        'urls': client.url_count,
+        'counts': index.client_counts(client_id),
+        'last_sync': ISynchronization(client).last,
+        'rows': rows,
+        'after': '%s|%s' % next_after if next_after else None,
+    }
+
+
+def render_alerts(data, now, token=None):
+    counts = data['counts']
+    total = sum(counts.values())
+    if total:
+        summary = join(
+            (render('{} {}', number(counts[s]), STATE_WORDS[s])
+             for s in PROBLEM_STATES if counts.get(s)), ', ')
+        summary = render('<p>{} of {} links.</p>', summary,
+                         number(data['urls']))
+    else:
+        summary = render('<p>All {} links are fine or not checked yet.</p>',
+                         number(data['urls']))
+    columns = [('Link', 'wide'), ('State', ''), ('Reason', ''),
+               ('Last check', 'short')]
+    cells = []
+    for row in data['rows']:
+        state = render('{}<br><span class="note">since {}</span>',
+                       badge(row['state']), when(row['since'], now))
+        cells.append([url_link(row['url']), state, row['reason'],
+                      when(row['last_check'], now)])
+    more = None
+    if data['after']:
+        more = href(alerts_path(data['client']), after=data['after'],
+                    token=token)
+    synced = Safe('')
+    if data['last_sync'] is not None:
+        synced = render(' The list of links was last synchronised with the '
+                        'application {}.', when(data['last_sync'], now))
+    return render(
+        '<h1>Link problems of {}</h1>{}{}{}<p class="note">Links are '
+        'checked regularly.{}</p>', data['client'], summary,
+        table(columns, cells, 'No problem found.') if total else Safe(''),
+        pager(more), synced)

@@ -1,0 +1,7 @@
+"""The errors of the change track."""
+
+
+
+
+class EmptyTrackError(LookupError):
+    """The track holds no bucket."""
