@@ -46,7 +46,7 @@ sys.path[:] = [p for p in sys.path
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'src'))
 
 from linksync.tracked import track, tracker_of, wrappers  # noqa: E402
-from linksync.tracked.persistence import FORMATS  # noqa: E402
+from linksync.tracked.formats import FORMATS  # noqa: E402
 
 
 # -- 1. mutations -------------------------------------------------------------------

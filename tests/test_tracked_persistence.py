@@ -14,7 +14,7 @@ import pytest
 from linksync.tracked import (
     JSONFile, LazyDictWrapper, ShelveBackend, TrackedFileError,
     TrackedSaveError, ZODBBackend, track, tracker_of, undo)
-from linksync.tracked.persistence import FORMATS
+from linksync.tracked.formats import FORMATS
 
 WHOLE_FILE = ['yaml', 'json', 'full-yaml', 'pickle']
 LAZY = ['shelve', 'zodb']

@@ -324,7 +324,7 @@ def test_the_interfaces_are_provided(tmp_path):
     from linksync.tracked.interfaces import (IChange, ISyncDevice, ISyncHub,
                                              ITrackedBackend, ITracker)
     from linksync.tracked.devicesync import SyncDevice, SyncHub
-    from linksync.tracked.persistence import FORMATS
+    from linksync.tracked.formats import FORMATS
     root, catcher = tracked({})
     root['a'] = 1
     assert verifyObject(ITracker, tracker_of(root))

@@ -21,10 +21,12 @@ from linksync.tracked.changes import Change
 from linksync.tracked.diffing import diff, patch, revert, snapshot
 from linksync.tracked.errors import (
     TrackedError, TrackedFileError, TrackedSaveError)
+from linksync.tracked.formats import FORMATS
 from linksync.tracked.persistence import (
-    FORMATS, FullYAMLFile, JSONFile, PickleFile, SafeYAMLFile)
+    FullYAMLFile, JSONFile, PickleFile, SafeYAMLFile)
 from linksync.tracked.shelf import ShelveBackend
-from linksync.tracked.tracker import plain_copy, track, tracker_of
+from linksync.tracked.tracker import track, tracker_of
+from linksync.tracked.values import plain_copy
 from linksync.tracked.wrappers import (
     DictWrapper, LazyDictWrapper, ListWrapper, SetWrapper)
 from linksync.tracked.zodbbackend import ZODBBackend

@@ -74,10 +74,9 @@ class Change:
 
 def _reparent(value, parent, key):
     """A wrapper put back raw is found at parent[key] again."""
-    from linksync.tracked.wrappers import WRAPPERS
-    setter = WRAPPERS.get(type(value))
-    if setter is not None and value._tracker is parent._tracker:
-        setter.__set__(value, (parent, key))
+    tracker = parent._tracker
+    if tracker is not None and getattr(value, '_tracker', None) is tracker:
+        tracker.reparent(value, parent, key)
 
 
 class KeyEdit:

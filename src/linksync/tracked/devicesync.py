@@ -72,7 +72,8 @@ from linksync.tracked.merging import (
     SyncError, apply_strict, merge_paths, put, strip_members, whole_lists)
 from linksync.tracked.paths import get
 from linksync.tracked.persistence import atomic_write
-from linksync.tracked.tracker import kind, plain_copy, tracker_of
+from linksync.tracked.tracker import tracker_of
+from linksync.tracked.values import kind, plain_copy
 from linksync.xmlrpc.faults import INVALID_PARAMS, UNAVAILABLE, Fault
 from linksync.xmlrpc.resource import (
     DEFAULT_MAX_REQUEST_BYTES, MethodTable, Param, Unauthorized,

@@ -15,7 +15,8 @@ looks at one key, not all of them.
 import dictdiffer
 
 from linksync.tracked.changes import Member
-from linksync.tracked.tracker import plain_copy, tracker_of
+from linksync.tracked.tracker import tracker_of
+from linksync.tracked.values import plain_copy
 
 #: Past this many distinct changed areas a recorder gives up and asks for
 #: a full comparison.

@@ -15,7 +15,7 @@ lists are merged as one value (concurrent edits to one list conflict).
 from linksync.tracked.changes import MISSING, Member
 from linksync.tracked.diffing import diff, minimal, patch, swap
 from linksync.tracked.paths import get, show
-from linksync.tracked.tracker import plain_copy
+from linksync.tracked.values import plain_copy
 
 
 class SyncError(Exception):

@@ -53,7 +53,7 @@ from linksync.tracked.interfaces import ITrackedBackend
 from linksync.tracked.changes import KeyEdit, MISSING, Member
 from linksync.tracked.errors import TrackedFileError, TrackedSaveError
 from linksync.tracked.paths import get, show
-from linksync.tracked.tracker import kind, plain_copy
+from linksync.tracked.values import kind, plain_copy
 from linksync.tracked.wrappers import (
     DictWrapper, ListWrapper, SetWrapper, UNLOADED)
 
@@ -396,38 +396,3 @@ class LazyBackend(Backend):
                 continue
             updates[key] = value if value is MISSING else plain_copy(value)
         self.store(updates, replace=changes is None)
-
-
-def backend_for(persist, name):
-    """The backend `track(persist=..., name=...)` asks for (or None)."""
-    if persist is False or persist is None:
-        return None
-    if persist is True:
-        return None if name is None else SafeYAMLFile.for_name(name)
-    if isinstance(persist, str):
-        factory = FORMATS.get(persist)
-        if factory is None:
-            raise ValueError('unknown format %r; the formats are %s' % (
-                persist, ', '.join(sorted(FORMATS))))
-        if name is None:
-            raise ValueError('a structure saved as %s needs a name (it '
-                             'names the file)' % persist)
-        return factory.for_name(name)
-    if ITrackedBackend.providedBy(persist):
-        return persist
-    raise TypeError('persist must be True, False, a format name or a '
-                    'backend, not %r' % (persist,))
-
-
-from linksync.tracked.shelf import ShelveBackend  # noqa: E402
-from linksync.tracked.zodbbackend import ZODBBackend  # noqa: E402
-
-#: The formats by name: persist=NAME saves to NAME + extension.
-FORMATS = {
-    'yaml': SafeYAMLFile,
-    'json': JSONFile,
-    'full-yaml': FullYAMLFile,
-    'pickle': PickleFile,
-    'shelve': ShelveBackend,
-    'zodb': ZODBBackend,
-}

@@ -23,7 +23,6 @@ while another one is inside a block may see the block half done.
 import collections
 import threading
 import weakref
-from collections.abc import MutableMapping, MutableSequence, MutableSet
 
 from zope.interface import implementer
 
@@ -31,6 +30,8 @@ from linksync.tracked.interfaces import ITracker
 from linksync.tracked.changes import Change
 from linksync.tracked.errors import TrackedSaveError
 from linksync.tracked import wrappers as _wrappers
+from linksync.tracked.formats import backend_for
+from linksync.tracked.values import kind
 from linksync.tracked.wrappers import (
     ATOMIC, DictWrapper, LazyDictWrapper, ListWrapper, SetWrapper, UNLOADED,
     WRAPPERS)
@@ -38,24 +39,6 @@ from linksync.tracked.wrappers import (
 _new_dict = DictWrapper.__new__
 _new_list = ListWrapper.__new__
 _new_set = SetWrapper.__new__
-_NOT_WRAPPED = (bytearray,)
-try:
-    import array
-    _NOT_WRAPPED += (array.array,)
-except ImportError:  # pragma: no cover
-    pass
-
-
-def kind(value):
-    """'dict', 'list' or 'set' for the containers a structure tracks."""
-    if isinstance(value, (dict, MutableMapping)):
-        return 'dict'
-    if isinstance(value, (list, MutableSequence)) and \
-            not isinstance(value, _NOT_WRAPPED):
-        return 'list'
-    if isinstance(value, (set, MutableSet)):
-        return 'set'
-    return None
 
 
 #: The tracker's lock: threading.RLock, or the same in C that the C
@@ -196,6 +179,12 @@ class Tracker:
         return w
 
     # -- paths ----------------------------------------------------------------------
+
+    def reparent(self, node, parent, key):
+        """Tell the wrapper `node` that it is found at parent[key] now."""
+        setter = WRAPPERS.get(type(node))
+        if setter is not None:
+            setter.__set__(node, (parent, key))
 
     def path_of(self, container):
         """The path from the root to `container` (a list), or None.
@@ -380,49 +369,6 @@ class History:
         self.undone.clear()
 
 
-def plain_copy(value, memo=None):
-    """A copy of `value` made of plain dicts, lists and sets.
-
-    Containers are copied at every depth (wrapped or not); other values are
-    shared, not copied.
-    """
-    cls = type(value)
-    if cls in ATOMIC:
-        return value
-    if cls is LazyDictWrapper:
-        items = value.items()
-    elif cls is dict or cls is DictWrapper:
-        items = dict.items(value)
-    elif cls is list or cls is ListWrapper:
-        items = None
-    elif cls is set or cls is SetWrapper:
-        return set(value)
-    else:
-        what = kind(value)
-        if what is None:
-            return value
-        if what == 'set':
-            return set(value)
-        items = value.items() if what == 'dict' else None
-    if memo is None:
-        memo = {}
-    seen = memo.get(id(value))
-    if seen is not None:
-        return seen[1]
-    if items is None:
-        result = []
-        memo[id(value)] = (value, result)
-        for item in value:
-            result.append(item if type(item) in ATOMIC
-                          else plain_copy(item, memo))
-    else:
-        result = {}
-        memo[id(value)] = (value, result)
-        for k, v in items:
-            result[k] = v if type(v) in ATOMIC else plain_copy(v, memo)
-    return result
-
-
 def tracker_of(value):
     """The Tracker of a tracked structure; TypeError for anything else."""
     if type(value) in WRAPPERS:
@@ -440,7 +386,7 @@ def track(obj, name=None, callback=None, persist=True, dot_access=True,
       with the list of a ``with`` block's changes at its end.
     * `persist`: True (the default) saves to safe YAML when the structure
       has a name; False does not save; a format name (see
-      :data:`linksync.tracked.persistence.FORMATS`) saves to ``NAME.EXT``
+      :data:`linksync.tracked.formats.FORMATS`) saves to ``NAME.EXT``
       in that format; a backend object saves there. When the file exists,
       its contents are tracked instead of `obj`; otherwise `obj` is written.
     * `dot_access`: read and write dict keys as attributes.
@@ -449,7 +395,6 @@ def track(obj, name=None, callback=None, persist=True, dot_access=True,
     Returns the tracked structure, a DictWrapper, ListWrapper or SetWrapper
     (a LazyDictWrapper for the shelve and ZODB formats).
     """
-    from linksync.tracked.persistence import backend_for
     if kind(obj) is None:
         raise TypeError('track() takes a dict, list or set, not %s'
                         % type(obj).__name__)

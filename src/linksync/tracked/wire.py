@@ -31,7 +31,7 @@ import hashlib
 import json
 
 from linksync.tracked.changes import Member
-from linksync.tracked.tracker import kind
+from linksync.tracked.values import kind
 
 
 class WireError(ValueError):
