@@ -153,6 +153,8 @@ def check_span(session, before):
 def run_workers(count, urls, workdir, delay):
     from linksync import testing
     from linksync.server import database, storage
+    from linksync.server.configure import configure
+    configure()
     data = tempfile.mkdtemp(prefix='zeo-', dir=workdir)
     zeo = testing.zeo_server(data)
     db = database.Database(storage.open_storage(zeo=zeo.address))

@@ -66,6 +66,8 @@ def peak_mib():
 def setup(data, links, callback_url):
     """Create the server's database: fred with kept + removed URLs."""
     from linksync.server import database, storage
+    from linksync.server.configure import configure
+    configure()
     from linksync.server.model import registration
     from linksync.server.interfaces import IClientProvider
     from linksync.server.model.client import Client
@@ -125,6 +127,8 @@ def run_sync(data, how, links):
     from twisted.internet import reactor, task
 
     from linksync.server import database, storage
+    from linksync.server.configure import configure
+    configure()
     db = database.Database(storage.open_storage(data))
     session = db.session()
     before = peak_mib()

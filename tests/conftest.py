@@ -1,6 +1,13 @@
 import pytest
 
 from linksync import testing
+from linksync.server.configure import configure
+
+
+@pytest.fixture(autouse=True, scope='session')
+def _configure():
+    """The composition root, as every entry point calls it."""
+    configure()
 
 
 @pytest.fixture(autouse=True)

@@ -14,7 +14,7 @@ from linksync.server.model import registration
 from linksync.server.interfaces import (IClientProvider, ISynchronization,
                                         IURLProvider, IURLRegisteredEvent,
                                         IURLUnregisteredEvent)
-from linksync.server.syncer import sync_client
+from linksync.server.model.client import sync_client
 
 # The notifier (role agents) would push states too; these tests watch the
 # syncer's calls alone.

@@ -14,24 +14,17 @@ from linksync import __version__
 
 #: The subcommands, in the order `linksync --help` lists them.
 COMMANDS = [
-    'serve',
-    'stats',
-    'pack',
-    'backup',
-    'zeo',
-    # -- the syncer (issue 5)
-    'sync',
-    'credential',
-    # -- end of the syncer
-    'check',  # issue 3: the checker
+    # the server and its database
+    'serve', 'stats', 'pack', 'backup', 'zeo',
+    # the syncer
+    'sync', 'credential',
+    # the checker, once
+    'check',
+    # the change track and its agents
+    'list', 'agent', 'destroy',
+    # the client kit
+    'client',
 ]
-
-# -- the change track and its agents
-COMMANDS += ['list', 'agent', 'destroy']
-
-# -- the client kit (issue 7)
-COMMANDS += ['client']
-# -- end of the client kit
 
 
 class CommandError(Exception):
@@ -57,8 +50,12 @@ def build_parser():
 
 def main(argv=None):
     from linksync.server.admin.operations import OperationError
+    from linksync.server.configure import configure
     from linksync.server.options import ConfigError
     from linksync.server.storage import StorageError
+    # The composition root first: the subcommands' options list what it
+    # registers (agent kinds, operations).
+    configure()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -3,6 +3,7 @@
 import logging
 
 import persistent
+import zope.component
 from twisted.internet import defer, task
 from zope.interface import implementer
 
@@ -15,14 +16,9 @@ log = logging.getLogger(__name__)
 
 # -- agents ---------------------------------------------------------------------
 
-#: kind name -> agent class (see register_kind).
-KINDS = {}
-
-
-def register_kind(cls):
-    """Declare an agent class under its `kind` (a class decorator)."""
-    KINDS[cls.kind] = cls
-    return cls
+def agent_kinds():
+    """The registered kinds of agents: kind name -> agent class."""
+    return dict(zope.component.getUtilitiesFor(interfaces.IAgentKind))
 
 
 @implementer(interfaces.ISyncAgent)

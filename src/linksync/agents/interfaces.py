@@ -59,3 +59,14 @@ class IPushSyncAgent(ISyncAgent):
     def run(current_ts, session, context):
         """Read, upload and acknowledge; a Deferred firing with a
         RunResult."""
+
+
+class IAgentKind(Interface):
+    """A kind of agent: the class of its agents (a utility named after
+    the kind, registered by the application's composition root)."""
+
+    kind = Attribute("The name of the kind (str).")
+    options = Attribute("option name -> (type, help) of its options.")
+
+    def __call__(aid, **options):
+        """A new agent of this kind named `aid`."""

@@ -4,7 +4,7 @@ import os
 
 from linksync.server import options as config
 from linksync.server.admin import operations as admin, agents as agentops
-from linksync.agents.agent import KINDS
+from linksync.agents.agent import agent_kinds
 from linksync.agents.errors import UnknownAgent
 from linksync.agents.reduction import reduce_records
 from linksync.cli import CommandError
@@ -15,10 +15,9 @@ HELP = 'manage the agents of the change track (list, add, remove, run, ' \
 
 def _kind_options():
     """{option name: (type, help)} of every kind, for `agent add`."""
-    from linksync.server import exporters, notifier  # noqa: F401 (the kinds)
     options = {}
-    for kind in sorted(KINDS):
-        for name, (type_, help) in KINDS[kind].options.items():
+    for kind, cls in sorted(agent_kinds().items()):
+        for name, (type_, help) in cls.options.items():
             options.setdefault(name, (type_, '%s: %s' % (kind, help)))
     return options
 

@@ -31,7 +31,8 @@ def start_logging(level, stream=sys.stdout, reactor=None):
 def run(args):
     from twisted.internet import reactor
 
-    from linksync.server.service import LinkSyncService, check_roles, secret_for
+    from linksync.server.secret import secret_for
+    from linksync.server.service import LinkSyncService, check_roles
     settings = config.resolve(args, config.SERVER_OPTIONS)
     try:
         check_roles(settings)

@@ -18,7 +18,6 @@ again), forgets it.
 
 import collections
 import functools
-import datetime
 import hashlib
 import hmac
 import re
@@ -30,13 +29,15 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from linksync import PROTOCOL_VERSION, states, urlnorm
+from linksync.states import iso8601
 from linksync.server.model import passwords, registration
 from linksync.server.interfaces import (IClientProvider, INotifications,
                                         ISynchronization, IURLProvider)
+from linksync.server.mail import NoMailer
 from linksync.server.model.client import Client
+from linksync.server.web.access import Access, alerts_path
 from linksync.xmlrpc.faults import CONFLICT, INVALID_PARAMS, UNAVAILABLE, Fault
-from linksync.xmlrpc.resource import (MethodTable, Param, Unauthorized,
-                                      XMLRPCResource)
+from linksync.xmlrpc.resource import MethodTable, Param, Unauthorized
 
 log = Logger()
 
@@ -47,19 +48,6 @@ AUTH_CACHE_SIZE = 10_000
 
 _CLIENT_ID = re.compile(r'[^\x00-\x1f\x7f]{1,200}')
 _EMAIL = re.compile(r'[^@\s]+@[^@\s]+')
-
-
-def iso8601(timestamp):
-    """Epoch seconds as ISO 8601 UTC text ('' for None)."""
-    if timestamp is None:
-        return ''
-    return datetime.datetime.fromtimestamp(
-        timestamp, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-
-
-def alerts_path(client_id):
-    """The path of a client's alerts page on the server's web UI."""
-    return '/alerts/' + urllib.parse.quote(client_id, safe='')
 
 
 def _client_method(name, params=(), returns=bool, write=False):
@@ -93,8 +81,6 @@ class LinkSyncAPI:
 
     def __init__(self, session, secret, clock, mailer=None, public_url=None,
                  web_access=None):
-        from linksync.server.mail import NoMailer
-        from linksync.server.web.access import Access
         self.session = session
         self.secret = secret
         self.clock = clock
@@ -106,13 +92,6 @@ class LinkSyncAPI:
         self._verified = collections.OrderedDict()
         # The key of the remembered digests: this process's only.
         self._verified_key = secrets.token_bytes(32)
-
-    def resource(self, max_request_bytes, server=None, metrics=None):
-        """The XML-RPC resource serving this API and the admin methods."""
-        from linksync.server.admin import operations as admin
-        table = self.methods.bind(self)
-        admin.install(self, table, server)
-        return XMLRPCResource(table, max_request_bytes, metrics)
 
     # -- credentials -------------------------------------------------------------
 

@@ -1,20 +1,45 @@
-"""Every component registration of linksync, in one place.
+"""The composition root: every registration of linksync, in one place.
 
-* Global registrations (adapters, event subscribers) are made by
-  :func:`configure`, once per process; linksync.server.database calls it.
-* Persistent parts of the application root, and the local utilities among
-  them, are listed in :data:`PARTS` and installed by :func:`install_parts`
-  when a database is opened (new parts appear in old databases that way).
+Importing a linksync module registers nothing. :func:`configure` makes
+every registration, once per process, and the entry points call it: the
+``linksync`` command (linksync.cli), the twist plugin
+(linksync.server.twist) and the test set-up (tests/conftest.py). What it
+registers, in the global component registry:
+
+* the adapters of a client (ISynchronization, INotifications);
+* the event handlers that keep the indexes, the change track and the
+  client notifiers in step with the data model (:data:`HANDLERS`);
+* the persistent parts of the application root (:data:`ROOT_PARTS`), and
+  the local utilities among them, installed by :class:`RootParts` when a
+  database is opened (a part added later appears in old databases that
+  way);
+* the kinds of agents (:data:`AGENT_KINDS`), by kind name;
+* the administrative operations marked with
+  linksync.server.admin.operations.operation in :data:`OPERATION_MODULES`;
+* the parts of the server process, one service factory for each role of
+  linksync.server.options.ROLES (:data:`SERVER_PARTS`).
+
+The options of the commands are declared, not registered: they are the
+lists of linksync.server.options.
 """
 
 import zope.component
-# Importing zope.component.event makes zope.event.notify() dispatch to the
-# handlers registered with the component registry.
-import zope.component.event  # noqa: F401
-import zope.component.hooks
+from zope.component.hooks import setHooks
+from zope.interface import implementer
 
-from linksync.agents.interfaces import ISyncManager
-from linksync.server import interfaces
+from linksync.agents.interfaces import IAgentKind, ISyncManager
+from linksync.agents.manager import SyncManager
+from linksync.server import exporters, interfaces, notifier, syncer
+from linksync.server.admin import agents as agent_operations
+from linksync.server.admin import operations
+from linksync.server.checker.service import CheckerService
+from linksync.server.model import due, problems, records, statecounts
+from linksync.server.model.due import Schedule
+from linksync.server.model.problems import ProblemIndex
+from linksync.server.model.providers import ClientProvider, URLProvider
+from linksync.server.model.statecounts import StateCounts
+from linksync.server.options import ROLES
+from linksync.server.service import APIService
 
 _configured = False
 
@@ -29,130 +54,115 @@ def client_notifications(client):
     return client.notifications
 
 
-def _url_provider():
-    from linksync.server.model.providers import URLProvider
-    return URLProvider()
-
-
-def _client_provider():
-    from linksync.server.model.providers import ClientProvider
-    return ClientProvider()
-
-
-def _state_counts():
-    from linksync.server.model.statecounts import StateCounts
-    return StateCounts()
-
-
-def _sync_manager():
-    # The change track and its agents (issue 4).
-    from linksync.agents.manager import SyncManager
-    return SyncManager()
-
-
-def _schedule():
-    from linksync.server.model.due import Schedule
-    return Schedule()
-
-
-#: The persistent parts of the application root:
-#: (attribute name, factory, interface it is registered as a utility for, or
-#: None).
-PARTS = [
-    ('urls', _url_provider, interfaces.IURLProvider),
-    ('clients', _client_provider, interfaces.IClientProvider),
-    ('state_counts', _state_counts, interfaces.IStateCounts),
-    # -- the change track and its agents
-    ('sync', _sync_manager, ISyncManager),
-    # -- checker and scheduler (issue 3)
-    ('schedule', _schedule, interfaces.ISchedule),
+#: The persistent parts of the application root: (attribute name, factory,
+#: interface it is registered as a local utility for, or None).
+ROOT_PARTS = [
+    ('urls', URLProvider, interfaces.IURLProvider),
+    ('clients', ClientProvider, interfaces.IClientProvider),
+    ('state_counts', StateCounts, interfaces.IStateCounts),
+    # The change track and its agents.
+    ('sync', SyncManager, ISyncManager),
+    # When each URL is due: the checker's schedule.
+    ('schedule', Schedule, interfaces.ISchedule),
+    # The index of URLs in trouble, for the alerts pages.
+    ('problems', ProblemIndex, interfaces.IProblemIndex),
 ]
 
+#: (handler, event interface): subscribers run inside the transaction of
+#: the change that fired the event.
+HANDLERS = [
+    # How many URLs are in each state.
+    (statecounts.url_added, interfaces.IURLAddedEvent),
+    (statecounts.url_removed, interfaces.IURLRemovedEvent),
+    (statecounts.state_changed, interfaces.IURLStateChangedEvent),
+    # The change track records the changes of the link database.
+    (records.state_changed, interfaces.IURLStateChangedEvent),
+    (records.registered, interfaces.IURLRegisteredEvent),
+    (records.unregistered, interfaces.IURLUnregisteredEvent),
+    # Every client has a notifier agent.
+    (notifier.client_added, interfaces.IClientAddedEvent),
+    (notifier.client_removed, interfaces.IClientRemovedEvent),
+    # The schedule follows the URLs.
+    (due.url_registered, interfaces.IURLRegisteredEvent),
+    (due.url_unregistered, interfaces.IURLUnregisteredEvent),
+    (due.url_removed, interfaces.IURLRemovedEvent),
+    # The problem index follows the URLs.
+    (problems.state_changed, interfaces.IURLStateChangedEvent),
+    (problems.registered, interfaces.IURLRegisteredEvent),
+    (problems.unregistered, interfaces.IURLUnregisteredEvent),
+    (problems.url_removed, interfaces.IURLRemovedEvent),
+    (problems.client_removed, interfaces.IClientRemovedEvent),
+]
 
-# -- web status UI (issue 8): the index of URLs in trouble, for alerts pages
-def _problem_index():
-    from linksync.server.model.problems import ProblemIndex
-    return ProblemIndex()
+#: The kinds of agents `linksync agent add` knows (and the notifiers,
+#: which come and go with their client).
+AGENT_KINDS = [
+    notifier.ClientNotifierAgent,
+    exporters.JSONLinesAgent,
+    exporters.XMLRPCPushAgent,
+]
+
+#: The modules whose marked functions are the administrative operations.
+OPERATION_MODULES = [operations, agent_operations, syncer]
+
+#: role -> factory(server) -> IService: the parts of a server process.
+SERVER_PARTS = {
+    'api': APIService,
+    'checker': CheckerService,
+    'syncer': syncer.SyncerService,
+    'agents': notifier.AgentService,
+}
 
 
-PARTS.append(('problems', _problem_index, interfaces.IProblemIndex))
-# -- end of web status UI
+@implementer(interfaces.IRootParts)
+class RootParts:
+    """Installs the persistent parts of the application root."""
+
+    def __init__(self, parts):
+        self.parts = list(parts)
+
+    def install(self, app):
+        """Create the parts `app` lacks and register its local utilities."""
+        sm = app.getSiteManager()
+        for name, factory, provided in self.parts:
+            part = getattr(app, name, None)
+            if part is None:
+                part = factory()
+                setattr(app, name, part)
+                if provided is not None:
+                    sm.registerUtility(part, provided)
+                # A part added to an existing database may need to learn
+                # what the database already holds.
+                initialize = getattr(part, 'initialize', None)
+                if initialize is not None:
+                    initialize(app)
+        return app
 
 
 def configure():
-    """Make the global registrations (idempotent)."""
+    """Make every registration (idempotent)."""
     global _configured
     if _configured:
         return
-    zope.component.hooks.setHooks()
+    # zope.event.notify() dispatches to the handlers registered with the
+    # component registry once zope.component.event is imported.
+    import zope.component.event  # noqa: F401
+    setHooks()
     gsm = zope.component.getGlobalSiteManager()
     gsm.registerAdapter(client_synchronization, (interfaces.IClient,),
                         interfaces.ISynchronization)
     gsm.registerAdapter(client_notifications, (interfaces.IClient,),
                         interfaces.INotifications)
-    from linksync.server.model import statecounts
-    gsm.registerHandler(statecounts.url_added, (interfaces.IURLAddedEvent,))
-    gsm.registerHandler(statecounts.url_removed,
-                        (interfaces.IURLRemovedEvent,))
-    gsm.registerHandler(statecounts.state_changed,
-                        (interfaces.IURLStateChangedEvent,))
-    _configure_track(gsm)
-    # -- checker and scheduler (issue 3): the schedule follows the URLs.
-    from linksync.server.model import due as schedule
-    gsm.registerHandler(schedule.url_registered,
-                        (interfaces.IURLRegisteredEvent,))
-    gsm.registerHandler(schedule.url_unregistered,
-                        (interfaces.IURLUnregisteredEvent,))
-    gsm.registerHandler(schedule.url_removed, (interfaces.IURLRemovedEvent,))
-    # -- end of checker and scheduler
-    _configure_problems(gsm)
+    for handler, event in HANDLERS:
+        gsm.registerHandler(handler, (event,))
+    gsm.registerUtility(RootParts(ROOT_PARTS), interfaces.IRootParts)
+    for cls in AGENT_KINDS:
+        gsm.registerUtility(cls, IAgentKind, cls.kind)
+    for module in OPERATION_MODULES:
+        for op in operations.marked_in(module):
+            gsm.registerUtility(op, interfaces.IOperation, op.name)
+    assert set(SERVER_PARTS) == set(ROLES), 'a role without a server part'
+    for role, factory in SERVER_PARTS.items():
+        gsm.registerUtility(factory, interfaces.IServerPart, role)
     _configured = True
 
-
-def _configure_problems(gsm):
-    """Web status UI (issue 8): the problem index follows the URLs."""
-    from linksync.server.model import problems
-    gsm.registerHandler(problems.state_changed,
-                        (interfaces.IURLStateChangedEvent,))
-    gsm.registerHandler(problems.registered,
-                        (interfaces.IURLRegisteredEvent,))
-    gsm.registerHandler(problems.unregistered,
-                        (interfaces.IURLUnregisteredEvent,))
-    gsm.registerHandler(problems.url_removed, (interfaces.IURLRemovedEvent,))
-    gsm.registerHandler(problems.client_removed,
-                        (interfaces.IClientRemovedEvent,))
-
-
-def _configure_track(gsm):
-    """The change track: URL changes are recorded in it, every client has
-    a notifier agent, and the agent kinds and operations are known."""
-    from linksync.server import exporters, notifier
-    from linksync.server.admin import agents as agentops
-    from linksync.server.model import records as changes  # noqa: F401
-    gsm.registerHandler(changes.state_changed,
-                        (interfaces.IURLStateChangedEvent,))
-    gsm.registerHandler(changes.registered, (interfaces.IURLRegisteredEvent,))
-    gsm.registerHandler(changes.unregistered,
-                        (interfaces.IURLUnregisteredEvent,))
-    gsm.registerHandler(notifier.client_added,
-                        (interfaces.IClientAddedEvent,))
-    gsm.registerHandler(notifier.client_removed,
-                        (interfaces.IClientRemovedEvent,))
-
-
-def install_parts(app):
-    """Create the parts `app` lacks and register its local utilities."""
-    sm = app.getSiteManager()
-    for name, factory, provided in PARTS:
-        part = getattr(app, name, None)
-        if part is None:
-            part = factory()
-            setattr(app, name, part)
-            if provided is not None:
-                sm.registerUtility(part, provided)
-            # A part added to an existing database may need to learn what
-            # the database already holds.
-            initialize = getattr(part, 'initialize', None)
-            if initialize is not None:
-                initialize(app)
-    return app

@@ -19,14 +19,25 @@ import ZODB.interfaces
 import zope.component.hooks
 from transaction.interfaces import TransientError
 
+from linksync.server import migration, storage
 from linksync.server.model import root as app_module
-from linksync.server import configure, migration
 
 log = logging.getLogger(__name__)
 
 #: Objects kept in each connection's cache, and the byte budget of the cache.
 DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+
+
+def open_database(settings, read_only=False, create=None):
+    """The Database the settings name (--data, --zeo or --storage): the
+    one place that opens the server's database from settings.
+
+    A read-only database is not created when it holds no data yet.
+    """
+    return Database(storage.open_storage(
+        settings.data, settings.zeo, settings.storage, read_only=read_only),
+        create=not read_only if create is None else create)
 
 
 class _DB(ZODB.DB):
@@ -42,12 +53,11 @@ class Database:
 
     def __init__(self, storage, cache_size=DEFAULT_CACHE_SIZE,
                  cache_size_bytes=DEFAULT_CACHE_BYTES, create=True):
-        configure.configure()
         self.db = _DB(storage, cache_size=cache_size,
                           cache_size_bytes=cache_size_bytes,
                           large_record_size=1 << 26)
         self.read_only = storage.isReadOnly()
-        # Scale-out (issue 8): a storage that learns of other processes'
+        # Scale-out: a storage that learns of other processes'
         # commits only when a transaction begins (RelStorage polls then)
         # never moves lastTransaction() by itself: reads must begin one.
         self.polls = ZODB.interfaces.IMVCCStorage.providedBy(storage)

@@ -18,7 +18,7 @@ import os
 import urllib.parse
 
 from linksync.server.model import records as changes
-from linksync.agents.agent import PushSyncAgent, RecordUploader, register_kind
+from linksync.agents.agent import PushSyncAgent, RecordUploader
 from linksync.agents.errors import AgentError
 from linksync.xmlrpc.proxy import CallbackProxy
 
@@ -41,7 +41,6 @@ class _ExportingAgent(PushSyncAgent):
         return json.dumps(item, sort_keys=True)
 
 
-@register_kind
 class JSONLinesAgent(_ExportingAgent):
     """Appends the changes to a JSON-lines file."""
 
@@ -138,7 +137,6 @@ def _write_all(fd, data):
         view = view[written:]
 
 
-@register_kind
 class XMLRPCPushAgent(_ExportingAgent):
     """Calls `method` on an XML-RPC endpoint with batches of changes."""
 

@@ -357,3 +357,33 @@ class IWebAccess(Interface):
     def check_alerts_token(client_id, token, now):
         """True when `token` opens the alerts page of `client_id` at
         `now`."""
+
+
+# -- The composition root (linksync.server.configure) -------------------------
+
+class IRootParts(Interface):
+    """The persistent parts of the application root (a utility)."""
+
+    def install(app):
+        """Create the parts `app` lacks and register its local utilities."""
+
+
+class IServerPart(Interface):
+    """The service of one role of the server (a utility named after the
+    role, linksync.server.options.ROLES): called with the LinkSyncService,
+    it returns the twisted.application IService of that part."""
+
+    def __call__(server):
+        """A new IService of this part of `server`."""
+
+
+class IOperation(Interface):
+    """An administrative operation (a utility named after it); see
+    linksync.server.admin.operations."""
+
+    name = Attribute("The name: admin.NAME over XML-RPC.")
+    func = Attribute("func(context, *args), the operation itself.")
+    params = Attribute("The Param declarations of the arguments.")
+    returns = Attribute("The XML-RPC type of the result.")
+    transactional = Attribute("True when it runs in one unit of work.")
+    help = Attribute("What it does (the function's docstring).")

@@ -75,3 +75,12 @@ class NoMailer:
     def send(self, to_address, subject, body):
         return defer.fail(MailNotConfigured(
             'no mail delivery is configured (start the server with --smtp)'))
+
+
+def make_mailer(settings, reactor):
+    """The IMailer the settings ask for (--smtp), else a NoMailer."""
+    if settings.smtp:
+        host, port = settings.smtp
+        return SMTPMailer(host, port, settings.mail_from,
+                               reactor=reactor)
+    return NoMailer()

@@ -31,7 +31,7 @@ from twisted.logger import Logger
 
 from linksync.server.model import records as changes
 from linksync.server.model.credentials import CredentialError
-from linksync.agents.agent import PushSyncAgent, RecordUploader, register_kind
+from linksync.agents.agent import PushSyncAgent, RecordUploader
 from linksync.agents.errors import UploadError
 from linksync.agents.manager import get_manager
 from linksync.agents.reduction import DELETED, reduce_records
@@ -60,7 +60,6 @@ def client_agent_id(client_id):
     return PREFIX + client_id
 
 
-@register_kind
 class ClientNotifierAgent(PushSyncAgent):
     """Pushes a client's state changes to its callback URL."""
 

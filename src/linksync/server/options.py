@@ -102,8 +102,8 @@ STORAGE_OPTIONS = [
            help='use a RelStorage database instead (postgresql://...)'),
 ]
 
-#: Options of `linksync serve`.
-SERVER_OPTIONS = STORAGE_OPTIONS + [
+#: What `linksync serve` runs on: where it listens, its secret, its mail.
+PROCESS_OPTIONS = [
     Option('listen', default='tcp:8080:interface=127.0.0.1',
            metavar='ENDPOINT', help='Twisted endpoint to listen on'),
     Option('secret', env='LINKSYNC_SECRET',
@@ -123,7 +123,8 @@ SERVER_OPTIONS = STORAGE_OPTIONS + [
 ]
 
 # -- the change track and its agents (linksync.server.notifier) ----------------------
-SERVER_OPTIONS += [
+
+AGENT_OPTIONS = [
     Option('notify-interval', type=seconds, default=15.0, metavar='SECONDS',
            help='how often the agents (client notifications, exports) '
                 'send what changed'),
@@ -132,7 +133,7 @@ SERVER_OPTIONS += [
                 'tried again after 1 s, then 2 s, ...)'),
 ]
 
-# -- syncer options (issue 5, linksync.server.syncer) ---------------------------------
+# -- syncer options (linksync.server.syncer) ---------------------------------
 
 
 def positive_seconds(text):
@@ -164,11 +165,9 @@ SYNC_OPTIONS = [
            help='a client sending more links is not synchronised (an '
                 'error is logged)'),
 ]
-SERVER_OPTIONS += SYNC_OPTIONS
 
-# -- end of the syncer options ---------------------------------------------------
 
-# -- checker and scheduler (issue 3) ------------------------------------------
+# -- checker and scheduler ------------------------------------------
 
 #: Options of the URL checker: `linksync serve` and `linksync check`.
 CHECKER_OPTIONS = [
@@ -223,12 +222,10 @@ SCHEDULER_OPTIONS = [
            help='URLs handed to the checker and not finished, at most'),
 ]
 
-SERVER_OPTIONS += CHECKER_OPTIONS + SCHEDULER_OPTIONS
 
-# -- end of checker and scheduler ---------------------------------------------
 
-# -- web status UI (issue 8, linksync.server.web) ------------------------------------
-SERVER_OPTIONS += [
+# -- web status UI (linksync.server.web) ------------------------------------
+WEB_OPTIONS = [
     Option('alerts-link-lifetime', type=positive_seconds, default=86400.0,
            metavar='SECONDS',
            help='how long the alerts page link that getInfoFrameURL hands '
@@ -238,9 +235,13 @@ SERVER_OPTIONS += [
                 'endpoint: how Prometheus reaches a process without the api '
                 'role, e.g. a checker worker'),
 ]
-# -- end of web status UI ---------------------------------------------------------
 
-# -- scale-out (issue 8): roles and checker workers --------------------------
+# -- scale-out: roles and checker workers --------------------------
+
+
+#: The parts a server process can run, in the order they start (``--role``);
+#: linksync.server.configure registers a service factory for each.
+ROLES = ('api', 'checker', 'syncer', 'agents')
 
 
 class BadValue(ValueError, argparse.ArgumentTypeError):
@@ -248,9 +249,8 @@ class BadValue(ValueError, argparse.ArgumentTypeError):
 
 
 def roles(text):
-    """'all' or a comma list of the roles of linksync.server.service.PARTS ->
-    tuple of role names (None: all)."""
-    from linksync.server.service import ROLES
+    """'all' or a comma list of the roles of :data:`ROLES` -> tuple of
+    role names (None: all)."""
     names = [n.strip() for n in str(text).split(',') if n.strip()]
     if names == ['all']:
         return None
@@ -284,9 +284,12 @@ SCALE_OPTIONS = [
                 'its share of the hosts (run exactly one process per I, '
                 'on a shared database)'),
 ]
-SERVER_OPTIONS += SCALE_OPTIONS
 
-# -- end of scale-out ------------------------------------------------------------
+#: Options of `linksync serve`.
+SERVER_OPTIONS = (STORAGE_OPTIONS + PROCESS_OPTIONS + AGENT_OPTIONS +
+                  SYNC_OPTIONS + CHECKER_OPTIONS + SCHEDULER_OPTIONS +
+                  WEB_OPTIONS + SCALE_OPTIONS)
+
 
 
 
@@ -397,7 +400,7 @@ def argument_parser(prog, options, description=None):
     return parser
 
 
-# -- the client kit (issue 7, linksync client ...) ---------------------------
+# -- the client kit (linksync client ...) ---------------------------
 
 #: Options of the `linksync client` subcommands; ini file section [client].
 CLIENT_OPTIONS = [
@@ -433,7 +436,6 @@ def client_options(*names):
     """The client options with these dests, in CLIENT_OPTIONS order."""
     return [o for o in CLIENT_OPTIONS if o.dest in names]
 
-# -- end of the client kit options ---------------------------------------------
 
 
 #: The ini file sections: name -> the options they may hold, by dest.

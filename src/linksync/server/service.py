@@ -1,66 +1,43 @@
 """The server process: one Twisted service tree over one database.
 
-:class:`LinkSyncService` opens the storage, and starts the parts of the
-server as child services, each with its own database session:
+:class:`LinkSyncService` opens the database, and starts the parts of the
+server as child services, each with its own database session: one
+service for each role of ``--role`` (linksync.server.options.ROLES), made
+by the IServerPart factory linksync.server.configure registered for it:
 
-* ``api``: the XML-RPC API and the web pages, on ``--listen``;
+* ``api``: the XML-RPC API and the web pages, on ``--listen``
+  (:class:`APIService`);
+* ``checker``: the schedule and the checker
+  (linksync.server.checker.service);
+* ``syncer``: the daily and forced syncs (linksync.server.syncer);
+* ``agents``: the change track's agents, client notifications and exports
+  (linksync.server.notifier).
 
-and the parts listed in :data:`PARTS` by the modules that provide them.
 ``linksync serve`` and the twist plugin both run this service.
 """
 
 import gc
-import os
-import secrets as secrets_module
 
+import zope.component
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from linksync.server import database, mail, storage
-from linksync.xmlrpc import site as web
+from linksync.server import database
+from linksync.server.admin import operations
 from linksync.server.api import LinkSyncAPI
-from linksync.server.web.metrics import Metrics, MetricsResource, MetricsService
+from linksync.server.interfaces import IServerPart
+from linksync.server.mail import make_mailer
+from linksync.server.options import ROLES, ConfigError
+from linksync.server.secret import secret_for
 from linksync.server.web.access import ALERTS_LIFETIME, Access
+from linksync.server.web.metrics import (
+    Metrics, MetricsResource, MetricsService)
 from linksync.server.web.resources import WebUI
+from linksync.xmlrpc import site as web
+from linksync.xmlrpc.resource import XMLRPCResource
 
 log = Logger()
-
-SECRET_FILE = 'secret'
-
-
-def load_secret(settings, announce=print):
-    """The management secret: --secret, $LINKSYNC_SECRET, or DIR/secret.
-
-    When none exists, one is generated, stored in DIR/secret (mode 0600)
-    and announced once.
-    """
-    if settings.secret:
-        return settings.secret
-    path = os.path.join(settings.data or 'var', SECRET_FILE)
-    try:
-        with open(path, encoding='utf-8') as f:
-            secret = f.read().strip()
-        if secret:
-            return secret
-    except FileNotFoundError:
-        pass
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    secret = secrets_module.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w', encoding='utf-8') as f:
-        f.write(secret + '\n')
-    announce('linksync: generated the management secret (kept in %s): %s'
-             % (path, secret))
-    return secret
-
-
-def make_mailer(settings, reactor):
-    if settings.smtp:
-        host, port = settings.smtp
-        return mail.SMTPMailer(host, port, settings.mail_from,
-                               reactor=reactor)
-    return mail.NoMailer()
 
 
 class APIService(web.ListeningService):
@@ -78,8 +55,8 @@ class APIService(web.ListeningService):
         super().startService()
         server = self.server
         self.session = server.database.session()
-        # -- web status UI (issue 8): one access policy for the pages and
-        # the links getInfoFrameURL hands out.
+        # One access policy for the pages and the links getInfoFrameURL
+        # hands out.
         access = Access(server.secret, server.clock, alerts_lifetime=getattr(
             server.settings, 'alerts_link_lifetime', ALERTS_LIFETIME))
         self.api = LinkSyncAPI(self.session, server.secret, server.clock,
@@ -87,12 +64,14 @@ class APIService(web.ListeningService):
                                web_access=access)
         pages = WebUI(self.session, access, self.api, server.clock,
                       server.metrics)
+        # The protocol methods, and the admin operations as admin.NAME.
+        table = self.api.methods.bind(self.api)
+        operations.install(self.api, table, server)
         root = web.Root(
-            self.api.resource(server.settings.max_request_bytes, server,
-                              server.metrics),
+            XMLRPCResource(table, server.settings.max_request_bytes,
+                           server.metrics),
             pages.overview)
         pages.install(root)
-        # -- end of web status UI
         root.putChild(b'metrics', MetricsResource(server.metrics))
         server.metrics.gauge(
             'linksync_urls', 'Monitored URLs by state',
@@ -113,49 +92,9 @@ class APIService(web.ListeningService):
         self.session.close()
 
 
-def _checker_service(server):
-    """The checker and scheduler (issue 3)."""
-    from linksync.server.checker.service import CheckerService
-    return CheckerService(server)
-
-
-#: Parts of the server: (role, factory(server) -> IService). `--role`
-#: selects among them; all run by default.
-PARTS = [
-    ('api', APIService),
-    ('checker', _checker_service),
-]
-
-# -- the syncer (issue 5) --------------------------------------------------------
-from linksync.server.syncer import SyncerService  # noqa: E402 (kept with its entry)
-
-PARTS.append(('syncer', SyncerService))
-# -- end of the syncer ---------------------------------------------------------------
-
-
-def _agent_service(server):
-    # The change track's agents: client notifications and exports.
-    from linksync.server.notifier import AgentService
-    return AgentService(server)
-
-
-PARTS += [
-    ('agents', _agent_service),
-]
-
-# -- scale-out (issue 8): roles --------------------------------------------------
-#: The role names, in the order the parts start (``--role``).
-ROLES = tuple(dict.fromkeys(role for role, _ in PARTS))
-
-#: Roles that need the management secret: the API checks it, the agents
-#: unseal the clients' callback credentials with it.
-SECRET_ROLES = frozenset({'api', 'agents'})
-
-
 def check_roles(settings):
     """Raise ConfigError when --role, --worker and the storage do not fit
     together (one line naming the problem)."""
-    from linksync.server.options import ConfigError
     roles = getattr(settings, 'role', None)
     worker = getattr(settings, 'worker', None)
     if worker is None:
@@ -169,15 +108,6 @@ def check_roles(settings):
                           '--storage DSN)' % worker)
 
 
-def secret_for(settings, roles=None, announce=print):
-    """The management secret of a process running `roles` (see
-    load_secret); '' for a process whose roles have no use for it, so a
-    checker worker never generates one."""
-    if roles is not None and not SECRET_ROLES.intersection(roles):
-        return ''
-    return load_secret(settings, announce)
-
-
 def describe_roles(roles, worker=None):
     """'api, checker (worker 1/2)': what a process runs, for its log."""
     names = ROLES if roles is None else roles
@@ -185,7 +115,6 @@ def describe_roles(roles, worker=None):
     if worker is not None and 'checker' in names:
         text += ' (worker %s)' % worker
     return text
-# -- end of scale-out -------------------------------------------------------------
 
 
 class LinkSyncService(service.MultiService):
@@ -221,18 +150,29 @@ class LinkSyncService(service.MultiService):
         self.metrics = Metrics()
 
     def open_database(self):
-        return database.Database(storage.open_storage(
-            self.settings.data, self.settings.zeo, self.settings.storage))
+        return database.open_database(self.settings)
+
+    def parts(self):
+        """(role, factory) of the parts this process runs, in start order."""
+        for role in ROLES:
+            if self.roles is None or role in self.roles:
+                factory = zope.component.queryUtility(IServerPart, role)
+                if factory is None:
+                    raise LookupError(
+                        'no server part is registered for the role %r: '
+                        'call linksync.server.configure.configure() first'
+                        % role)
+                yield role, factory
 
     def startService(self):
         threshold = gc.get_threshold()
         if threshold[0] < self.GC_THRESHOLD:
             self._gc_before = threshold
             gc.set_threshold(self.GC_THRESHOLD, *threshold[1:])
+        parts = list(self.parts())
         self.database = self.open_database()
-        for role, factory in PARTS:
-            if self.roles is None or role in self.roles:
-                factory(self).setServiceParent(self)
+        for role, factory in parts:
+            factory(self).setServiceParent(self)
         if getattr(self.settings, 'metrics_listen', None):
             MetricsService(self).setServiceParent(self)
         super().startService()

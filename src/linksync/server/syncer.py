@@ -57,6 +57,7 @@ from linksync.server.admin import operations as admin
 from linksync.server.model import registration
 from linksync.xmlrpc.proxy import (DEFAULT_TIMEOUT, CallbackError, CallbackProxy,
                                make_agent, make_pool)
+from linksync.server.model.client import RUNNING_SYNCERS
 from linksync.server.model.credentials import CredentialError
 from linksync.server.interfaces import (IClientProvider, INotifications,
                                         ISynchronization, ISyncer,
@@ -512,25 +513,6 @@ class _Merge:
 
 # -- the service ------------------------------------------------------------------
 
-#: The running syncer of each database (ZODB.DB -> Syncer).
-_running = {}
-
-
-def sync_client(client):
-    """Synchronise `client` now, with the syncer running on its database.
-
-    This is ISynchronization(client).sync(). Returns a Deferred firing with
-    the ISyncResult. Raises LookupError when no syncer runs there.
-    """
-    jar = getattr(client, '_p_jar', None)
-    syncer = _running.get(jar.db()) if jar is not None else None
-    if syncer is None:
-        raise LookupError('no syncer runs on the database of %r' % (client,))
-    d = syncer.sync_clients([client.id])
-    d.addCallback(lambda results: results[0])
-    return d
-
-
 class SyncerService(service.Service):
     """The ``syncer`` part of the server: syncs what is due every tick."""
 
@@ -549,7 +531,7 @@ class SyncerService(service.Service):
                                            server.reactor, server.secret,
                                            server.settings,
                                            metrics=server.metrics)
-        _running[server.database.db] = self.syncer
+        RUNNING_SYNCERS[server.database.db] = self.syncer
         self._loop = task.LoopingCall(self.tick)
         self._loop.clock = server.clock
         self._loop.start(getattr(server.settings, 'sync_tick', DEFAULT_TICK),
@@ -571,8 +553,8 @@ class SyncerService(service.Service):
         super().stopService()
         if self._loop is not None and self._loop.running:
             self._loop.stop()
-        if _running.get(self.server.database.db) is self.syncer:
-            del _running[self.server.database.db]
+        if RUNNING_SYNCERS.get(self.server.database.db) is self.syncer:
+            del RUNNING_SYNCERS[self.server.database.db]
         yield self.syncer.stop()
         self.session.close()
 

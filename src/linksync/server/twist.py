@@ -61,7 +61,11 @@ class Options(usage.Options):
 
 
 def makeService(options):
-    from linksync.server.service import LinkSyncService, secret_for
+    from linksync.server.configure import configure
+    from linksync.server.secret import secret_for
+    from linksync.server.service import LinkSyncService
+    # The composition root: twist is an entry point of its own.
+    configure()
     settings = options.settings
     return LinkSyncService(settings,
                            secret=secret_for(settings, settings.role))

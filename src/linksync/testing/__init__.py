@@ -136,6 +136,9 @@ class ServerFixture:
     def __init__(self, data=None, secret='management-secret', clock=None,
                  mailer=None, roles=None, **settings):
         from linksync.server import options as config
+        from linksync.server.configure import configure
+        # A server started here is composed as `linksync serve` composes it.
+        configure()
         if data is None:
             data = tempfile.mkdtemp(prefix='linksync-test-')
         self.data = data

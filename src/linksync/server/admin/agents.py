@@ -7,13 +7,16 @@ Inspections (:func:`read_only`) open the database read-only, which works
 while a server runs on it.
 """
 
-from linksync.server import storage
+from linksync.server import database
 from linksync.server.admin import operations as admin
 from linksync.server.admin.operations import OperationError, operation
-from linksync.agents.agent import KINDS
+from linksync.agents.agent import agent_kinds
 from linksync.agents.errors import AgentError, UnknownAgent
 from linksync.agents.manager import get_manager
 from linksync.agents.runner import AgentRunner, RunContext
+from linksync.server.mail import make_mailer
+from linksync.server.notifier import ensure_client_agents
+from linksync.server.secret import load_secret
 from linksync.xmlrpc.resource import Param
 
 
@@ -31,11 +34,8 @@ def manager_of(app):
 
 def read_only(settings, func, *args):
     """func(app, manager, *args) on the database opened read-only."""
-    from linksync.server.database import Database
-    database = Database(storage.open_storage(
-        settings.data, settings.zeo, settings.storage, read_only=True),
-        create=False)
-    session = database.session()
+    db = database.open_database(settings, read_only=True)
+    session = db.session()
     try:
         return session.read(lambda app: func(app, manager_of(app), *args))
     except LookupError as e:
@@ -44,14 +44,14 @@ def read_only(settings, func, *args):
         raise NoTrack(str(e)) from None
     finally:
         session.close()
-        database.close()
+        db.close()
 
 
 # -- agents -----------------------------------------------------------------------
 
 def creatable_kinds():
     """The kinds `agent add` creates (notifiers come with their client)."""
-    return sorted(kind for kind in KINDS if kind != 'notifier')
+    return sorted(kind for kind in agent_kinds() if kind != 'notifier')
 
 
 def build_agent(kind, name, options):
@@ -59,7 +59,7 @@ def build_agent(kind, name, options):
     if kind == 'notifier':
         raise OperationError('notifier agents come and go with their client '
                              '(registerClient)')
-    cls = KINDS.get(kind)
+    cls = agent_kinds().get(kind)
     if cls is None:
         raise OperationError('no agent kind %r (known: %s)' % (
             kind, ', '.join(creatable_kinds())))
@@ -136,7 +136,6 @@ def run_context(context):
         settings = server.settings
         secret, mailer = server.secret, server.mailer
     else:
-        from linksync.server.service import load_secret, make_mailer
         settings = context.settings
         secret = getattr(settings, 'secret', None) or \
             load_secret(settings, announce=lambda text: None)
@@ -183,7 +182,6 @@ def agent_export(context, name):
 def track_reset(context, agents_only, track_only):
     """Erase the agents, the records of the track, or both. The client
     notifiers are recreated at the open bucket."""
-    from linksync.server.notifier import ensure_client_agents
     if agents_only and track_only:
         raise OperationError('--agents-only and --track-only exclude each '
                              'other')

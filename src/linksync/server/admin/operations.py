@@ -25,16 +25,18 @@ manages its own sessions.
 """
 
 import os
+import time
 import xmlrpc.client
 
-from twisted.internet import defer
+import zope.component
+from twisted.internet import defer, threads
+from zope.interface import implementer
 
-from linksync.server import storage
+from linksync.server import database, storage
+from linksync.server.interfaces import IOperation
+from linksync.server.secret import load_secret
 from linksync.xmlrpc.faults import INVALID_PARAMS, Fault
-from linksync.xmlrpc.resource import Param
-
-#: name -> Operation
-OPERATIONS = {}
+from linksync.xmlrpc.resource import Method, Param
 
 
 class OperationError(Exception):
@@ -44,6 +46,7 @@ class OperationError(Exception):
     """
 
 
+@implementer(IOperation)
 class Operation:
     def __init__(self, name, func, params, returns, transactional):
         self.name = name
@@ -73,22 +76,44 @@ class Context:
             return self.server.secret
         if self.settings is None:
             raise OperationError('no management secret is known here')
-        from linksync.server.service import load_secret
         return load_secret(self.settings, announce=lambda text: None)
 
 
 def operation(name, params=(), returns=bool, transactional=True):
-    """Declare an administrative operation (a decorator).
+    """Mark a function as an administrative operation (a decorator).
 
-    `params` are linksync.xmlrpc.Param declarations of the arguments after
-    the context. With `transactional` (the default) the function runs
-    inside one unit of work and must not return a Deferred.
+    `params` are linksync.xmlrpc.resource.Param declarations of the
+    arguments after the context. With `transactional` (the default) the
+    function runs inside one unit of work and must not return a Deferred.
+
+    The mark registers nothing: linksync.server.configure registers the
+    operations of the modules it names (:func:`marked_in`).
     """
     def decorate(func):
-        OPERATIONS[name] = Operation(name, func, list(params), returns,
-                                     transactional)
+        func.linksync_operation = Operation(
+            name, func, list(params), returns, transactional)
         return func
     return decorate
+
+
+def marked_in(module):
+    """The operations marked in `module`, in the order they are defined."""
+    found = [getattr(value, 'linksync_operation', None)
+             for value in vars(module).values()]
+    return [op for op in found if isinstance(op, Operation)]
+
+
+def registered():
+    """The registered operations, by name (sorted)."""
+    return sorted(zope.component.getUtilitiesFor(IOperation))
+
+
+def lookup(name):
+    """The registered operation `name`; LookupError when none is."""
+    op = zope.component.queryUtility(IOperation, name)
+    if op is None:
+        raise LookupError('no admin operation %r is registered' % (name,))
+    return op
 
 
 def execute(op, context, args):
@@ -107,8 +132,7 @@ def execute(op, context, args):
 
 def install(api, table, server=None):
     """Publish every operation as ``admin.NAME`` in an API method table."""
-    from linksync.xmlrpc.resource import Method
-    for op in OPERATIONS.values():
+    for _, op in registered():
         table.add(Method('admin.' + op.name, _remote(api, op, server),
                          [Param('secret', str)] + op.params, op.returns,
                          op.help))
@@ -173,14 +197,13 @@ def run(settings, name, *args, reactor=None):
 
     Raises OperationError with a one-line message on failure.
     """
-    op = OPERATIONS[name]
+    op = lookup(name)
     if _filestorage_in_use(settings):
         return _run_remote(settings, op, args)
     return _run_local(settings, op, args, reactor)
 
 
 def _run_remote(settings, op, args):
-    from linksync.server.service import load_secret
     url = server_url(settings)
     secret = load_secret(settings, announce=lambda text: None)
     proxy = xmlrpc.client.ServerProxy(url, allow_none=False)
@@ -206,10 +229,8 @@ def _run_remote(settings, op, args):
 
 
 def _run_local(settings, op, args, reactor):
-    from linksync.server.database import Database
-    database = Database(storage.open_storage(
-        settings.data, settings.zeo, settings.storage))
-    session = database.session()
+    db = database.open_database(settings)
+    session = db.session()
     try:
         if op.transactional:
             context = Context(session, _WallClock(), reactor,
@@ -218,7 +239,7 @@ def _run_local(settings, op, args, reactor):
         return _react(op, session, args, settings)
     finally:
         session.close()
-        database.close()
+        db.close()
 
 
 def _react(op, session, args, settings=None):
@@ -241,7 +262,6 @@ def _react(op, session, args, settings=None):
 
 class _WallClock:
     def seconds(self):
-        import time
         return time.time()
 
 
@@ -260,9 +280,6 @@ def pack(context, days):
     In a running server the pack runs in a thread: ZODB packs while
     transactions go on.
     """
-    import time
-
-    from twisted.internet import threads
     if days < 0:
         raise OperationError('days must not be negative')
     db = context.session.database.db

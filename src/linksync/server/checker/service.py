@@ -1,6 +1,6 @@
 """The checker part of the server: the scheduling loop and the result writer.
 
-:class:`CheckerService` (role ``checker`` in linksync.server.service.PARTS) runs,
+:class:`CheckerService` (role ``checker``, registered by linksync.server.configure) runs,
 on its own database session and the server's clock:
 
 * the scheduling loop (:class:`Scheduler`): every tick it takes due URLs

@@ -32,9 +32,6 @@ class Synchronization(persistent.Persistent):
         return self.last is None or now - self.last >= interval
 
     def sync(self):
-        # The syncer is looked up here rather than imported at module level:
-        # the data model must not depend on the Twisted machinery.
-        from linksync.server.syncer import sync_client
         return sync_client(self.__parent__)
 
     def _p_resolveConflict(self, old, committed, new):
@@ -210,3 +207,24 @@ class Client(persistent.Persistent):
         remaining = set(self.spellings(url)) - {spelling}
         self.set_spellings(url, remaining)
         return not remaining
+
+
+#: The syncer running on each database (ZODB.DB -> ISyncer): the syncer
+#: service adds itself while it runs. The data model does not depend on
+#: the syncer's Twisted machinery, only on this entry.
+RUNNING_SYNCERS = {}
+
+
+def sync_client(client):
+    """Synchronise `client` now, with the syncer running on its database.
+
+    This is ISynchronization(client).sync(). Returns a Deferred firing with
+    the ISyncResult. Raises LookupError when no syncer runs there.
+    """
+    jar = getattr(client, '_p_jar', None)
+    syncer = RUNNING_SYNCERS.get(jar.db()) if jar is not None else None
+    if syncer is None:
+        raise LookupError('no syncer runs on the database of %r' % (client,))
+    d = syncer.sync_clients([client.id])
+    d.addCallback(lambda results: results[0])
+    return d

@@ -7,7 +7,6 @@ it.
 
 import zope.component
 import zope.event
-from zope.component.event import dispatch
 from zope.interface import implementer, providedBy
 from zope.interface.interfaces import ObjectEvent
 
@@ -105,6 +104,9 @@ def notify_all(events):
     if not events:
         return
     found = {}
+    # Imported here: importing zope.component.event subscribes its
+    # dispatcher to zope.event, which is the composition root's to do.
+    from zope.component.event import dispatch
     registry = zope.component.getSiteManager().adapters
     for provided, run in _runs(events):
         for subscriber in zope.event.subscribers:

@@ -18,6 +18,7 @@ export.
 import zope.component
 
 from linksync import states
+from linksync.states import iso8601
 from linksync.server.model import events
 from linksync.agents.reduction import CREATED
 from linksync.agents.interfaces import ISyncManager
@@ -103,17 +104,12 @@ def unregistered(event):
 
 # -- plain data for consumers ----------------------------------------------------
 
-def _iso(timestamp):
-    from linksync.server.api import iso8601
-    return iso8601(timestamp)
-
-
 def url_item(url, action, flags, timestamp):
     return {
         'object': 'url', 'url': url.url, 'action': action,
         'flags': list(flags), 'timestamp': timestamp,
         'state': states.wire_state(url.state), 'reason': url.reason or '',
-        'last_check': _iso(url.last_check),
+        'last_check': iso8601(url.last_check),
     }
 
 

@@ -10,6 +10,8 @@ import persistent
 import zope.component
 from zope.component.persistentregistry import PersistentComponents
 
+from linksync.server.interfaces import IRootParts
+
 #: The key of the application in the ZODB root mapping.
 ROOT_KEY = 'linksync'
 
@@ -41,10 +43,13 @@ def ensure_app(connection):
 
     The caller commits.
     """
-    from linksync.server import configure
+    parts = zope.component.queryUtility(IRootParts)
+    if parts is None:
+        raise LookupError('the parts of the application are not registered:'
+                          ' call linksync.server.configure.configure() first')
     root = connection.root()
     app = root.get(ROOT_KEY)
     if app is None:
         app = root[ROOT_KEY] = LinkSync()
-    configure.install_parts(app)
+    parts.install(app)
     return app

@@ -45,6 +45,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import urllib.parse
 import re
 
 from zope.interface import implementer
@@ -176,3 +177,8 @@ class Access:
 
     def check_alerts_token(self, client_id, token, now):
         return self._alerts.verify(client_id, token, now)
+
+
+def alerts_path(client_id):
+    """The path of a client's alerts page on the server's web UI."""
+    return '/alerts/' + urllib.parse.quote(client_id, safe='')

@@ -11,7 +11,7 @@ the number of the client's URLs.
 
 import zope.component
 
-from linksync.server.api import alerts_path
+from linksync.server.web.access import alerts_path
 from linksync.server.interfaces import (IClientProvider, IProblemIndex,
                                         ISynchronization, IURLProvider)
 from linksync.server.web.markup import (Safe, badge, href, join, number, pager,

@@ -13,7 +13,7 @@ import zope.component
 
 from linksync import states
 from linksync.agents.manager import get_manager
-from linksync.server.api import alerts_path
+from linksync.server.web.access import alerts_path
 from linksync.server.interfaces import (IClientProvider, INotifications,
                                         IProblemIndex, ISchedule,
                                         IStateCounts, ISynchronization,

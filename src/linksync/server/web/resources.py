@@ -356,7 +356,7 @@ class _Logout(_Page):
 
 
 class _Alerts(resource.Resource):
-    """/alerts/CLIENT_ID (the id percent-encoded, as api.alerts_path
+    """/alerts/CLIENT_ID (the id percent-encoded, as access.alerts_path
     makes it)."""
 
     def __init__(self, ui):

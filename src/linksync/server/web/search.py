@@ -22,7 +22,7 @@ Pages go on after the last URL looked at (``after``), never by skipping.
 import zope.component
 
 from linksync import states
-from linksync.server.api import alerts_path
+from linksync.server.web.access import alerts_path
 from linksync.server.interfaces import IProblemIndex, ISchedule, IURLProvider
 from linksync.server.web.markup import (Safe, badge, href, join, number, pager,
                                    render, table, url_link, when)
