@@ -1,4 +1,5 @@
-"""The client callback proxy against real servers on 127.0.0.1."""
+"""The client callback proxy against real servers on 127.0.0.1 (and, at
+the end, against a held Agent on a task.Clock: the timeout)."""
 
 import gzip
 import threading
@@ -6,11 +7,15 @@ import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCServer
 
 import pytest
-from twisted.internet import defer, endpoints, reactor as global_reactor
+from twisted.internet import defer, endpoints, error, task
+from twisted.internet import reactor as global_reactor
+from twisted.python import failure
+from twisted.web import client as web_client
 from twisted.web import resource, server
 
 from linksync import testing
-from linksync.xmlrpc.proxy import CallbackError, CallbackFault, CallbackProxy
+from linksync.xmlrpc.proxy import (CallbackConnectionError, CallbackError,
+                                   CallbackFault, CallbackProxy)
 
 
 @pytest.fixture
@@ -196,3 +201,62 @@ def test_cancelling_a_call_is_not_a_failure_of_the_client(rt, answers):
     assert failure.check(defer.CancelledError)
     # Not sent a second time either.
     assert len(answers.requests) <= 1
+
+
+class _HeldAgent:
+    """An Agent whose requests are never answered; cancelled, a request
+    fails as a stale connection would (which alone would be sent again)."""
+
+    def __init__(self):
+        self.requests = []
+
+    def request(self, method, url, headers, body):
+        def cancel(d):
+            d.errback(web_client.ResponseNeverReceived(
+                [failure.Failure(error.ConnectionLost())]))
+        d = defer.Deferred(cancel)
+        self.requests.append(d)
+        return d
+
+
+def _held_call(timeout=5):
+    clock = task.Clock()
+    agent = _HeldAgent()
+    proxy = CallbackProxy('http://client.example/', clock, agent=agent,
+                          timeout=timeout)
+    outcome = []
+    d = proxy.call('getAllLinks', 'fred', 'pw')
+    d.addBoth(outcome.append)
+    return clock, agent, d, outcome
+
+
+def test_the_timeout_is_on_the_injected_clock():
+    clock, agent, d, outcome = _held_call(timeout=5)
+    clock.advance(4.9)
+    assert outcome == []
+    clock.advance(0.1)
+    [result] = outcome
+    assert result.check(CallbackConnectionError)
+    assert result.getErrorMessage() == (
+        'http://client.example/ (getAllLinks): no answer within 5 seconds')
+    assert not result.value.refused
+    # Not sent again, though the cancelled request failed as stale; and the
+    # request is over: an answer coming late has nowhere to go.
+    assert len(agent.requests) == 1
+    with pytest.raises(defer.AlreadyCalledError):
+        agent.requests[0].callback(object())
+    assert len(outcome) == 1
+    assert clock.getDelayedCalls() == []
+
+
+def test_a_call_cancelled_by_its_caller_is_no_timeout():
+    clock, agent, d, outcome = _held_call(timeout=5)
+    clock.advance(1)
+    d.cancel()
+    [result] = outcome
+    assert result.check(defer.CancelledError)
+    assert not result.check(CallbackError)
+    assert len(agent.requests) == 1
+    assert clock.getDelayedCalls() == []
+    clock.advance(10)
+    assert len(outcome) == 1

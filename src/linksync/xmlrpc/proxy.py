@@ -50,6 +50,14 @@ def _cancelled(failure):
                for reason in getattr(failure.value, 'reasons', ()))
 
 
+def _no_answer(result, timeout):
+    """The ``onTimeoutCancel`` of a call: a call the timeout cancelled
+    fails with TimeoutError (whatever failure the cancellation left)."""
+    if isinstance(result, failure.Failure):
+        raise defer.TimeoutError(timeout)
+    return result
+
+
 class CallbackError(Exception):
     """A call to a client failed; the message says how."""
 
@@ -248,9 +256,9 @@ class CallbackProxy:
         })
         describe = lambda: '%s (%s)' % (self.url, method)  # noqa: E731
 
-        timed_out = []
-        # Set when the caller cancels: Twisted reports a request cancelled
-        # while connecting as a DNS failure, say, so the failure cannot tell.
+        # Set when the call is cancelled, by the caller or at the timeout:
+        # Twisted reports a request cancelled while connecting as a DNS
+        # failure, say, so the failure cannot tell.
         cancelled = []
 
         def send(retry):
@@ -264,7 +272,7 @@ class CallbackProxy:
                 # callback methods are safe to repeat.
                 def again(failure):
                     failure.trap(*_STALE_CONNECTION)
-                    if timed_out or cancelled or _cancelled(failure):
+                    if cancelled or _cancelled(failure):
                         return failure
                     return send(False)
                 d.addErrback(again)
@@ -275,29 +283,24 @@ class CallbackProxy:
             return defer.fail(CallbackError('%s: %s' % (describe(), e)))
         d.addCallback(self._read, describe, max_values)
 
-        def expire():
-            timed_out.append(True)
-            d.cancel()
-        timer = self.reactor.callLater(self.timeout, expire)
-
         def settle(result):
-            if timer.active():
-                timer.cancel()
-            if isinstance(result, failure.Failure):
-                if cancelled:
-                    return failure.Failure(defer.CancelledError())
-                if timed_out:
-                    return failure.Failure(defer.TimeoutError())
+            if cancelled and isinstance(result, failure.Failure):
+                return failure.Failure(defer.CancelledError())
             return result
         d.addBoth(settle)
-        d.addErrback(self._explain, method, describe)
 
-        def cancel(outer):
+        def cancel(call):
             cancelled.append(True)
             d.cancel()
-        outer = defer.Deferred(cancel)
-        d.chainDeferred(outer)
-        return outer
+        call = defer.Deferred(cancel)
+        d.chainDeferred(call)
+        # The timeout cancels `call` (on self.reactor, the clock of the
+        # tests); then, and only then (not when the caller cancels), the
+        # CancelledError becomes a TimeoutError, which _explain words.
+        call.addTimeout(self.timeout, self.reactor,
+                        onTimeoutCancel=_no_answer)
+        call.addErrback(self._explain, method, describe)
+        return call
 
     def _read(self, response, describe, max_values=None):
         if response.code != 200:

@@ -33,6 +33,7 @@ import http
 
 from twisted.internet import defer, error
 from twisted.names import error as dns_error
+from twisted.python import failure
 from twisted.web import _newclient
 from twisted.web import client as web_client
 
@@ -70,6 +71,27 @@ class Unsupported(CheckFailed):
 
 class TimedOut(Temporary):
     """A connect or total timeout (the reason says which)."""
+
+
+def on_timeout(reason):
+    """An ``onTimeoutCancel`` for :meth:`Deferred.addTimeout`: the work the
+    timeout cancelled fails with TimedOut(`reason`) instead of the failure
+    the cancellation left (Twisted calls it at the timeout only, not when
+    a caller cancels).
+
+    >>> from twisted.internet import defer, task
+    >>> clock = task.Clock()
+    >>> d = defer.Deferred()
+    >>> d = d.addTimeout(5, clock, onTimeoutCancel=on_timeout('too slow'))
+    >>> clock.advance(5)
+    >>> d.addErrback(lambda f: (f.type.__name__, f.getErrorMessage())).result
+    ('TimedOut', 'too slow')
+    """
+    def translate(result, timeout):
+        if isinstance(result, failure.Failure):
+            raise TimedOut(reason)
+        return result
+    return translate
 
 
 #: The failures of a twisted.names look-up.

@@ -20,7 +20,7 @@ from twisted.names import cache, hosts, resolve
 from twisted.names import client as dns_client
 from twisted.names import dns
 
-from linksync.server.checker import classify, deadline
+from linksync.server.checker import classify
 
 
 def make_resolver(servers=None):
@@ -100,7 +100,7 @@ class Connector:
             address = yield self.resolve(host)
             self.vet(address)
             # The endpoint's own timeout (reactor time) is only a backstop;
-            # the deadline below, on the injected clock, comes first.
+            # the timeout below, on the injected clock, comes first.
             if isIPv6Address(address):
                 endpoint = endpoints.TCP6ClientEndpoint(
                     self.reactor, address, port,
@@ -114,7 +114,7 @@ class Connector:
             protocol = yield endpoint.connect(factory)
             return protocol
 
-        return deadline.within(
-            self.clock, attempt(), self.connect_timeout,
-            lambda: classify.TimedOut(
+        return attempt().addTimeout(
+            self.connect_timeout, self.clock,
+            onTimeoutCancel=classify.on_timeout(
                 'connect timed out after %g s' % self.connect_timeout))

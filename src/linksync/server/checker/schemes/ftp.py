@@ -14,7 +14,7 @@ from twisted.internet import defer, protocol
 from twisted.protocols import ftp
 
 from linksync import states
-from linksync.server.checker import classify, deadline
+from linksync.server.checker import classify
 
 ANONYMOUS_PASSWORD = 'linksync@'
 
@@ -77,8 +77,8 @@ class FTPChecker:
         try:
             d = self._session(host, parts.port or 21, user, password, path,
                               client)
-            result = yield deadline.within(
-                self.clock, d, self.timeout, lambda: classify.TimedOut(
+            result = yield d.addTimeout(
+                self.timeout, self.clock, onTimeoutCancel=classify.on_timeout(
                     'no FTP answer within %g s' % self.timeout))
         finally:
             slot.release()

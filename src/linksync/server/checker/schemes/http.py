@@ -21,7 +21,7 @@ from twisted.internet._sslverify import IOpenSSLTrustRoot
 from zope.interface import implementer
 
 from linksync import __version__, urlnorm
-from linksync.server.checker import classify, deadline
+from linksync.server.checker import classify
 from linksync.server.checker.schemes import http11
 
 USER_AGENT = ('linksync/%s (link monitoring; checks links registered by '
@@ -180,10 +180,11 @@ class HTTPChecker:
         return d
 
     def _start(self, slot, method, parts, host):
-        d = deadline.within(
-            self.clock, self._exchange(method, parts, host), self.timeout,
-            lambda: classify.TimedOut('no answer to %s within %g s' % (
-                method.decode('ascii'), self.timeout)))
+        d = self._exchange(method, parts, host).addTimeout(
+            self.timeout, self.clock,
+            onTimeoutCancel=classify.on_timeout(
+                'no answer to %s within %g s' % (method.decode('ascii'),
+                                                 self.timeout)))
 
         def release(result):
             slot.release()
