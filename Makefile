@@ -19,8 +19,9 @@ venv: $(STAMP)
 $(STAMP): setup.py setup.cfg src/linksync/tracked/_speedups.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
-	# postgresql: RelStorage and psycopg2 for the PostgreSQL tests (issue 8;
-	# they also need Debian's postgresql server, else they are skipped).
+	# postgresql: RelStorage and psycopg2 for the PostgreSQL tests of
+	# scale-out (they also need Debian's postgresql server, else they are
+	# skipped).
 	$(BIN)/python -m pip install --quiet -e '.[test,zeo,docs,postgresql]'
 	touch $@
 

@@ -4,7 +4,7 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        # The hot mutations of tracked structures (issue 6): optional, so
+        # The hot mutations of tracked structures, in C: optional, so
         # that without a C compiler the install goes on and
         # linksync.tracked runs its pure-Python code (as it does when
         # LINKSYNC_PURE_PYTHON=1 is set).

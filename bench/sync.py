@@ -19,7 +19,7 @@ heartbeat every 10 ms measures it). Side by side:
   everything in one unit of work (linksync.server.model.registration), then send the
   states in batches.
 
-Targets (issue 5): the syncer under 60 s and 500 MiB for 200,000 links.
+Targets: the syncer under 60 s and 500 MiB for 200,000 links.
 """
 
 import argparse

@@ -1,4 +1,4 @@
-"""linksync check: URLs checked once from the command line (issue 3)."""
+"""linksync check: URLs checked once from the command line."""
 
 import os
 import subprocess

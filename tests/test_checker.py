@@ -1,4 +1,4 @@
-"""The checker against real servers on loopback addresses (issue 3)."""
+"""The checker against real servers on loopback addresses."""
 
 import collections
 import os

@@ -1,4 +1,4 @@
-"""The schedule index and the checker service of the server (issue 3)."""
+"""The schedule index and the checker service of the server."""
 
 import time
 

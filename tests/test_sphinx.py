@@ -29,3 +29,18 @@ def test_sphinx_builds_without_warnings(tmp_path):
     assert 'href="stores.html"' in index and 'href="client.html"' in index
     assert 'LMSClient.register_urls' in api and \
         'Synchronizer.sync' in api and 'LinkDatabase' in api
+    # Every layer's interfaces, with their members.
+    for name in ('linksync.tracked.interfaces.ITracker',
+                 'linksync.stores.interfaces.IStore',
+                 'linksync.agents.interfaces.ISyncManager',
+                 'linksync.client.interfaces.ILMSClient',
+                 'linksync.server.interfaces.IURLProvider',
+                 'linksync.server.interfaces.IURL.set_result'):
+        assert 'id="%s"' % name in api, name
+    assert 'id="linksync.tracked.track"' in api
+    # The chapters in a reader's order: running it first, the reference
+    # last.
+    chapters = ['operations', 'xmlrpc', 'checker', 'sync', 'livesync',
+                'status', 'tracked', 'stores', 'client', 'scaling', 'api']
+    places = [index.find('href="%s.html"' % c) for c in chapters]
+    assert -1 not in places and places == sorted(places), places

@@ -1,4 +1,4 @@
-"""The syncer (issue 5): over real sockets, with the failure paths."""
+"""The syncer over real sockets, with the failure paths."""
 
 import threading
 import xmlrpc.client

@@ -3,8 +3,14 @@
 * ``.. linksync-options::`` lists the options of ``linksync serve`` (from
   linksync.server.options), so the guide never disagrees with ``--help``;
 * ``.. linksync-xmlrpc::`` lists the XML-RPC methods with their signatures
-  and help (from the API's method table and the admin operations).
+  and help (from the API's method table and the admin operations);
+* ``.. linksync-interfaces:: MODULE`` documents the zope.interface
+  interfaces MODULE defines, with their attributes and methods (autodoc
+  does not know interfaces: they are neither classes nor data).
 """
+
+import importlib
+import inspect
 
 from docutils import nodes
 from docutils.statemachine import StringList
@@ -84,7 +90,51 @@ class XMLRPCDirective(_Generated):
         return lines + ['']
 
 
+class InterfacesDirective(_Generated):
+    """The interfaces a module defines, in the order it defines them."""
+
+    required_arguments = 1
+
+    def run(self):
+        from zope.interface.interface import InterfaceClass, Method
+        name = self.arguments[0]
+        module = importlib.import_module(name)
+        lines = ['.. py:module:: %s' % name, '   :no-index:', '']
+        for iface in vars(module).values():
+            if not isinstance(iface, InterfaceClass) or \
+                    iface.__module__ != name:
+                continue
+            lines += ['.. py:class:: %s' % iface.__name__, '']
+            bases = [b.__identifier__ for b in iface.__bases__
+                     if b.__name__ != 'Interface']
+            body = []
+            if bases:
+                body += ['Extends %s.' % ', '.join(
+                    ':class:`~%s`' % b for b in bases), '']
+            body += _doc(iface.__doc__)
+            lines += _indent(body)
+            for attr, description in iface.namesAndDescriptions():
+                if isinstance(description, Method):
+                    entry = ['.. py:method:: %s%s' % (
+                        attr, description.getSignatureString()), '']
+                else:
+                    entry = ['.. py:attribute:: %s' % attr, '']
+                entry += _indent(_doc(description.getDoc()))
+                lines += _indent(entry)
+        return self.render(lines)
+
+
+def _doc(text):
+    return (inspect.cleandoc(text or '') or 'Undocumented.').splitlines() \
+        + ['']
+
+
+def _indent(lines):
+    return ['   ' + line if line.strip() else '' for line in lines]
+
+
 def setup(app):
     app.add_directive('linksync-options', OptionsDirective)
     app.add_directive('linksync-xmlrpc', XMLRPCDirective)
+    app.add_directive('linksync-interfaces', InterfacesDirective)
     return {'parallel_read_safe': True, 'version': '1'}

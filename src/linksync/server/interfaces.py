@@ -242,13 +242,14 @@ class IClientRemovedEvent(IClientEvent):
 
     now = Attribute("Epoch seconds of the removal, or None.")
 
-# -- The checking engine: scheduler and checker (issue 3) --------------------
+# -- The checking engine: the due index and the checker -----------------------
 
 class ISchedule(Interface):
     """When each URL is due for a check: a persistent index by due time.
 
-    Kept up to date by the URL events (linksync.server.checker.service subscribers), so
-    that due work is found without scanning all URLs.
+    Kept up to date by the URL events (subscribers in
+    linksync.server.model.due), so that due work is found without scanning
+    all URLs.
     """
 
     def add(url, due):
@@ -303,7 +304,7 @@ class IChecker(Interface):
         """Close cached connections; a Deferred."""
 
 
-# -- The web status UI and metrics (issue 8) ----------------------------------
+# -- The web status UI and metrics --------------------------------------------
 
 class IProblemIndex(Interface):
     """The URLs whose published state is a failure, overall and per client

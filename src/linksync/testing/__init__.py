@@ -147,7 +147,7 @@ class ServerFixture:
         self.mailer = mailer
         self.roles = roles
         settings.setdefault('listen', 'tcp:0:interface=127.0.0.1')
-        # The checker (issue 3) must not ask the machine's DNS servers about
+        # The checker must not ask the machine's DNS servers about
         # the names tests use: an unused loopback port answers nothing.
         settings.setdefault('dns_server', [('127.0.0.1', 9)])
         self.settings = config.defaults(data=data, secret=secret, **settings)
@@ -530,7 +530,7 @@ class ChangeCatcher:
         return getattr(self.change, name)
 
 
-# -- stores and the client kit (issue 7) ----------------------------------------
+# -- stores and the client kit ------------------------------------------------
 
 def _flaky_call(counter, every, after_write, name, error, func,
                 write=False):
@@ -778,7 +778,7 @@ def page_text(page):
     return parser.text()
 
 
-# -- scale-out (issue 8): linksync processes on a shared database ---------------
+# -- scale-out: linksync processes on a shared database -----------------------
 
 #: How to run the `linksync` command of this checkout.
 LINKSYNC_COMMAND = [sys.executable, '-m', 'linksync.cli']

@@ -174,7 +174,7 @@ def _reasons(exc):
     """The underlying failures of Twisted's wrapping HTTP client errors."""
     if isinstance(exc, (web_client.ResponseFailed,
                         web_client.ResponseNeverReceived,
-                        _newclient.RequestGenerationFailed,
+                        web_client.RequestGenerationFailed,
                         web_client.RequestTransmissionFailed)):
         found = []
         for f in exc.reasons:
