@@ -61,7 +61,10 @@ class XMLRPCDirective(_Generated):
     def run(self):
         from linksync.server.admin import operations as admin
         from linksync.server.api import methods
+        from linksync.server.configure import configure
         from linksync.xmlrpc.resource import MethodTable
+        # The operations are those the composition root registers.
+        configure()
         table = MethodTable()
         for name in methods.names():
             table.add(methods[name])
@@ -71,8 +74,7 @@ class XMLRPCDirective(_Generated):
             lines += self._method(name, [p.name + ('?' if p.optional else '')
                                          for p in method.params],
                                   method.signatures(), method.help)
-        for name in sorted(admin.OPERATIONS):
-            op = admin.OPERATIONS[name]
+        for name, op in admin.registered():
             params = ['secret'] + [p.name for p in op.params]
             lines += self._method('admin.' + name, params, None, op.help)
         return self.render(lines)

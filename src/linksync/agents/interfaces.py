@@ -69,4 +69,5 @@ class IAgentKind(Interface):
     options = Attribute("option name -> (type, help) of its options.")
 
     def __call__(aid, **options):
-        """A new agent of this kind named `aid`."""
+        """A new agent of this kind named `aid`, with the ``options``
+        of :attr:`options` as keyword arguments."""

@@ -383,7 +383,7 @@ class IOperation(Interface):
     linksync.server.admin.operations."""
 
     name = Attribute("The name: admin.NAME over XML-RPC.")
-    func = Attribute("func(context, *args), the operation itself.")
+    func = Attribute("The operation itself, called as ``func(context, *args)``.")
     params = Attribute("The Param declarations of the arguments.")
     returns = Attribute("The XML-RPC type of the result.")
     transactional = Attribute("True when it runs in one unit of work.")
