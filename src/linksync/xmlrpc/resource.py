@@ -329,13 +329,14 @@ def inflate(data, limit):
     return result
 
 
-def parse_request(body):
+def parse_request(body, plain_reader=True):
     """(params, method name) from an XML-RPC request body; Fault when bad.
 
-    Plain requests are read by linksync.xmlrpc._parse, the others by expat
-    through defusedxml (no DTDs, no entity declarations).
+    Plain requests are read by linksync.xmlrpc._parse (unless
+    `plain_reader` is false), the others by expat through defusedxml (no
+    DTDs, no entity declarations).
     """
-    plain = read_request(body)
+    plain = read_request(body) if plain_reader else None
     if plain is not None:
         params, name = plain
         if not name:
@@ -362,6 +363,8 @@ class XMLRPCResource(resource.Resource):
     """Serves the methods of a MethodTable over XML-RPC (POST only)."""
 
     isLeaf = True
+    #: False: every request is parsed by expat (see parse_request).
+    plain_reader = True
 
     def __init__(self, table, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
                  metrics=None):
@@ -442,7 +445,7 @@ class XMLRPCResource(resource.Resource):
         if started is None:
             started = time.perf_counter()
         try:
-            params, name = parse_request(body)
+            params, name = parse_request(body, self.plain_reader)
         except Fault as f:
             reply(self._answer(f, accepts_gzip))
             self._log(call, '<unparsable>', 'fault %d' % f.faultCode,

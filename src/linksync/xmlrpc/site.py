@@ -9,7 +9,7 @@ from twisted.application import service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.protocols import policies
-from twisted.web import pages, resource, server
+from twisted.web import http, pages, resource, server
 
 from linksync.xmlrpc.resource import LimitedRequest, XMLRPCResource
 from linksync.xmlrpc._channel import XMLRPCChannel
@@ -44,6 +44,10 @@ class LinkSyncSite(server.Site):
 
     requestFactory = LimitedRequest
     protocol = XMLRPCChannel
+    #: False: serve with twisted.web's own HTTPChannel and parse every
+    #: request with the XML parser (no short ways), for bench/xmlrpc.py
+    #: ``--fastpath-compare``, which measures what the short ways earn.
+    fast_paths = True
     #: XML-RPC requests answered by the channel itself.
     answered_directly = 0
 
@@ -61,6 +65,10 @@ class LinkSyncSite(server.Site):
             self.xmlrpc = root
         else:
             self.xmlrpc = None
+        if not self.fast_paths:
+            self.protocol = http.HTTPChannel
+            if self.xmlrpc is not None:
+                self.xmlrpc.plain_reader = False
 
     def acceptableProtocols(self):
         # The channel speaks HTTP/1.1 only: never negotiate HTTP/2.
