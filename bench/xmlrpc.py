@@ -23,30 +23,6 @@ With ``--floor`` the calls/s figures also show what a bare Twisted server
 does on this machine in the same run: a protocol reading each request's
 head and body and writing one canned answer (no XML, no database, no log):
 the most any Twisted server's calls/s can be here.
-
-With ``--fastpath-compare`` it measures instead what the server's two
-short ways for XML-RPC (linksync.xmlrpc._channel, an HTTP channel answering
-plain calls itself, and linksync.xmlrpc._parse, a request reader used
-instead of expat) earn, in one run: the server with them and without them
-(``LinkSyncSite.fast_paths = False``: twisted.web's own HTTPChannel and
-expat for every request), alternating, ``--rounds`` times each:
-
-* ingest: ``--urls`` URLs (default 200,000 here) by ``registerURLs`` in
-  batches of 1,000 from 1 client: wall time, URLs/s, server CPU seconds;
-* mixed: 50 clients for ``--seconds`` each calling, in turn, every client
-  method of the protocol (checkConnection, registerURLs of 10 new URLs,
-  getStatus, getURLStates, registerLink, unregisterURLs,
-  getClientNotifications, setClientNotifications, getInfoFrameURL,
-  forceSynchronization, system.multicall of three calls): calls/s and
-  server CPU per call.
-
-    .venv/bin/python bench/xmlrpc.py --fastpath-compare
-
-The servers run ``linksync serve --role api`` (no checker: its work on the
-ingested URLs would be counted as the server's CPU). On 2 cores the load
-generator competes with the server, so the CPU per unit of work is the
-figure to compare; each server reports at its end how many requests the
-channel answered itself, which shows the switch took effect.
 """
 
 import os
@@ -170,35 +146,6 @@ def run_floor(port):
     reactor.run()
 
 
-# -- linksync with or without its short ways (runs in its own process) -----
-
-#: The two servers of --fastpath-compare: kind -> the --fastpath-server
-#: argument.
-FASTPATH_KINDS = {'with fast paths': 'on', 'without': 'off'}
-
-
-def run_fastpath_server(state, argv):
-    """`linksync serve` (argv) with the fast paths on or off; at its end
-    it prints how many requests its channels answered themselves."""
-    import atexit
-
-    from linksync import cli
-    from linksync.xmlrpc import site
-
-    site.LinkSyncSite.fast_paths = state == 'on'
-    sites = []
-    init = site.LinkSyncSite.__init__
-
-    def remember(self, *args, **kw):
-        init(self, *args, **kw)
-        sites.append(self)
-    site.LinkSyncSite.__init__ = remember
-    atexit.register(lambda: print(
-        'fastpath %s: answered directly %d' % (
-            state, sum(s.answered_directly for s in sites)), flush=True))
-    return cli.main(argv)
-
-
 # -- processes ------------------------------------------------------------------
 
 def free_port():
@@ -248,16 +195,6 @@ class Server:
             cmd = [sys.executable, '-m', 'linksync.cli', 'serve', '--data',
                    data, '--secret', SECRET, '--listen',
                    'tcp:%d:interface=127.0.0.1' % self.port]
-        elif self.kind in FASTPATH_KINDS:
-            # Both sides started the same way, by run_fastpath_server.
-            data = os.path.join(self.workdir, 'var-%d' % self.port)
-            self.log_path = os.path.join(self.workdir,
-                                         'serve-%d.log' % self.port)
-            self.log = open(self.log_path, 'w')
-            cmd = [sys.executable, os.path.abspath(__file__),
-                   '--fastpath-server', FASTPATH_KINDS[self.kind], 'serve',
-                   '--data', data, '--secret', SECRET, '--role', 'api',
-                   '--listen', 'tcp:%d:interface=127.0.0.1' % self.port]
         else:
             self.log = subprocess.DEVNULL
             cmd = [sys.executable, os.path.abspath(__file__),
@@ -376,141 +313,6 @@ def register_clients(port, count):
     return clients
 
 
-def mixed_requests(client_id, password, worker):
-    """An endless cycle of calls of every client method of the protocol,
-    new URLs each turn (marshalled as the calls go: a few µs each)."""
-    auth = (client_id, password)
-    turn = 0
-    while True:
-        urls = ['http://mix%d.example/%d/%d' % (worker, turn, j)
-                for j in range(10)]
-        yield request_bytes('checkConnection', *auth)
-        yield request_bytes('registerURLs', *auth, urls)
-        yield request_bytes('getStatus', *auth, urls[0])
-        yield request_bytes('getURLStates', *auth, urls)
-        yield request_bytes('registerLink', *auth,
-                            'http://mix%d.example/link/%d' % (worker, turn))
-        yield request_bytes('unregisterURLs', *auth, urls[:5])
-        yield request_bytes('getClientNotifications', *auth)
-        # Off: with notifications on, the forced syncs below would call
-        # the (absent) clients back.
-        yield request_bytes('setClientNotifications', *auth, False)
-        yield request_bytes('getInfoFrameURL', *auth)
-        yield request_bytes('forceSynchronization', *auth)
-        yield request_bytes('system.multicall', [
-            {'methodName': 'checkConnection', 'params': list(auth)},
-            {'methodName': 'getStatus', 'params': [*auth, urls[5]]},
-            {'methodName': 'getClientNotifications', 'params': list(auth)}])
-        turn += 1
-
-
-async def _mixed(port, clients, seconds):
-    """Calls/s of len(clients) connections running mixed_requests."""
-    count = 0
-    deadline = time.perf_counter() + seconds
-
-    async def worker(n):
-        nonlocal count
-        conn = Connection(port)
-        requests = mixed_requests(*clients[n], n)
-        try:
-            while time.perf_counter() < deadline:
-                await conn.call(next(requests))
-                count += 1
-        finally:
-            conn.close()
-    started = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in range(len(clients))))
-    return count, time.perf_counter() - started
-
-
-def fastpath_ingest(kind, args, workdir):
-    with Server(kind, workdir) as server:
-        clients = register_clients(server.port, 1)
-        cpu = cpu_seconds(server.process.pid)
-        started = time.perf_counter()
-        asyncio.run(_ingest(server.port, 1, args.urls, clients))
-        wall = time.perf_counter() - started
-        cpu = cpu_seconds(server.process.pid) - cpu
-    return {'ingest wall s': wall, 'ingest URLs/s': args.urls / wall,
-            'ingest server CPU s': cpu,
-            'ingest server CPU us/URL': cpu / args.urls * 1e6,
-            'ingest answered directly': answered_directly(server)}
-
-
-def fastpath_mixed(kind, args, workdir, concurrency=50):
-    with Server(kind, workdir) as server:
-        clients = register_clients(server.port, concurrency)
-        # Warm up: connections, remembered credentials, first URLs.
-        asyncio.run(_mixed(server.port, clients, 1))
-        cpu = cpu_seconds(server.process.pid)
-        calls, wall = asyncio.run(_mixed(server.port, clients, args.seconds))
-        cpu = cpu_seconds(server.process.pid) - cpu
-    return {'mixed calls/s': calls / wall,
-            'mixed server CPU us/call': cpu / calls * 1e6,
-            'mixed server CPU s': cpu,
-            'mixed answered directly': answered_directly(server)}
-
-
-def answered_directly(server):
-    """What the server said at its end it answered itself (-1: nothing)."""
-    with open(server.log_path) as f:
-        for line in f:
-            if line.startswith('fastpath '):
-                return int(line.rsplit(None, 1)[1])
-    return -1
-
-
-def fastpath_compare(args, workdir):
-    """Rounds of (ingest, mixed) x (with, without), alternating; returns
-    {figure: {kind: [values]}} and the load averages seen."""
-    results, loads = {}, []
-    kinds = list(FASTPATH_KINDS)
-    for round_ in range(args.rounds):
-        # Alternate which side goes first, so neither always has the
-        # machine warmer or quieter.
-        order = kinds if round_ % 2 == 0 else kinds[::-1]
-        for scenario in (fastpath_ingest, fastpath_mixed):
-            for kind in order:
-                print('round %d: %s, %s ...' % (
-                    round_ + 1, scenario.__name__, kind), file=sys.stderr)
-                figures = scenario(kind, args, workdir)
-                loads.append(os.getloadavg()[0])
-                for key, value in figures.items():
-                    results.setdefault(key, {}).setdefault(
-                        kind, []).append(value)
-    return results, loads
-
-
-def print_fastpath_compare(args, results, loads):
-    print('\nXML-RPC fast paths (linksync.xmlrpc._channel + _parse) on vs '
-          'off: %d URLs ingested from 1 client, 50 clients mixed for %g s; '
-          '%d round(s), alternating (Python %s, %d cores)' % (
-              args.urls, args.seconds, args.rounds,
-              sys.version.split()[0], os.cpu_count()))
-    print('%-28s %22s %22s %14s' % ('', 'with fast paths', 'without',
-                                   'ratio with/w/o'))
-    with_, without = FASTPATH_KINDS
-
-    def fmt(values):
-        number = '%.2f' if max(values) < 100 else '%.0f'
-        return ' '.join(number % v for v in values)
-    for key, values in results.items():
-        if key.endswith('answered directly'):
-            print('%-28s %22s %22s' % (
-                key, ' '.join('%d' % v for v in values[with_]),
-                ' '.join('%d' % v for v in values[without])))
-            continue
-        ratios = [a / b if b else float('nan')
-                  for a, b in zip(values[with_], values[without])]
-        print('%-28s %22s %22s %14s' % (
-            key, fmt(values[with_]), fmt(values[without]),
-            ' '.join('%.2fx' % r for r in ratios)))
-    print('\nload average (1 min) after each measurement: %s; at the end: '
-          '%.2f %.2f %.2f' % (' '.join('%.2f' % x for x in loads),
-                              *os.getloadavg()))
-
-
 # -- the run -------------------------------------------------------------------
 
 def _plural(n):
@@ -570,40 +372,18 @@ def measure(args, workdir):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--urls', type=int,
-                        help='URLs to ingest per scenario (default '
-                        '1,000,000; 200,000 with --fastpath-compare)')
+    parser.add_argument('--urls', type=int, default=1_000_000,
+                        help='URLs to ingest per scenario')
     parser.add_argument('--seconds', type=float, default=10,
                         help='duration of each calls/s measurement')
     parser.add_argument('--floor', action='store_true',
                         help='also measure the calls/s of a bare Twisted '
                         'server answering a canned response')
-    parser.add_argument('--fastpath-compare', action='store_true',
-                        help='measure the server with and without its '
-                        'XML-RPC fast paths instead (ingest from 1 client, '
-                        '50-client mixed load; --urls defaults to 200000)')
-    parser.add_argument('--rounds', type=int, default=2,
-                        help='with --fastpath-compare: rounds of each side')
-    parser.add_argument('--fastpath-server', nargs=argparse.REMAINDER,
-                        help=argparse.SUPPRESS)
     parser.add_argument('--baseline-server', type=int, metavar='PORT',
                         help=argparse.SUPPRESS)
     parser.add_argument('--floor-server', type=int, metavar='PORT',
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.fastpath_server:
-        return run_fastpath_server(args.fastpath_server[0],
-                                   args.fastpath_server[1:])
-    if args.urls is None:
-        args.urls = 200_000 if args.fastpath_compare else 1_000_000
-    if args.fastpath_compare:
-        workdir = tempfile.mkdtemp(prefix='linksync-bench-')
-        try:
-            results, loads = fastpath_compare(args, workdir)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
-        print_fastpath_compare(args, results, loads)
-        return 0
     if args.baseline_server:
         return run_baseline(args.baseline_server)
     if args.floor_server:

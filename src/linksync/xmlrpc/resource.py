@@ -33,7 +33,6 @@ from twisted.logger import Logger, LogLevel
 from twisted.python import failure
 from twisted.web import resource, server
 
-from linksync.xmlrpc._parse import read_request
 from linksync.xmlrpc.faults import Fault, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, PARSE_ERROR, UNAUTHORIZED
 
 # The call log: one line per call, under a name of its own for filters.
@@ -329,19 +328,11 @@ def inflate(data, limit):
     return result
 
 
-def parse_request(body, plain_reader=True):
+def parse_request(body):
     """(params, method name) from an XML-RPC request body; Fault when bad.
 
-    Plain requests are read by linksync.xmlrpc._parse (unless
-    `plain_reader` is false), the others by expat through defusedxml (no
-    DTDs, no entity declarations).
+    Read by expat through defusedxml (no DTDs, no entity declarations).
     """
-    plain = read_request(body) if plain_reader else None
-    if plain is not None:
-        params, name = plain
-        if not name:
-            raise Fault(PARSE_ERROR, 'no method name in the request')
-        return params, name
     unmarshaller = xmlrpc.client.Unmarshaller(use_builtin_types=True)
     parser = DefusedExpatParser(unmarshaller, forbid_dtd=True)
     try:
@@ -363,8 +354,6 @@ class XMLRPCResource(resource.Resource):
     """Serves the methods of a MethodTable over XML-RPC (POST only)."""
 
     isLeaf = True
-    #: False: every request is parsed by expat (see parse_request).
-    plain_reader = True
 
     def __init__(self, table, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
                  metrics=None):
@@ -445,7 +434,7 @@ class XMLRPCResource(resource.Resource):
         if started is None:
             started = time.perf_counter()
         try:
-            params, name = parse_request(body, self.plain_reader)
+            params, name = parse_request(body)
         except Fault as f:
             reply(self._answer(f, accepts_gzip))
             self._log(call, '<unparsable>', 'fault %d' % f.faultCode,
