@@ -33,7 +33,6 @@ from twisted.logger import Logger, LogLevel
 from twisted.python import failure
 from twisted.web import resource, server
 
-from linksync.xmlrpc._parse import read_request
 from linksync.xmlrpc.faults import Fault, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, PARSE_ERROR, UNAUTHORIZED
 
 # The call log: one line per call, under a name of its own for filters.
@@ -332,15 +331,8 @@ def inflate(data, limit):
 def parse_request(body):
     """(params, method name) from an XML-RPC request body; Fault when bad.
 
-    Plain requests are read by linksync.xmlrpc._parse, the others by expat
-    through defusedxml (no DTDs, no entity declarations).
+    Read by expat through defusedxml (no DTDs, no entity declarations).
     """
-    plain = read_request(body)
-    if plain is not None:
-        params, name = plain
-        if not name:
-            raise Fault(PARSE_ERROR, 'no method name in the request')
-        return params, name
     unmarshaller = xmlrpc.client.Unmarshaller(use_builtin_types=True)
     parser = DefusedExpatParser(unmarshaller, forbid_dtd=True)
     try:

@@ -11,8 +11,7 @@ from twisted.logger import Logger
 from twisted.protocols import policies
 from twisted.web import pages, resource, server
 
-from linksync.xmlrpc.resource import LimitedRequest, XMLRPCResource
-from linksync.xmlrpc._channel import XMLRPCChannel
+from linksync.xmlrpc.resource import LimitedRequest
 
 log = Logger()
 
@@ -33,19 +32,18 @@ class Root(resource.Resource):
 
 
 class LinkSyncSite(server.Site):
-    """A Site whose requests refuse bodies over max_request_bytes, and
-    whose channels answer plain XML-RPC calls themselves.
+    """A twisted.web Site whose requests refuse bodies over
+    max_request_bytes.
 
     `root` is a :class:`Root` or an XMLRPCResource (then every path is
-    XML-RPC); its XML-RPC resource is the site's ``xmlrpc``, which
-    :class:`linksync.xmlrpc._channel.XMLRPCChannel` calls for POST / and POST
-    /RPC2.
+    XML-RPC). Every request goes through twisted.web's own HTTPChannel:
+    a channel of our own answering plain XML-RPC calls (and a request
+    reader of our own instead of expat) were measured with
+    ``bench/xmlrpc.py --fastpath-compare`` on 2026-12-03 and removed for
+    gaining under 20% on every workload (see the README).
     """
 
     requestFactory = LimitedRequest
-    protocol = XMLRPCChannel
-    #: XML-RPC requests answered by the channel itself.
-    answered_directly = 0
 
     def __init__(self, root, max_request_bytes, **kw):
         # XML-RPC bodies are never forms: skip Twisted's parsing of every
@@ -55,15 +53,10 @@ class LinkSyncSite(server.Site):
         super().__init__(root, **kw)
         self.max_request_bytes = max_request_bytes
         self.noisy = False
-        if isinstance(root, Root):
-            self.xmlrpc = root.rpc
-        elif isinstance(root, XMLRPCResource):
-            self.xmlrpc = root
-        else:
-            self.xmlrpc = None
 
     def acceptableProtocols(self):
-        # The channel speaks HTTP/1.1 only: never negotiate HTTP/2.
+        # HTTP/1.1 only, never HTTP/2 (over TLS, when the h2 package is
+        # there): LimitedRequest's limits are written for HTTPChannel.
         return [b'http/1.1']
 
     def log(self, request):

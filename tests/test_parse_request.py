@@ -1,10 +1,14 @@
-"""linksync.xmlrpc._parse reads what expat reads, or leaves it to expat.
+"""The server reads a request as the standard library reads it.
 
-Every request here is read both ways: by rpcparse.read_request and by the
-standard library (expat and xmlrpc.client.Unmarshaller, what
-linksync.xmlrpc.parse_request falls back to). Where rpcparse answers, the
-answers must be equal; where expat refuses a request, rpcparse must not
-answer.
+Every request here is read both ways: by linksync.xmlrpc.resource's
+parse_request (expat through defusedxml) and by the standard library
+(expat and xmlrpc.client.Unmarshaller). Where the standard library reads
+a call, the answers must be equal; where it refuses one, parse_request
+answers a Fault.
+
+(These requests held linksync.xmlrpc._parse, a reader without expat
+removed on 2026-12-03, to expat; they now hold parse_request to the
+standard library.)
 """
 
 import random
@@ -12,7 +16,6 @@ import xmlrpc.client
 
 import pytest
 
-from linksync.xmlrpc import _parse as rpcparse
 from linksync.xmlrpc.faults import Fault
 from linksync.xmlrpc.resource import parse_request
 
@@ -26,12 +29,20 @@ def expat(body):
 
 
 def check(body):
-    """rpcparse's answer, after checking it against expat's."""
-    plain = rpcparse.read_request(body)
-    if plain is not None:
-        assert plain == expat(body), body
-        assert type(plain[0]) is tuple
-    return plain
+    """parse_request's answer (None: a Fault), after checking it against
+    the standard library's."""
+    expected = expat(body)
+    try:
+        read = parse_request(body)
+    except Fault as fault:
+        assert fault.faultCode == -32700, body
+        # Refused where the standard library refuses it too, or reads no
+        # method name (defusedxml refuses DTDs besides).
+        assert expected is None or not expected[1] or b'<!DOCTYPE' in body
+        return None
+    assert read == expected, body
+    assert type(read[0]) is tuple
+    return read
 
 
 def random_value(rng, depth=0):
@@ -69,7 +80,7 @@ def variants(body):
 
 def test_random_requests_read_like_expat():
     rng = random.Random(2)
-    plain_seen = 0
+    read_count = 0
     for _ in range(400):
         params = tuple(random_value(rng) for _ in range(rng.randint(0, 4)))
         body = xmlrpc.client.dumps(params, rng.choice(
@@ -77,17 +88,16 @@ def test_random_requests_read_like_expat():
         for text in variants(body.encode('utf-8')):
             data = text.encode('utf-8')
             if check(data) is not None:
-                plain_seen += 1
-            elif '&' not in text and '\r' not in text:
-                # Without references, a library's plain request is read
-                # here, not by expat.
+                read_count += 1
+            else:
+                # A library's request is always read.
                 pytest.fail('not read: %r' % data)
-    assert plain_seen > 1000
+    assert read_count > 1000
 
 
 def test_mangled_requests_are_never_read_differently():
-    # Cut, doubled and swapped pieces: whatever expat makes of them (often
-    # an error), rpcparse answers the same or leaves them to expat.
+    # Cut, doubled and swapped pieces: whatever the standard library makes
+    # of them (often an error), parse_request makes the same.
     rng = random.Random(3)
     for _ in range(3000):
         params = tuple(random_value(rng) for _ in range(rng.randint(0, 3)))
@@ -149,9 +159,8 @@ def test_mangled_requests_are_never_read_differently():
     b'',
     b'not xml at all',
 ])
-def test_what_is_not_plain_goes_to_expat(body):
-    assert rpcparse.read_request(body) is None
-    # ... where it is read (or refused) as it always was.
+def test_what_only_expat_reads_is_read_as_expat_reads_it(body):
+    # Read (or refused) as it always was.
     try:
         params, name = parse_request(body)
     except Fault:
@@ -162,16 +171,16 @@ def test_what_is_not_plain_goes_to_expat(body):
         assert (params, name) == expat(body)
 
 
-def test_deep_nesting_goes_to_expat():
+def test_deep_nesting_is_read():
     value = 'x'
-    for _ in range(rpcparse.MAX_DEPTH + 5):
+    # (The removed reader left arrays deeper than 64 to expat.)
+    for _ in range(64 + 5):
         value = [value]
     body = xmlrpc.client.dumps((value,), 'm').encode('utf-8')
-    assert rpcparse.read_request(body) is None
     assert parse_request(body) == ((value,), 'm')
 
 
-def test_an_empty_method_name_is_a_fault_both_ways():
+def test_an_empty_method_name_is_a_fault():
     for body in (b'<methodCall><methodName></methodName></methodCall>',
                  b'<methodCall><methodName></methodName><params><param>'
                  b'<value>&amp;</value></param></params></methodCall>'):
@@ -198,9 +207,8 @@ def test_hostile_shapes_are_read_in_linear_time(shape):
     body = (b'<methodCall><methodName>m</methodName><params>' + middle +
             b'</params></methodCall><')
     started = time.process_time()
-    assert rpcparse.read_request(body) is None
+    with pytest.raises(Fault):
+        parse_request(body)
     # Linear: well under a second for these ~600 KB (an exponential
     # matcher would not finish).
     assert time.process_time() - started < 2
-    with pytest.raises(Fault):
-        parse_request(body)
