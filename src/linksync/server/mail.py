@@ -81,6 +81,5 @@ def make_mailer(settings, reactor):
     """The IMailer the settings ask for (--smtp), else a NoMailer."""
     if settings.smtp:
         host, port = settings.smtp
-        return SMTPMailer(host, port, settings.mail_from,
-                               reactor=reactor)
+        return SMTPMailer(host, port, settings.mail_from, reactor=reactor)
     return NoMailer()
