@@ -83,6 +83,85 @@ def test_reduction_gives_one_change_per_object(records):
     assert {c.key for c in changes} <= {r.key for r in records}
 
 
+# What a consumer ends up with: the records of a window replayed in order
+# (the world) against the reduced changes applied (the consumer).
+
+@st.composite
+def lives(draw):
+    """(existed at the start of the window, per object; the records of a
+    valid history of the objects, in time order, with distinct times)."""
+    names = draw(st.lists(st.sampled_from('abcd'), min_size=1, max_size=4,
+                          unique=True))
+    existed = {name: draw(st.booleans()) for name in names}
+    exists = dict(existed)
+    kinds = {name: draw(st.sampled_from([('created', 'deleted'),
+                                         ('registered', 'unregistered')]))
+             for name in names}
+    records = []
+    ts = 0
+    for _ in range(draw(st.integers(0, 12))):
+        name = draw(st.sampled_from(names))
+        ts += draw(st.integers(1, 3))
+        create, delete = kinds[name]
+        if exists[name]:
+            flag = draw(st.sampled_from([delete, 'state_changed']))
+        else:
+            flag = create
+        exists[name] = flag != delete
+        records.append(rec(name, flag, ts))
+    return existed, exists, records
+
+
+@given(lives(), st.randoms(use_true_random=False))
+@settings(max_examples=500)
+def test_reduction_leaves_a_consumer_where_the_records_leave_the_world(
+        life, rnd):
+    existed, exists, records = life
+    shuffled = list(records)
+    rnd.shuffle(shuffled)
+    changes = reduce_records(shuffled)
+    consumer = {'http://%s.example/' % n: e for n, e in existed.items()}
+    changed = set()
+    for change in changes:
+        url = change.key[1]
+        changed.add(url)
+        if change.action == 'created':
+            consumer[url] = True
+        elif change.action == 'deleted':
+            assert consumer[url], 'a delete of what the consumer never had'
+            consumer[url] = False
+        else:
+            assert change.action == 'modified' and consumer[url]
+    world = {'http://%s.example/' % n: e for n, e in exists.items()}
+    assert consumer == world
+    touched = {r.key[1] for r in records}
+    for name in existed:
+        url = 'http://%s.example/' % name
+        if url in touched and world[url]:
+            # It exists and something happened to it: the consumer hears.
+            assert url in changed
+        if not existed[name] and not world[url]:
+            # It came and went within the window: nothing to say.
+            assert url not in changed
+
+
+@pytest.mark.parametrize('flags, expected', [
+    # An editor saves a page twice: a new link added, dropped, added again.
+    (['registered', 'unregistered', 'registered'], 'created'),
+    # A known link dropped, restored, dropped again.
+    (['unregistered', 'registered', 'unregistered'], 'deleted'),
+    (['deleted', 'created'], 'created'),
+    (['deleted', 'created', 'state_changed'], 'created'),
+    (['created', 'deleted', 'created', 'deleted'], None),
+])
+def test_reduction_follows_the_order_of_creates_and_deletes(flags, expected):
+    records = [rec('x', flag, ts) for ts, flag in enumerate(flags)]
+    for order in (records, records[::-1]):
+        changes = reduce_records(order)
+        assert [c.action for c in changes] == \
+            ([] if expected is None else [expected])
+
+
 # -- the manager ------------------------------------------------------------------------
 
 def manager_with_agent(start_time=1000):
