@@ -322,3 +322,48 @@ def test_zodb_store_sees_other_connections_and_reports_conflicts():
     assert two.find(Note, name='n') == [] and \
         two.find(Note, name='renamed')[0].id == 'n'
     db.close()
+
+
+# -- chaining.each -------------------------------------------------------------
+
+def test_each_goes_past_many_fired_deferreds_without_recursion():
+    from twisted.internet import defer
+    from linksync.stores.chaining import each
+    found = []
+    each(range(5000), lambda n: defer.succeed(n * 2)).addCallback(
+        found.append)
+    assert found == [[n * 2 for n in range(5000)]]
+
+
+def test_each_waits_for_pending_deferreds_and_keeps_order():
+    from twisted.internet import defer
+    from linksync.stores.chaining import each
+    pending = {}
+
+    def func(n):
+        if n % 100 == 0:
+            pending[n] = defer.Deferred()
+            return pending[n]
+        return defer.succeed(n) if n % 2 else n
+    found = []
+    each(range(1000), func).addCallback(found.append)
+    for n in range(0, 1000, 100):
+        assert not found and list(pending) == list(range(0, n + 1, 100))
+        pending[n].callback(n)
+    assert found == [list(range(1000))]
+
+
+def test_each_stops_at_the_first_failure():
+    from twisted.internet import defer
+    from linksync.stores.chaining import each
+    calls = []
+
+    def func(n):
+        calls.append(n)
+        if n == 700:
+            return defer.fail(ValueError('item 700'))
+        return defer.succeed(n)
+    failures = []
+    each(range(1000), func).addErrback(failures.append)
+    assert failures[0].check(ValueError) and calls == list(range(701))
+    assert each([], func) == [] and each([1, 2], str) == ['1', '2']
