@@ -97,14 +97,37 @@ def _open_relstorage(dsn, read_only):
 
 
 def _uri_to_libpq(uri):
-    """postgresql://user:pw@host:port/db -> a libpq key=value string."""
-    from urllib.parse import unquote, urlsplit
-    parts = urlsplit(uri)
-    pairs = {
-        'host': parts.hostname, 'port': parts.port,
-        'user': unquote(parts.username) if parts.username else None,
-        'password': unquote(parts.password) if parts.password else None,
-        'dbname': parts.path.lstrip('/') or None,
-    }
-    return ' '.join('%s=%s' % (k, v) for k, v in pairs.items()
-                    if v is not None)
+    """postgresql://user:pw@host:port/db?opts -> a libpq key=value string.
+
+    libpq itself reads the URI (percent-escapes, query options); its
+    parameters are then written back with libpq's quoting, so a password
+    with a space, a quote or a backslash survives. RelStorage needs the
+    key=value form: it appends `` application_name='...'`` to the string.
+
+    >>> print(_uri_to_libpq("postgresql://ann:it%27s%20me@127.0.0.1:5432/db"
+    ...                     "?sslmode=disable"))
+    user=ann password='it\\'s me' dbname=db host=127.0.0.1 port=5432 sslmode=disable
+    """
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import make_dsn, parse_dsn
+    try:
+        params = parse_dsn(uri)
+    except ProgrammingError as e:
+        raise StorageError('not a PostgreSQL address: %s' % _without_secrets(
+            str(e).strip().replace('invalid dsn: ', ''), uri)) from None
+    return make_dsn(**params)
+
+
+def _without_secrets(message, uri):
+    """libpq's message with the quoted parts that show the URI's user and
+    password (or the whole URI) hidden."""
+    import re
+    rest = uri.split('://', 1)[-1]
+    userinfo = rest.rsplit('@', 1)[0] if '@' in rest else ''
+
+    def hide(match):
+        quoted = match.group(1)
+        if userinfo and (quoted in userinfo or userinfo in quoted):
+            return '"..."'
+        return match.group(0)
+    return re.sub(r'"([^"]*)"', hide, message)
