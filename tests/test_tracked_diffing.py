@@ -106,3 +106,29 @@ def test_a_snapshot_gives_up_recording_past_its_limit(monkeypatch):
 def test_minimal_areas():
     assert diffing.minimal([('a', 'b'), ('c',), ('a',), ('a', 'x', 'y')]) \
         == [('c',), ('a',)]
+
+
+def test_patching_a_tracked_structure_gives_a_tracked_detached_copy(tmp_path,
+                                                                    monkeypatch):
+    """The tinysync idiom: patch(tracked, diff) is a new version of it."""
+    from linksync.tracked import tracker_of
+    monkeypatch.chdir(tmp_path)
+    calls = []
+    conf = track({'endpoint': {'address': 'a.example'}, 'retries': [1, 2]},
+                 name='conf', callback=calls.append)
+    changes = diff(conf, {'endpoint': {'address': 'b.example'},
+                          'retries': [1, 2, 3]})
+    saved = (tmp_path / 'conf.yaml').read_text()
+    copy = patch(changes, conf)
+    tracker_of(copy)                    # tracked (TypeError otherwise)
+    assert copy.endpoint.address == 'b.example' and copy.retries == [1, 2, 3]
+    assert conf.endpoint.address == 'a.example' and conf.retries == [1, 2]
+    # Detached: changing the copy saves nothing and calls nobody.
+    copy.retries.append(4)
+    with copy:
+        copy.endpoint.address = 'c.example'
+    assert (tmp_path / 'conf.yaml').read_text() == saved and calls == []
+    assert conf.retries == [1, 2]
+    assert diff(conf, copy) == [
+        ('change', ['endpoint', 'address'], ('a.example', 'c.example')),
+        ('add', ['retries'], [(2, 3), (3, 4)])]

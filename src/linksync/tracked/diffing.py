@@ -15,7 +15,7 @@ looks at one key, not all of them.
 import dictdiffer
 
 from linksync.tracked.changes import Member
-from linksync.tracked.tracker import tracker_of
+from linksync.tracked.tracker import track, tracker_of
 from linksync.tracked.values import plain_copy
 
 #: Past this many distinct changed areas a recorder gives up and asks for
@@ -174,7 +174,10 @@ def patch(diff_result, destination, in_place=False):
 
     A copy is patched and returned unless `in_place`; a tracked destination
     patched in place takes every entry in one transaction (one save, one
-    callback).
+    callback). The copy of a tracked destination is tracked too, as
+    ``track(..., persist=False)`` makes it: with the destination's dot
+    access, but detached (no name, nothing saved, no callback), so that
+    patching never writes over the destination's file.
     """
     entries = list(diff_result)
     whole = [e for e in entries if e[0] == 'change' and not e[1]]
@@ -189,8 +192,12 @@ def patch(diff_result, destination, in_place=False):
         tracker = tracker_of(destination)
     except TypeError:
         tracker = None
-    if not in_place or tracker is None:
+    if tracker is None:
         return dictdiffer.patch(entries, destination, in_place=in_place)
+    if not in_place:
+        patched = dictdiffer.patch(entries, plain_copy(destination),
+                                   in_place=True)
+        return track(patched, persist=False, dot_access=tracker.dot_access)
     with destination:
         return dictdiffer.patch(entries, destination, in_place=True)
 
