@@ -232,6 +232,37 @@ def test_other_paths_and_methods(fred):
     assert result(client.response()[2]) == 2
 
 
+@pytest.mark.parametrize('path', [
+    b'/app/', b'/app', b'/v2', b'/lms/v2', b'/cms/linkcheck/RPC2',
+    b'/a%20b/', b'/RPC2/', b'/?x=1', b'/app/?x=1'])
+def test_xml_rpc_at_any_path_that_is_no_page(fred, path):
+    # Older link checkers' clients are configured with such URLs.
+    client = Client(fred)
+    client.send(call('checkConnection', 'fred', 'fred-password', path=path))
+    status, headers, body = client.response()
+    assert status == b'HTTP/1.1 200 OK' and result(body) == 2
+    if path.startswith(b'/?'):
+        return                          # GET / is the status page
+    client.send(b'GET %s HTTP/1.1\r\nHost: x\r\n\r\n' % path)
+    assert client.response()[0] in (b'HTTP/1.1 404 Not Found',
+                                    b'HTTP/1.1 405 Method Not Allowed')
+    proxy = xmlrpc.client.ServerProxy(fred.base_url + path.decode())
+    assert proxy.checkConnection('fred', 'fred-password') == 2
+
+
+def test_pages_keep_their_paths(fred):
+    """A POST to a page is the page's, never XML-RPC."""
+    client = Client(fred)
+    client.send(call('checkConnection', 'fred', 'fred-password',
+                     path=b'/login'))
+    status, headers, body = client.response()
+    assert b'<methodResponse>' not in body and b'200' not in status
+    client.send(call('checkConnection', 'fred', 'fred-password',
+                     path=b'/search'))
+    status, headers, body = client.response()
+    assert b'<methodResponse>' not in body
+
+
 def test_oversized_bodies_are_413(tmp_path):
     server = ServerFixture(data=str(tmp_path / 'var'),
                            max_request_bytes=1000).start()

@@ -1,7 +1,9 @@
-"""The HTTP face of the server: XML-RPC at / and /RPC2, pages for people.
+"""The HTTP face of the server: XML-RPC at any path, pages for people.
 
-``POST /`` and ``POST /RPC2`` are the XML-RPC endpoint; ``GET /`` is the
-status page. Other pages hang below the root as children (see
+A POST to any path that is not a page is an XML-RPC call: ``/`` and
+``/RPC2`` as well as ``/app/`` or ``/v2``, where installations of older
+link checkers point (their clients keep working unchanged). ``GET /`` is
+the status page. Pages hang below the root as children (see
 :class:`Root.putChild`); the pages themselves are in linksync.server.web.
 """
 
@@ -17,7 +19,8 @@ log = Logger()
 
 
 class Root(resource.Resource):
-    """Dispatches POST / to XML-RPC and GET / to the status page."""
+    """Dispatches GET / to the status page, a page's path to the page, and
+    a POST to any other path to XML-RPC."""
 
     def __init__(self, rpc, status):
         super().__init__()
@@ -26,8 +29,11 @@ class Root(resource.Resource):
         self.putChild(b'RPC2', rpc)
 
     def getChild(self, path, request):
+        # Only paths that are no page's come here (the pages are children).
+        if request.method == b'POST':
+            return self.rpc
         if path == b'':
-            return self.rpc if request.method == b'POST' else self.status
+            return self.status
         return pages.notFound('Not found', 'No such page.')
 
 
