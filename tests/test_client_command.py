@@ -138,7 +138,7 @@ def test_failures_are_one_line(args, message, tmp_path, capsys,
 
 
 @pytest.mark.parametrize('args, message', [
-    (['sync'], '--id is needed'),
+    (['sync'], '--server, --id, --password are needed when no'),
     (['serve', '--id', 'x', '--password', 'y'], '--server is needed'),
     (['status', '--state', 'grand'], 'invalid choice'),
 ])
@@ -182,3 +182,53 @@ def test_serve_in_a_process(ini, server, tmp_path):
     # It called the server: its log says so, in one line per call.
     assert 'synchronised with %s' % server.url in kit.text
     assert 'Starting factory' not in kit.text
+
+
+def test_through_a_running_kit_without_credentials(server, tmp_path, capsys):
+    """The kit's own credentials serve the command: only --db is given."""
+    server.register_client('fred', 'secret')
+    path = str(tmp_path / 'links.yaml')
+    kit = testing.ClientKit(server, path, register=False, retries=0,
+                            client_id='fred', password='secret').start()
+    lock = yaml.safe_load(open(path + '.lock'))
+    assert lock['id'] == 'fred' and len(lock['key']) >= 40
+    assert oct(os.stat(path + '.lock').st_mode & 0o777) == '0o600'
+    assert run('add', A, B, '--db', path) == 0
+    captured = capsys.readouterr()
+    assert captured.out == 'added 2 link(s) to %s\n' % path
+    assert captured.err == ''
+    assert kit.call(kit.db.urls) == [A, B] and urls_of(server) == [A, B]
+    assert run('remove', B, '--db', path) == 0
+    assert kit.call(kit.db.urls) == [A] and urls_of(server) == [A]
+    assert run('sync', '--db', path) == 0
+    assert capsys.readouterr().out.endswith('<SyncReport nothing to do>\n')
+    server.stop()
+    assert run('add', B, '--db', path) == 0
+    capsys.readouterr()
+    assert run('status', '--db', path) == 0
+    assert '1 change(s) not sent to the server yet:\n' in \
+        capsys.readouterr().out
+    # A wrong key is refused like a wrong password.
+    from linksync.client.errors import LMSError
+    from linksync.client.service import LocalClient
+    with pytest.raises(LMSError, match='refused the credentials'):
+        LocalClient(lock['url'], 'fred', 'x' * 43, timeout=5).pending()
+    with pytest.raises(LMSError, match='refused the credentials'):
+        LocalClient(lock['url'], 'wilma', lock['key'], timeout=5).pending()
+
+
+def test_without_a_kit_the_command_says_what_it_needs(tmp_path, capsys):
+    db = str(tmp_path / 'links.yaml')
+    assert run('add', A, '--db', db) == 0
+    captured = capsys.readouterr()
+    assert captured.out == 'added 1 link(s) to %s\n' % db
+    assert captured.err == (
+        'linksync: note: the server was not told (no `linksync client serve` '
+        'of %s is running, and --server, --id, --password are not given); '
+        'it learns at the next `linksync client sync` or `serve`\n' % db)
+    with pytest.raises(SystemExit) as caught:
+        run('sync', '--db', db, '--id', 'fred')
+    assert caught.value.code == 2
+    assert ('--server, --password are needed when no `linksync client '
+            'serve` of %s is running (on the command line, or in the '
+            '[client] section of --config)' % db) in capsys.readouterr().err

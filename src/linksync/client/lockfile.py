@@ -1,8 +1,9 @@
 """The lock file of a link database: who has it open.
 
 ``linksync client serve`` holds the lock of its database (``FILE.lock``)
-while it runs and writes in it where it answers (its process id and
-XML-RPC URL). The other ``linksync client`` commands that change the
+while it runs and writes in it where it answers (its process id, its
+XML-RPC URL, the client id and the key of its local methods; the file is
+the owner's alone, mode 0600). The other ``linksync client`` commands that change the
 database take the lock for the time of their change; when a server of the
 client holds it, they ask that process to make the change instead, so
 that two processes never write the same file (the second one would
@@ -38,6 +39,8 @@ class DatabaseLock:
     def write(self, **info):
         """Say who holds the lock (pid, url, ...)."""
         data = json.dumps(dict(info, pid=os.getpid())).encode('utf-8')
+        # Only the owner reads it (a file made earlier may have other bits).
+        os.fchmod(self.fd, 0o600)
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
         os.fsync(self.fd)

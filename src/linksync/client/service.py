@@ -19,12 +19,17 @@ What ``linksync client serve`` runs (a Twisted service):
 ``ready`` is a Deferred firing once the first synchronisation was tried.
 
 The other ``linksync client`` commands reach a running service through
-more XML-RPC methods on the same resource, under the client's own
-credentials: ``client.add``, ``client.remove``, ``client.sync`` and
-``client.pending`` (:class:`LocalMethods`).
+more XML-RPC methods on the same resource: ``client.add``,
+``client.remove``, ``client.sync`` and ``client.pending``
+(:class:`LocalMethods`). They authenticate with the client's own id and
+password, or with the service's local key: a random key the service makes
+when it starts and writes into the database's lock file (mode 0600), so
+that whoever may read the database's lock may use the running kit
+without knowing the client's password.
 """
 
 import html
+import secrets
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -62,6 +67,12 @@ class LocalMethods:
         return self.service.db
 
     def _authenticate(self, call, client_id, password):
+        key = self.service.local_key
+        if key and client_id in ('', self.service.client_id) and \
+                secrets.compare_digest(password.encode('utf-8'),
+                                       key.encode('utf-8')):
+            call.client_id = self.service.client_id
+            return
         self.service.resource.callbacks.authenticate(call, client_id,
                                                      password)
 
@@ -139,6 +150,8 @@ class ClientService(web.ListeningService):
         self.client = None
         self.resource = None
         self.url = None
+        #: The key of the command line (see the module docstring).
+        self.local_key = None
         self.ready = defer.Deferred()
         #: Why the last synchronisation failed ('' after a success).
         self.sync_error = None
@@ -185,7 +198,8 @@ class ClientService(web.ListeningService):
         host = address.host if address.host not in ('0.0.0.0', '::', '') \
             else '127.0.0.1'
         self.url = 'http://%s:%d/RPC2' % (host, address.port)
-        self._lock.write(url=self.url)
+        self.local_key = secrets.token_urlsafe(32)
+        self._lock.write(url=self.url, id=self.client_id, key=self.local_key)
         log.info('linksync client {client}: {db} ({n} links) served on '
                  '{url} for {server}', client=self.client_id,
                  db=self.db_path, n=len(self.db), url=self.url,

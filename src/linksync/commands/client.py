@@ -73,13 +73,19 @@ def run(args):
         raise CommandError(str(e)) from None
 
 
-def need(args, settings, *names):
+def need(args, settings, *names, why=''):
     """Bad usage (exit status 2) when one of these settings is missing."""
-    for name in names:
-        if not getattr(settings, name, None):
-            args.parser.error('--%s is needed (on the command line, or in '
-                              'the [client] section of --config)'
-                              % name.replace('_', '-'))
+    missing = ['--' + name.replace('_', '-') for name in names
+               if not getattr(settings, name, None)]
+    if missing:
+        args.parser.error('%s %s needed%s (on the command line, or in the '
+                          '[client] section of --config)' % (
+                              ', '.join(missing),
+                              'is' if len(missing) == 1 else 'are', why))
+
+
+def _no_kit(settings):
+    return ' when no `linksync client serve` of %s is running' % settings.db
 
 
 def _server_client(settings):
@@ -89,22 +95,31 @@ def _server_client(settings):
 
 
 def _serving(settings):
-    """(lock, None) with the database's lock taken, or (None, url of the
-    running `client serve`)."""
+    """(lock, None) with the database's lock taken, or (None, what the
+    running `client serve` wrote in the lock: its url, id and key)."""
     from linksync.client.lockfile import DatabaseLock
     lock = DatabaseLock(settings.db)
     if lock.acquire():
         return lock, None
-    url = lock.read().get('url')
-    if not url:
+    holder = lock.read()
+    if not holder.get('url'):
         raise CommandError('%s is locked by another program' % settings.db)
-    return None, url
+    return None, holder
 
 
-def _local_client(args, settings, url):
+def _local_client(args, settings, kit):
+    """The client of the running kit: under the id and password given,
+    else under the kit's own key (from its lock file)."""
     from linksync.client.service import LocalClient
-    need(args, settings, 'id', 'password')
-    return LocalClient(url, settings.id, settings.password,
+    if settings.id and settings.password:
+        client_id, password = settings.id, settings.password
+    elif kit.get('key'):
+        client_id, password = kit.get('id', ''), kit['key']
+    else:
+        # A kit of an older linksync: it wrote no key.
+        need(args, settings, 'id', 'password',
+             why=' by the `linksync client serve` running on %s' % kit['url'])
+    return LocalClient(kit['url'], client_id, password,
                        timeout=settings.timeout)
 
 
@@ -140,9 +155,9 @@ def _change(args, settings, action):
     from linksync.client.linkdb import LinkDatabase, check_urls
     if action == 'add':
         check_urls(args.urls)
-    lock, url = _serving(settings)
-    if url is not None:
-        outcome = getattr(_local_client(args, settings, url), action)(
+    lock, kit = _serving(settings)
+    if kit is not None:
+        outcome = getattr(_local_client(args, settings, kit), action)(
             args.urls)
         return _report_change(settings, action, outcome['urls'],
                               outcome['pending'], outcome['error'],
@@ -153,7 +168,8 @@ def _change(args, settings, action):
             db.close()
         db = LinkDatabase(settings.db)
         try:
-            if settings.server and settings.id and settings.password:
+            told = settings.server and settings.id and settings.password
+            if told:
                 db.connect(_server_client(settings))
             changed = getattr(db, action)(*args.urls)
             pending = db.synchronizer.pending if db.synchronizer else []
@@ -162,6 +178,15 @@ def _change(args, settings, action):
             db.close()
     finally:
         lock.release()
+    if not told and changed:
+        missing = [o for o, v in (('--server', settings.server),
+                                  ('--id', settings.id),
+                                  ('--password', settings.password)) if not v]
+        print('linksync: note: the server was not told (no `linksync client '
+              'serve` of %s is running, and %s %s not given); it learns at '
+              'the next `linksync client sync` or `serve`' % (
+                  settings.db, ', '.join(missing),
+                  'is' if len(missing) == 1 else 'are'), file=sys.stderr)
     return _report_change(settings, action, changed, len(pending), error)
 
 
@@ -201,11 +226,11 @@ def status(args, settings):
     print('%d of %d link(s)%s' % (len(links), total, ': ' + ', '.join(
         '%d %s' % (n, state) for state, n in sorted(counts.items()))
         if counts else ''))
-    lock, url = _serving(settings)
+    lock, kit = _serving(settings)
     if lock is not None:
         lock.release()
-    elif settings.id and settings.password:
-        pending = _local_client(args, settings, url).pending()
+    elif (settings.id and settings.password) or kit.get('key'):
+        pending = _local_client(args, settings, kit).pending()
         if pending:
             print('%d change(s) not sent to the server yet:' % len(pending))
             for line in pending:
@@ -215,13 +240,13 @@ def status(args, settings):
 
 def sync(args, settings):
     from linksync.client.linkdb import LinkDatabase
-    need(args, settings, 'id', 'password')
-    lock, url = _serving(settings)
-    if url is not None:
-        print(_local_client(args, settings, url).sync())
+    lock, kit = _serving(settings)
+    if kit is not None:
+        print(_local_client(args, settings, kit).sync())
         return 0
     try:
-        need(args, settings, 'server')
+        need(args, settings, 'server', 'id', 'password',
+             why=_no_kit(settings))
         db = LinkDatabase.read(settings.db)   # an error if missing
         db.close()
         db = LinkDatabase(settings.db)
