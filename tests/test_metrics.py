@@ -176,3 +176,35 @@ def test_a_checker_worker_serves_the_metrics_of_its_checks(tmp_path):
     checker.stop()
     api.stop()
     assert zeo.stop() == 0
+
+
+def test_checks_in_progress_and_active_are_gauges(tmp_path):
+    """What gocept.lms showed in munin: how many checks run right now."""
+    import time
+    web = testservers.HTTPTestServer('127.0.0.2')
+    server = testing.ServerFixture(
+        data=str(tmp_path / 'var'), allow_network=[LOOPBACK],
+        per_host_delay=0.0, per_host_connections=1, timeout=10_000.0,
+        connect_timeout=10_000.0)
+    server.start()
+    web.clock = server.clock
+    web.start()
+    server.register_client('wiki', 'pw')
+    # Two URLs of one host, one connection a host: the first never
+    # answers, the second waits for the first one's slot.
+    urls = [web.url('/slow'), web.url('/status/200')]
+    server.proxy().registerURLs('wiki', 'pw', urls)
+    metrics = server.service.metrics
+    checker = server.service.getServiceNamed('checker').checker
+    for _ in range(5000):
+        if server.rt.call(lambda: web.in_progress) == 1 and \
+                server.rt.call(lambda: checker.in_progress) == 2:
+            break
+        server.advance(1)
+        time.sleep(0.002)
+    text = testing.fetch(server.base_url + '/metrics').text
+    assert 'linksync_checks_in_progress 2.0' in text
+    assert 'linksync_checks_active 1.0' in text
+    assert '# HELP linksync_checks_in_progress Checks started' in text
+    server.stop()               # the checks are cancelled: none is left
+    assert checker.in_progress == 0 and checker.politeness.active == 0

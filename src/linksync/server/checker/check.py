@@ -60,6 +60,9 @@ class Checker:
         clock = clock if clock is not None else reactor
         self.clock = clock
         self.metrics = metrics
+        #: Checks asked for whose outcome is not known yet (those waiting
+        #: for a politeness slot included).
+        self.in_progress = 0
         self.politeness = Politeness(
             clock, concurrency=settings.concurrency,
             per_host=settings.per_host_connections,
@@ -83,6 +86,7 @@ class Checker:
 
     def check(self, url):
         started = self.clock.seconds()
+        self.in_progress += 1
         scheme = url.split(':', 1)[0].lower() if ':' in url else ''
         handler = self.handlers.get(scheme)
         if handler is None:
@@ -96,7 +100,12 @@ class Checker:
                 d = defer.fail()
         d.addCallbacks(self._record, self._classify, (started,),
                        errbackArgs=(url, started))
+        d.addBoth(self._ended)
         return d
+
+    def _ended(self, result):
+        self.in_progress -= 1
+        return result
 
     def _classify(self, failure, url, started):
         if failure.check(defer.CancelledError,

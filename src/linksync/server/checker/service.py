@@ -347,6 +347,15 @@ class CheckerService(service.Service):
             'linksync_check_queue', 'URLs handed to the checker and not '
             'written back yet (at most --check-queue)',
             lambda: len(scheduler.inflight))
+        checker = self.checker
+        metrics.gauge(
+            'linksync_checks_in_progress', 'Checks started and not ended '
+            'yet, those waiting for a politeness slot included',
+            lambda: checker.in_progress)
+        metrics.gauge(
+            'linksync_checks_active', 'Checks talking to a host now (each '
+            'holding a politeness slot, at most --concurrency)',
+            lambda: checker.politeness.active)
         metrics.gauge(
             'linksync_check_backlog_seconds', 'How long the URL due the '
             'earliest has been waiting for its check (0: none is late)',
