@@ -395,3 +395,37 @@ def test_containers_say_whether_they_are_empty(container):
     assert bucket.is_empty()
     bucket.add(ActionWrapper('http://a.example/', 'state_changed', 1))
     assert not bucket.is_empty()
+
+
+@pytest.mark.parametrize('kind', [MultiPointerTrack, SetMultiPointerTrack])
+def test_len_counts_buckets_and_del_removes_one(kind, tmp_path):
+    db = ZODB.DB(FileStorage(str(tmp_path / 'Data.fs')))
+    conn = db.open()
+    track = conn.root()['track'] = kind()
+    assert len(track) == 0
+    for position in (1, 2, 3):
+        for n in range(position):
+            track.add(position, ActionWrapper('http://%d.example/' % n,
+                                              'state_changed', position * 10))
+    track.add_pointer('behind', 1)
+    track.add_pointer('ahead', 3)
+    transaction.commit()
+    assert len(track) == 3 and track.count() == 6
+    del track[2]
+    transaction.commit()
+    assert len(track) == 2 and 2 not in track and track.count() == 4
+    # The pointers stay where they were; the one behind never sees what
+    # was removed.
+    assert track.pointer_position('behind') == 1
+    assert track.pointer_position('ahead') == 3
+    assert {p for p, _ in track.pointer_iter_items('behind')} == {3}
+    with pytest.raises(KeyError):
+        del track[2]
+    with pytest.raises(TypeError):
+        del track['3']
+    conn.close()
+    conn = db.open()
+    track = conn.root()['track']
+    assert len(track) == 2 and list(track.positions()) == [1, 3]
+    conn.close()
+    db.close()

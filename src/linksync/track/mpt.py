@@ -98,6 +98,20 @@ class MultiPointerTrack(persistent.Persistent):
     def __getitem__(self, position):
         return self._buckets[position]
 
+    def __len__(self):
+        """The number of buckets (as the seed's MPT counted its entries;
+        :meth:`count` counts records). BTrees count by walking their
+        buckets: this reads the whole index of the track."""
+        return len(self._buckets)
+
+    def __delitem__(self, position):
+        """Remove the bucket at `position` with its records (KeyError when
+        there is none). Pointers are positions, not references: they stay
+        where they are, and a pointer behind `position` never sees the
+        records removed. :meth:`prune` removes only what every pointer
+        has consumed."""
+        del self._buckets[_position(position)]
+
     def entry(self, position, default=None):
         """The bucket at `position`, or `default`."""
         return self._buckets.get(position, default)
