@@ -98,6 +98,57 @@ def test_generated_password_is_mailed(tmp_path, smtp_server):
     assert proxy.checkConnection('fred', password) == 2
 
 
+@pytest.mark.parametrize('generated', [True, False])
+def test_operators_are_told_of_registrations(tmp_path, smtp_server,
+                                             generated):
+    mailer = SMTPMailer('127.0.0.1', smtp_server.port,
+                        'linksync@test.example')
+    server = ServerFixture(data=str(tmp_path / 'var'), mailer=mailer,
+                           registration_cc=['ops@test.example',
+                                            'noc@test.example']).start()
+    args = [SECRET, 'fred', 'http://a.example/cb', 'Fred Flint',
+            'fred@example.com'] + ([] if generated else ['fred-password'])
+    assert server.proxy().registerClient(*args) is True
+    to_ops = [m for m in smtp_server.messages if m['To'] != 'fred@example.com']
+    assert sorted(m['To'] for m in to_ops) == ['noc@test.example',
+                                               'ops@test.example']
+    body = to_ops[0].get_payload(decode=True).decode()
+    assert to_ops[0]['Subject'] == "linksync: client 'fred' registered"
+    assert 'Fred Flint <fred@example.com>' in body
+    assert 'http://a.example/cb' in body
+    if generated:
+        [to_fred] = [m for m in smtp_server.messages
+                     if m['To'] == 'fred@example.com']
+        password = to_fred.get_payload(decode=True).decode().split(
+            'Its password is:')[1].split()[0]
+    else:
+        password = 'fred-password'
+    # The operators' copy never holds the password.
+    assert password not in body and 'not copied here' in body
+
+
+def test_operators_mail_failing_keeps_the_registration(tmp_path):
+    from linksync.testing import free_port
+    mailer = SMTPMailer('127.0.0.1', free_port())      # nobody listens
+    server = ServerFixture(data=str(tmp_path / 'var'), mailer=mailer,
+                           registration_cc=['ops@test.example']).start()
+    assert server.proxy().registerClient(
+        SECRET, 'fred', 'http://a/', 'Fred', 'fred@example.com', 'pw') is True
+    assert server.proxy().checkConnection('fred', 'pw') == 2
+
+
+def test_registration_cc_takes_addresses_only():
+    from linksync.server import options as config
+    from linksync.server.options import mail_address
+    assert mail_address('ops@example.org') == 'ops@example.org'
+    for bad in ('ops', 'a b@example.org', 'ops@example.org\nBcc: x@y',
+                'Ops <ops@example.org>', ''):
+        with pytest.raises(ValueError):
+            mail_address(bad)
+    assert config.defaults(registration_cc=['a@b.example']).registration_cc \
+        == ['a@b.example']
+
+
 def test_failed_mail_undoes_the_registration(tmp_path):
     from linksync.testing import free_port
     # Nothing listens there: the mail cannot be delivered.

@@ -80,8 +80,10 @@ class LinkSyncAPI:
     methods = methods
 
     def __init__(self, session, secret, clock, mailer=None, public_url=None,
-                 web_access=None):
+                 web_access=None, registration_cc=()):
         self.session = session
+        #: The operators' addresses told of each registration.
+        self.registration_cc = tuple(registration_cc or ())
         self.secret = secret
         self.clock = clock
         self.mailer = mailer or NoMailer()
@@ -150,7 +152,9 @@ class LinkSyncAPI:
         if password is not None:
             self._add_client(client_id, callback_url, contact_name,
                              contact_email, password)
-            return True
+            return self._tell_operators(
+                client_id, callback_url, contact_name, contact_email,
+                generated=False).addCallback(lambda _: True)
         if not self.mailer.configured:
             raise Fault(UNAVAILABLE, 'this server cannot mail a generated '
                         'password (no mail delivery configured): give the '
@@ -171,8 +175,39 @@ class LinkSyncAPI:
             raise Fault(UNAVAILABLE, 'the password could not be mailed to %s'
                         ' (%s); nothing was registered' % (
                             contact_email, failure.getErrorMessage()))
-        d.addCallbacks(lambda _: True, undo)
+        def mailed(_):
+            return self._tell_operators(
+                client_id, callback_url, contact_name, contact_email,
+                generated=True).addCallback(lambda _: True)
+        d.addCallbacks(mailed, undo)
         return d
+
+    def _tell_operators(self, client_id, callback_url, contact_name,
+                        contact_email, generated):
+        """Mail the operators (--registration-cc) of a registration: the
+        mail the contact got, the password left out. A Deferred firing
+        when the mail was handed over; a failure is logged, and the
+        registration stands."""
+        if not self.registration_cc or not self.mailer.configured:
+            return defer.succeed(None)
+        body = (
+            'The client %r is now registered with the linksync server%s.\n\n'
+            '    contact:  %s <%s>\n    callback: %s\n    password: %s\n' % (
+                client_id,
+                ' at ' + self.public_url if self.public_url else '',
+                contact_name, contact_email, callback_url,
+                'generated and mailed to the contact (not copied here)'
+                if generated else 'given by the client (not copied here)'))
+        sent = []
+        for address in self.registration_cc:
+            d = self.mailer.send(address, 'linksync: client %r registered'
+                                 % client_id, body)
+            d.addErrback(lambda failure, address=address: log.error(
+                'telling {to} of the registration of {client} failed: '
+                '{error}', to=address, client=client_id,
+                error=failure.getErrorMessage()))
+            sent.append(d)
+        return defer.gatherResults(sent)
 
     def _check_client_fields(self, client_id, callback_url, contact_email,
                              password):

@@ -55,13 +55,24 @@ def network(text):
         raise ValueError('not a network (CIDR): %r' % (text,)) from None
 
 
+def mail_address(text):
+    """An e-mail address (local@domain, no spaces, no line breaks)."""
+    import email.utils
+    name, address = email.utils.parseaddr(text)
+    if not address or address != text.strip() or '@' not in address or \
+            any(c.isspace() for c in address):
+        raise ValueError('not an e-mail address: %r' % (text,))
+    return address
+
+
 def text(value):
     return str(value)
 
 
 # Give argparse readable type names in its error messages.
 for _func, _name in ((seconds, 'seconds'), (positive_int, 'number'),
-                     (hostport, 'HOST:PORT'), (network, 'CIDR')):
+                     (hostport, 'HOST:PORT'), (network, 'CIDR'),
+                     (mail_address, 'ADDRESS')):
     _func.__name__ = _name
 
 
@@ -116,6 +127,11 @@ PROCESS_OPTIONS = [
            help='SMTP server for the mail the server sends'),
     Option('mail-from', default='linksync@localhost', metavar='ADDRESS',
            help='sender address of that mail'),
+    Option('registration-cc', type=mail_address, multiple=True,
+           metavar='ADDRESS',
+           help="the operators' address: told of every client "
+                'registration (a copy of the mail to the contact, without '
+                'the password); repeatable'),
     Option('max-request-bytes', type=positive_int, default=20 * 1024 * 1024,
            metavar='N', help='larger XML-RPC requests are refused (413)'),
     Option('log-level', default='info', metavar='LEVEL',
