@@ -92,3 +92,77 @@ def test_two_servers_on_one_zeo_database(tmp_path):
             server.stop()
         zeo.terminate()
         zeo.wait(30)
+
+
+def test_purge_removes_what_no_client_has_referenced_for_the_grace(tmp_path):
+    from linksync import testing
+    server = testing.ServerFixture(data=str(tmp_path / 'var')).start()
+    server.clock.advance(1_760_000_000)
+    server.register_client('wiki', 'pw')
+    server.register_client('blog', 'pw')
+    proxy = server.proxy()
+    a, b, c = ('http://%s.example/' % n for n in 'abc')
+    proxy.registerURLs('wiki', 'pw', [a, b, c])
+    proxy.registerURLs('blog', 'pw', [b])
+    proxy.unregisterURLs('wiki', 'pw', [a, b])        # b: blog still has it
+    server.clock.advance(3600)
+    proxy.unregisterURLs('wiki', 'pw', [c])
+    server.clock.advance(60)
+    admin = proxy.admin
+    # Orphaned an hour ago (a) and a minute ago (c).
+    assert admin.purge(server.secret, 600.0, True) == {
+        'purged': 1, 'urls': [a]}
+    assert server.read(lambda app: a in app.urls)       # a dry run
+    assert admin.purge(server.secret, 600.0) == {'purged': 1, 'urls': [a]}
+    assert server.read(lambda app: (a in app.urls, b in app.urls,
+                                    c in app.urls)) == (False, True, True)
+    # Registered again, an orphan is no orphan.
+    proxy.registerURLs('blog', 'pw', [c])
+    assert admin.purge(server.secret, 0.0) == {'purged': 0, 'urls': []}
+    assert proxy.getURLStates('blog', 'pw', [b, c])
+    for bad in (-1.0, float('inf')):
+        try:
+            admin.purge(server.secret, bad)
+        except xmlrpc.client.Fault as fault:
+            assert 'grace period' in fault.faultString
+        else:
+            raise AssertionError('purge took %r' % bad)
+    try:
+        admin.purge('guess', 0.0)
+    except xmlrpc.client.ProtocolError as e:
+        assert e.errcode == 401
+    else:
+        raise AssertionError('purge without the secret')
+
+
+def test_linksync_purge_asks_the_running_server(tmp_path):
+    data = str(tmp_path / 'var')
+    server = Serve('--data', data, '--secret', 'sesame').start()
+    try:
+        proxy = server.proxy()
+        proxy.registerClient('sesame', 'fred', 'http://127.0.0.1:9/', 'Fred',
+                             'fred@example.com', 'pw')
+        urls = ['http://example.com/%d' % i for i in range(150)]
+        proxy.registerURLs('fred', 'pw', urls)
+        proxy.unregisterURLs('fred', 'pw', urls[:120])
+        listen = 'tcp:%d:interface=127.0.0.1' % server.port
+        common = ['--data', data, '--listen', listen, '--secret', 'sesame']
+        result = run_cli('purge', *common)          # a week's grace
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == ('removed 0 URL(s) no client has referenced '
+                                 'for 604800 s\n')
+        result = run_cli('purge', '--older-than', '0', '--dry-run', *common)
+        lines = result.stdout.splitlines()
+        assert len(lines) == 102 and lines[100] == '... and 20 more'
+        assert lines[-1] == ('would remove 120 URL(s) no client has '
+                             'referenced for 0 s')
+        result = run_cli('purge', '--older-than', '0', *common)
+        assert result.stdout.splitlines()[-1] == (
+            'removed 120 URL(s) no client has referenced for 0 s')
+        stats = run_cli('stats', *common).stdout
+        assert 'urls: 30' in stats
+        result = run_cli('purge', '--older-than', 'soon', *common)
+        assert result.returncode == 2 and 'invalid seconds value' in \
+            result.stderr
+    finally:
+        server.stop()

@@ -15,7 +15,7 @@ from linksync import __version__
 #: The subcommands, in the order `linksync --help` lists them.
 COMMANDS = [
     # the server and its database
-    'serve', 'stats', 'pack', 'backup', 'zeo',
+    'serve', 'stats', 'pack', 'purge', 'backup', 'zeo',
     # the syncer
     'sync', 'credential',
     # the checker, once

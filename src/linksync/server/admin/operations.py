@@ -34,6 +34,7 @@ from zope.interface import implementer
 
 from linksync.server import database, storage
 from linksync.server.interfaces import IOperation
+from linksync.server.model import purge
 from linksync.server.secret import load_secret
 from linksync.xmlrpc.faults import INVALID_PARAMS, Fault
 from linksync.xmlrpc.resource import Method, Param
@@ -271,6 +272,32 @@ class _WallClock:
 def stats(context):
     """Counts of what the database holds: {'urls': n, 'clients': n}."""
     return {'urls': len(context.app.urls), 'clients': len(context.app.clients)}
+
+
+#: At most this many removed URLs are named in purge's answer.
+PURGE_LISTED = 100
+
+
+@operation('purge', [Param('grace_seconds', float),
+                     Param('dry_run', bool, optional=True)], returns=dict)
+def purge_orphans(context, grace_seconds, dry_run=False):
+    """Remove the URLs no client has referenced for `grace_seconds`.
+
+    Returns {'purged': n, 'urls': the first ones, oldest orphan first}.
+    With `dry_run`, only says what would go. (The checker removes orphans
+    older than --orphan-grace by itself, as it goes.)
+    """
+    if not (0 <= grace_seconds < float('inf')):
+        raise OperationError('the grace period is a number of seconds >= 0, '
+                             'not %r' % (grace_seconds,))
+    before = context.clock.seconds() - grace_seconds
+    orphans = list(purge.expired_orphans(before))
+    if dry_run:
+        urls = [url for _, url in orphans
+                if not getattr(context.app.urls.get(url), 'clients', ())]
+    else:
+        urls = purge.remove_orphans(orphans)
+    return {'purged': len(urls), 'urls': urls[:PURGE_LISTED]}
 
 
 @operation('pack', [Param('days', float)], returns=str, transactional=False)

@@ -27,8 +27,6 @@ A URL stays "in flight" from the moment it is handed out until its result
 is committed, so it is never handed out twice meanwhile.
 """
 
-import itertools
-
 import zope.component
 from twisted.application import service
 from twisted.internet import defer
@@ -37,6 +35,7 @@ from twisted.python.failure import Failure
 
 from linksync.server.checker import check as checker_module
 from linksync.server.interfaces import ISchedule, IURLProvider
+from linksync.server.model import purge
 from linksync.server.model.due import Timing
 
 log = Logger()
@@ -294,22 +293,17 @@ class Scheduler:
 
     def _own_orphans(self, schedule, before):
         """The next batch of expired orphans of this worker's hosts."""
-        orphans = schedule.orphans(before)
         worker = self.worker
+        owns = None
         if worker is not None and not worker.alone:
             shards = schedule.shard_count
-            orphans = (o for o in orphans if worker.owns_url(o[1], shards))
-        return itertools.islice(orphans, self.ORPHAN_BATCH)
+
+            def owns(url):
+                return worker.owns_url(url, shards)
+        return purge.expired_orphans(before, owns, self.ORPHAN_BATCH)
 
     def _remove_orphan_batch(self, app, before):
-        schedule = self._get_schedule()
-        provider = zope.component.getUtility(IURLProvider)
-        for since, url in list(self._own_orphans(schedule, before)):
-            obj = provider.get(url)
-            if obj is None or obj.clients:
-                schedule.adopt(url)  # stale entry
-            else:
-                provider.remove(url)  # URLRemoved forgets it everywhere
+        purge.remove_orphans(self._own_orphans(self._get_schedule(), before))
 
 
 class CheckerService(service.Service):
