@@ -14,13 +14,19 @@ from linksync.testing import free_port
 from test_serve import Serve, run_cli
 
 
+def _with_fred(server):
+    """A proxy of the started `server`, with client fred registered."""
+    proxy = server.proxy()
+    proxy.registerClient('sesame', 'fred', 'http://127.0.0.1:9/', 'Fred',
+                         'fred@example.com', 'pw')
+    return proxy
+
+
 def test_backup_and_pack_while_the_server_runs(tmp_path):
     data = str(tmp_path / 'var')
     server = Serve('--data', data, '--secret', 'sesame').start()
     try:
-        proxy = server.proxy()
-        proxy.registerClient('sesame', 'fred', 'http://127.0.0.1:9/', 'Fred',
-                             'fred@example.com', 'pw')
+        proxy = _with_fred(server)
         for n in range(5):
             proxy.registerURLs('fred', 'pw', ['http://example.com/%d/%d' % (
                 n, i) for i in range(100)])
@@ -139,9 +145,7 @@ def test_linksync_purge_asks_the_running_server(tmp_path):
     data = str(tmp_path / 'var')
     server = Serve('--data', data, '--secret', 'sesame').start()
     try:
-        proxy = server.proxy()
-        proxy.registerClient('sesame', 'fred', 'http://127.0.0.1:9/', 'Fred',
-                             'fred@example.com', 'pw')
+        proxy = _with_fred(server)
         urls = ['http://example.com/%d' % i for i in range(150)]
         proxy.registerURLs('fred', 'pw', urls)
         proxy.unregisterURLs('fred', 'pw', urls[:120])
