@@ -61,7 +61,7 @@ class APIService(web.ListeningService):
             server.settings, 'alerts_link_lifetime', ALERTS_LIFETIME))
         self.api = LinkSyncAPI(self.session, server.secret, server.clock,
                                server.mailer, server.settings.public_url,
-                               web_access=access)
+                               web_access=access, reactor=server.reactor)
         pages = WebUI(self.session, access, self.api, server.clock,
                       server.metrics)
         # The protocol methods, and the admin operations as admin.NAME.
@@ -89,6 +89,7 @@ class APIService(web.ListeningService):
     @defer.inlineCallbacks
     def stopService(self):
         yield super().stopService()
+        self.api.close()
         self.session.close()
 
 

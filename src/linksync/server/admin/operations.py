@@ -140,7 +140,7 @@ def install(api, table, server=None):
 
 def _remote(api, op, server):
     def method(call, secret, *args):
-        api.check_secret(secret)
+        api.check_secret(secret, call.peer)
         call.client_id = 'admin'
         context = Context(api.session, api.clock,
                           getattr(server, 'reactor', None), server)
