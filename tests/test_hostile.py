@@ -145,3 +145,38 @@ def test_secret_guessing_is_throttled(server):
     server.advance(api.throttle.max_delay)
     assert proxy.registerClient(SECRET, 'fred', 'http://127.0.0.1:9/', 'F',
                                 'f@example.com', 'pw') is True
+
+
+@pytest.mark.parametrize('client_id', [
+    'fred\u200b', 'fr\u200ded', 'fred\u202e', '\ufefffred', 'fred\u00a0x',
+    '\uff46\uff52\uff45\uff44', 'ﬁfred'])
+def test_look_alike_client_ids_are_refused(server, client_id):
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        server.proxy().registerClient(SECRET, client_id, 'http://127.0.0.1:9/',
+                                      'F', 'f@example.com', 'pw')
+    assert info.value.faultCode == -32602
+    assert 'client id must not contain' in info.value.faultString
+    assert server.read(lambda app: len(app.clients)) == 0
+
+
+def test_plain_unicode_client_ids_are_accepted(server):
+    for client_id in ('fred smith', 'frédéric', 'フレッド'):
+        server.register_client(client_id, 'pw', contact_email='f@example.com')
+    assert server.proxy().checkConnection('frédéric', 'pw') == 2
+
+
+@pytest.mark.parametrize('days', [float('nan'), 1e308, float('inf'), -1.0])
+def test_pack_refuses_impossible_days(server, days):
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        server.proxy().admin.pack(SECRET, days)
+    assert info.value.faultCode == 400
+    assert 'days must be a number from 0 to' in info.value.faultString
+
+
+def test_the_database_is_private(tmp_path):
+    import os
+    import stat
+    data = tmp_path / 'var'
+    ServerFixture(data=str(data), secret=SECRET).start()
+    assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(data / 'Data.fs').st_mode) == 0o600

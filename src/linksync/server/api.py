@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 import urllib.parse
 
 import zope.component
@@ -60,6 +61,22 @@ HASH_THREADS = 2
 
 _CLIENT_ID = re.compile(r'[^\x00-\x1f\x7f]{1,200}')
 _EMAIL = re.compile(r'[^@\s]+@[^@\s]+')
+
+
+def _look_alike(client_id):
+    """What makes `client_id` pass for another id ('' when nothing): an
+    invisible or format character (zero-width space, bidi marks), a space
+    other than U+0020, or a compatibility form that NFKC folds (fullwidth
+    letters, ligatures)."""
+    for char in client_id:
+        category = unicodedata.category(char)
+        if category.startswith('C') or (category == 'Zs' and char != ' ') \
+                or category in ('Zl', 'Zp'):
+            return 'the invisible or format character U+%04X' % ord(char)
+    if unicodedata.normalize('NFKC', client_id) != client_id:
+        return 'characters that Unicode NFKC folds into others (give %r)' \
+            % unicodedata.normalize('NFKC', client_id)
+    return ''
 
 
 def _client_method(name, params=(), returns=bool, write=False):
@@ -289,6 +306,10 @@ class LinkSyncAPI:
             raise Fault(INVALID_PARAMS, 'registerClient: the client id must '
                         'be 1 to 200 printable characters without leading '
                         'or trailing space')
+        look_alike = _look_alike(client_id)
+        if look_alike:
+            raise Fault(INVALID_PARAMS, 'registerClient: the client id must '
+                        'not contain %s' % look_alike)
         try:
             normalized = urlnorm.normalize(callback_url)
         except urlnorm.InvalidURL as e:

@@ -273,6 +273,10 @@ def stats(context):
     return {'urls': len(context.app.urls), 'clients': len(context.app.clients)}
 
 
+#: The longest history admin.pack keeps (about 100 years).
+MAX_PACK_DAYS = 36_500
+
+
 @operation('pack', [Param('days', float)], returns=str, transactional=False)
 def pack(context, days):
     """Pack the database, keeping the revisions of the last `days` days.
@@ -280,8 +284,10 @@ def pack(context, days):
     In a running server the pack runs in a thread: ZODB packs while
     transactions go on.
     """
-    if days < 0:
-        raise OperationError('days must not be negative')
+    # Also refuses NaN, and cut-offs before the epoch (1e308 days).
+    if not 0 <= days <= MAX_PACK_DAYS:
+        raise OperationError('days must be a number from 0 to %d'
+                             % MAX_PACK_DAYS)
     db = context.session.database.db
     before = db.getSize()
     cutoff = time.time() - days * 86400
