@@ -180,3 +180,32 @@ def test_the_database_is_private(tmp_path):
     ServerFixture(data=str(data), secret=SECRET).start()
     assert stat.S_IMODE(os.stat(data).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(data / 'Data.fs').st_mode) == 0o600
+
+
+def test_log_lines_cannot_be_forged_or_huge(server):
+    import http.client
+    from twisted.logger import formatEvent, globalLogPublisher
+    lines = []
+
+    def observe(event):
+        if event.get('log_namespace') == 'linksync.xmlrpc':
+            lines.append(formatEvent(event))
+    names = [b'nosuch&#10;127.0.0.1 admin admin.pack ok', b'm' * 1_000_000]
+    globalLogPublisher.addObserver(observe)
+    try:
+        for name in names:
+            conn = http.client.HTTPConnection('127.0.0.1', server.port,
+                                              timeout=30)
+            conn.request('POST', '/RPC2', body=b'<?xml version="1.0"?>'
+                         b'<methodCall><methodName>' + name +
+                         b'</methodName><params/></methodCall>',
+                         headers={'Content-Type': 'text/xml'})
+            answer = conn.getresponse().read()
+            conn.close()
+            assert b'no method' in answer and len(answer) < 1000
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert len(lines) == 2
+    assert all('\n' not in line and len(line) < 300 for line in lines)
+    assert "'nosuch\\n127.0.0.1 admin admin.pack ok'" in lines[0]
+    assert '(1000000 characters)' in lines[1]
