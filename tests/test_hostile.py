@@ -209,3 +209,46 @@ def test_log_lines_cannot_be_forged_or_huge(server):
     assert all('\n' not in line and len(line) < 300 for line in lines)
     assert "'nosuch\\n127.0.0.1 admin admin.pack ok'" in lines[0]
     assert '(1000000 characters)' in lines[1]
+
+
+def test_login_and_basic_secret_guessing_share_the_throttle(server):
+    from linksync import testing
+    api = api_of(server)
+    login = server.base_url + '/login'
+    for i in range(api.throttle.free + 1):
+        answer = testing.fetch(login, form={'secret': 'guess%d' % i,
+                                            'next': '/'})
+        assert answer.status == 401
+    # Blocked: the right secret is refused on every path, uncompared.
+    refused = api.throttle.refused
+    assert testing.fetch(login, form={'secret': SECRET, 'next': '/'}
+                         ).status == 401
+    assert testing.fetch(server.base_url + '/clients',
+                         password=SECRET).status == 401
+    with pytest.raises(xmlrpc.client.ProtocolError):
+        server.proxy().admin.pack(SECRET, 1.0)
+    assert api.throttle.refused == refused + 3
+    server.advance(api.throttle.max_delay)
+    assert testing.fetch(login, form={'secret': SECRET, 'next': '/'}
+                         ).status == 303
+
+
+def test_alerts_basic_auth_is_throttled(server):
+    from linksync import testing
+    server.register_client('barney', 'barney-password')
+    server.run(lambda app: app.clients.get('barney').set_password(
+        'barney-password'))
+    api = api_of(server)
+    hashed = []
+    api.verify_password = lambda password, stored: hashed.append(stored) \
+        or passwords.verify_password(password, stored)
+    alerts = server.base_url + '/alerts/barney'
+    for i in range(api.throttle.free + 5):
+        assert testing.fetch(alerts, user='barney', password='x%d' % i,
+                             accept=None).status == 401
+    assert len(hashed) == api.throttle.free + 1
+    assert testing.fetch(alerts, user='barney', password='barney-password',
+                         accept=None).status == 401
+    server.advance(api.throttle.max_delay)
+    assert testing.fetch(alerts, user='barney', password='barney-password',
+                         accept=None).status == 200

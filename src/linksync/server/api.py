@@ -131,7 +131,8 @@ class LinkSyncAPI:
         self.reactor = reactor
         #: The slow check of a password against a stored hash.
         self.verify_password = verify_password
-        self.throttle = passwords.Throttle(clock)
+        # One count of failures for the pages and the API.
+        self.throttle = self.web_access.throttle
         self._pool = None
 
     def close(self):
