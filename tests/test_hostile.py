@@ -252,3 +252,16 @@ def test_alerts_basic_auth_is_throttled(server):
     server.advance(api.throttle.max_delay)
     assert testing.fetch(alerts, user='barney', password='barney-password',
                          accept=None).status == 200
+
+
+def test_a_multicall_has_a_bounded_number_of_calls(server):
+    from linksync.xmlrpc.resource import MAX_MULTICALL_CALLS
+    proxy = server.proxy()
+    call = {'methodName': 'system.listMethods', 'params': []}
+    assert len(proxy.system.multicall([call] * MAX_MULTICALL_CALLS)) == \
+        MAX_MULTICALL_CALLS
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        proxy.system.multicall([call] * 30_000)
+    assert info.value.faultCode == -32602
+    assert 'at most %d calls (30000 given)' % MAX_MULTICALL_CALLS in \
+        info.value.faultString

@@ -377,15 +377,21 @@ def parse_request(body):
     return params, name
 
 
+#: The most calls one system.multicall may carry: beyond, a fault at once,
+#: so a small request cannot ask for an answer many times its size.
+MAX_MULTICALL_CALLS = 1000
+
+
 class XMLRPCResource(resource.Resource):
     """Serves the methods of a MethodTable over XML-RPC (POST only)."""
 
     isLeaf = True
 
     def __init__(self, table, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
-                 metrics=None):
+                 metrics=None, max_multicall_calls=MAX_MULTICALL_CALLS):
         super().__init__()
         self.table = table
+        self.max_multicall_calls = max_multicall_calls
         self.max_request_bytes = max_request_bytes
         self.metrics = metrics
         # The call counters by (method, outcome), labelled once.
@@ -562,6 +568,10 @@ class XMLRPCResource(resource.Resource):
         if len(params) != 1 or not isinstance(params[0], (list, tuple)):
             raise Fault(INVALID_PARAMS,
                         'system.multicall takes one array of call structs')
+        if len(params[0]) > self.max_multicall_calls:
+            raise Fault(INVALID_PARAMS, 'system.multicall takes at most %d '
+                        'calls (%d given): split them'
+                        % (self.max_multicall_calls, len(params[0])))
         results = []
         for entry in params[0]:
             if not isinstance(entry, dict) or \
