@@ -14,6 +14,15 @@ The memory is bounded, per process, and a remembered password counts only
 as long as the client's stored hash is the one it was verified against:
 changing the password, or removing the client (and registering the id
 again), forgets it.
+
+A password that must be hashed is hashed in a small pool of threads, never
+in the reactor thread, so a flood of wrong passwords cannot stall the other
+clients; an unknown client id is checked against a dummy hash, so that it
+takes as long as a wrong password. Failures are throttled per client id and
+per source address (linksync.server.model.passwords.Throttle): while
+throttled, a call is answered 401 at once, without hashing. A password
+remembered as verified is never throttled, so a client keeps working while
+somebody guesses at its id.
 """
 
 import collections
@@ -22,10 +31,12 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 import urllib.parse
 
 import zope.component
-from twisted.internet import defer
+from twisted.internet import defer, threads
+from twisted.python.threadpool import ThreadPool
 from twisted.logger import Logger
 
 from linksync import PROTOCOL_VERSION, states, urlnorm
@@ -45,9 +56,27 @@ methods = MethodTable()
 
 #: Verified credentials remembered per process.
 AUTH_CACHE_SIZE = 10_000
+#: Threads hashing passwords at once (each scrypt takes ~64 MiB).
+HASH_THREADS = 2
 
 _CLIENT_ID = re.compile(r'[^\x00-\x1f\x7f]{1,200}')
 _EMAIL = re.compile(r'[^@\s]+@[^@\s]+')
+
+
+def _look_alike(client_id):
+    """What makes `client_id` pass for another id ('' when nothing): an
+    invisible or format character (zero-width space, bidi marks), a space
+    other than U+0020, or a compatibility form that NFKC folds (fullwidth
+    letters, ligatures)."""
+    for char in client_id:
+        category = unicodedata.category(char)
+        if category.startswith('C') or (category == 'Zs' and char != ' ') \
+                or category in ('Zl', 'Zp'):
+            return 'the invisible or format character U+%04X' % ord(char)
+    if unicodedata.normalize('NFKC', client_id) != client_id:
+        return 'characters that Unicode NFKC folds into others (give %r)' \
+            % unicodedata.normalize('NFKC', client_id)
+    return ''
 
 
 def _client_method(name, params=(), returns=bool, write=False):
@@ -63,12 +92,18 @@ def _client_method(name, params=(), returns=bool, write=False):
         @functools.wraps(func)
         def method(self, call, client_id, password, *args):
             def work(app):
-                client = self.authenticate(client_id, password)
+                client = self.verified_client(client_id, password)
                 call.client_id = client_id
                 return func(self, call, app, client, *args)
-            if write:
-                return self.session.run(work)
-            return self.session.read(work)
+
+            def run(_=None):
+                if write:
+                    return self.session.run(work)
+                return self.session.read(work)
+            verifying = self.verify(client_id, password, call.peer)
+            if verifying is None:
+                return run()
+            return verifying.addCallback(run)
         methods.method(name, declared, returns)(method)
         return method
     return decorate
@@ -80,7 +115,8 @@ class LinkSyncAPI:
     methods = methods
 
     def __init__(self, session, secret, clock, mailer=None, public_url=None,
-                 web_access=None, registration_cc=()):
+                 web_access=None, registration_cc=(), reactor=None,
+                 verify_password=passwords.verify_password):
         self.session = session
         #: The operators' addresses told of each registration.
         self.registration_cc = tuple(registration_cc or ())
@@ -94,21 +130,104 @@ class LinkSyncAPI:
         self._verified = collections.OrderedDict()
         # The key of the remembered digests: this process's only.
         self._verified_key = secrets.token_bytes(32)
+        self.reactor = reactor
+        #: The slow check of a password against a stored hash.
+        self.verify_password = verify_password
+        # One count of failures for the pages and the API.
+        self.throttle = self.web_access.throttle
+        self._pool = None
+
+    def close(self):
+        """Stop the hashing threads (waits for a running hash)."""
+        if self._pool is not None:
+            self._pool.stop()
+            self._pool = None
+
+    def _hash_in_thread(self, password, stored):
+        """A Deferred firing with verify_password(password, stored), run in
+        the hashing pool (in this thread when there is no reactor)."""
+        if self.reactor is None:
+            return defer.maybeDeferred(self.verify_password, password, stored)
+        if self._pool is None:
+            self._pool = ThreadPool(0, HASH_THREADS, 'linksync-passwords')
+            self._pool.start()
+        return threads.deferToThreadPool(self.reactor, self._pool,
+                                         self.verify_password, password,
+                                         stored)
 
     # -- credentials -------------------------------------------------------------
 
-    def authenticate(self, client_id, password):
-        """The client with these credentials; Unauthorized otherwise."""
-        client = zope.component.getUtility(IClientProvider).get(client_id)
-        if client is None or not isinstance(password, str):
-            raise Unauthorized()
+    def _remembered(self, client_id, password, password_hash):
         cached = self._verified.get(client_id)
-        if cached is not None and cached[0] == client.password_hash and \
+        if cached is not None and cached[0] == password_hash and \
                 hmac.compare_digest(cached[1], self._digest(password)):
             self._verified.move_to_end(client_id)
-            return client
-        if not client.check_password(password):
+            return True
+        return False
+
+    def verify(self, client_id, password, peer):
+        """None when these credentials were verified already; otherwise a
+        Deferred firing once the password was hashed (in a thread) and
+        found right, failing with Unauthorized when it is wrong. Raises
+        Unauthorized at once while the id or the peer is throttled."""
+        if not isinstance(client_id, str) or not isinstance(password, str):
             raise Unauthorized()
+        stored = self.session.read(self._stored_hash, client_id)
+        if stored is not None and self._remembered(client_id, password,
+                                                   stored):
+            return None
+        if self.throttle.blocked(client_id, peer):
+            self.throttle.refuse()
+            raise Unauthorized()
+
+        def checked(right):
+            if not right or stored is None:
+                self.throttle.failed(client_id, peer)
+                raise Unauthorized()
+            self.throttle.succeeded(client_id)
+            self._remember(client_id, stored, password)
+        return self._hash_in_thread(
+            password, stored if stored is not None else
+            passwords.dummy_hash()).addCallback(checked)
+
+    @staticmethod
+    def _stored_hash(app, client_id):
+        client = zope.component.getUtility(IClientProvider).get(client_id)
+        return None if client is None else client.password_hash
+
+    def verified_client(self, client_id, password):
+        """The client with these credentials, verified already by verify();
+        Unauthorized otherwise (the password changed meanwhile)."""
+        client = zope.component.getUtility(IClientProvider).get(client_id)
+        if client is None or not isinstance(password, str) or \
+                not self._remembered(client_id, password,
+                                     client.password_hash):
+            raise Unauthorized()
+        return client
+
+    def authenticate(self, client_id, password, peer='-'):
+        """The client with these credentials; Unauthorized otherwise.
+
+        Hashes in the calling thread when the password is not remembered;
+        throttled like verify() and, for an unknown id, as slow as a
+        wrong password."""
+        provider = zope.component.getUtility(IClientProvider)
+        client = provider.get(client_id) if isinstance(client_id, str) \
+            else None
+        if not isinstance(password, str):
+            raise Unauthorized()
+        if client is not None and self._remembered(client_id, password,
+                                                   client.password_hash):
+            return client
+        if self.throttle.blocked(client_id, peer):
+            self.throttle.refuse()
+            raise Unauthorized()
+        stored = client.password_hash if client is not None else \
+            passwords.dummy_hash()
+        if not self.verify_password(password, stored) or client is None:
+            self.throttle.failed(client_id, peer)
+            raise Unauthorized()
+        self.throttle.succeeded(client_id)
         self._remember(client_id, client.password_hash, password)
         return client
 
@@ -125,10 +244,17 @@ class LinkSyncAPI:
         if len(self._verified) > AUTH_CACHE_SIZE:
             self._verified.popitem(last=False)
 
-    def check_secret(self, secret):
+    def check_secret(self, secret, peer='-'):
+        """Unauthorized unless `secret` is the management secret; wrong
+        guesses are throttled per source address like wrong passwords."""
+        key = ('secret', peer)
+        if self.throttle.blocked(key):
+            self.throttle.refuse()
+            raise Unauthorized()
         if not isinstance(secret, str) or not self.secret or \
                 not hmac.compare_digest(secret.encode('utf-8'),
                                         self.secret.encode('utf-8')):
+            self.throttle.failed(key)
             raise Unauthorized()
 
     # -- registration of clients ---------------------------------------------
@@ -145,7 +271,7 @@ class LinkSyncAPI:
         Without a password the server generates one and mails it to the
         contact. Returns True.
         """
-        self.check_secret(secret)
+        self.check_secret(secret, call.peer)
         callback_url = self._check_client_fields(
             client_id, callback_url, contact_email, password)
         call.client_id = client_id
@@ -175,6 +301,7 @@ class LinkSyncAPI:
             raise Fault(UNAVAILABLE, 'the password could not be mailed to %s'
                         ' (%s); nothing was registered' % (
                             contact_email, failure.getErrorMessage()))
+
         def mailed(_):
             return self._tell_operators(
                 client_id, callback_url, contact_name, contact_email,
@@ -216,6 +343,10 @@ class LinkSyncAPI:
             raise Fault(INVALID_PARAMS, 'registerClient: the client id must '
                         'be 1 to 200 printable characters without leading '
                         'or trailing space')
+        look_alike = _look_alike(client_id)
+        if look_alike:
+            raise Fault(INVALID_PARAMS, 'registerClient: the client id must '
+                        'not contain %s' % look_alike)
         try:
             normalized = urlnorm.normalize(callback_url)
         except urlnorm.InvalidURL as e:

@@ -61,7 +61,8 @@ class APIService(web.ListeningService):
             server.settings, 'alerts_link_lifetime', ALERTS_LIFETIME))
         self.api = LinkSyncAPI(self.session, server.secret, server.clock,
                                server.mailer, server.settings.public_url,
-                               web_access=access, registration_cc=getattr(
+                               web_access=access, reactor=server.reactor,
+                               registration_cc=getattr(
                                    server.settings, 'registration_cc', ()))
         pages = WebUI(self.session, access, self.api, server.clock,
                       server.metrics)
@@ -90,6 +91,7 @@ class APIService(web.ListeningService):
     @defer.inlineCallbacks
     def stopService(self):
         yield super().stopService()
+        self.api.close()
         self.session.close()
 
 

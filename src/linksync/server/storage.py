@@ -42,6 +42,16 @@ def open_storage(data=None, zeo=None, dsn=None, read_only=False,
     return _open_filestorage(data or 'var', read_only)
 
 
+def _create_private(data, path):
+    """Create the data directory (0700) and an empty Data.fs (0600) when
+    they do not exist yet: the database holds password hashes and sealed
+    credentials, for nobody else's eyes. Whatever ZODB writes beside it
+    (index, pack files) is inside the private directory."""
+    os.makedirs(data, mode=0o700, exist_ok=True)
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 def _open_filestorage(data, read_only):
     from ZODB.FileStorage import FileStorage
     from zc.lockfile import LockError
@@ -49,7 +59,8 @@ def _open_filestorage(data, read_only):
     if read_only and not os.path.exists(path):
         raise StorageError('no database at %s' % path)
     try:
-        os.makedirs(data, exist_ok=True)
+        if not read_only:
+            _create_private(data, path)
         return FileStorage(path, read_only=read_only)
     except LockError:
         raise StorageError(

@@ -194,6 +194,33 @@ class MethodTable:
         return bound
 
 
+#: The longest client-given text written into one log field.
+LOG_FIELD_LIMIT = 100
+
+
+def log_field(text, limit=LOG_FIELD_LIMIT, always_quote=False):
+    r"""`text` as one field of a log line: as it is when it is short and
+    plain; else quoted (line breaks and other controls escaped, so no
+    forged line) and cut to `limit` characters, saying how long it was.
+
+    >>> log_field('checkConnection')
+    'checkConnection'
+    >>> log_field('x\n2026 forged line')
+    "'x\\n2026 forged line'"
+    >>> log_field('m' * 1000, limit=5)
+    "'mmmmm'...(1000 characters)"
+    """
+    if not isinstance(text, str):
+        text = str(text)
+    if not always_quote and 0 < len(text) <= limit and text.isprintable() \
+            and ' ' not in text:
+        return text
+    quoted = repr(text[:limit])
+    if len(text) > limit:
+        quoted += '...(%d characters)' % len(text)
+    return quoted
+
+
 def no_delay(channel):
     """Set TCP_NODELAY on the connection of `channel` (once).
 
@@ -350,15 +377,21 @@ def parse_request(body):
     return params, name
 
 
+#: The most calls one system.multicall may carry: beyond, a fault at once,
+#: so a small request cannot ask for an answer many times its size.
+MAX_MULTICALL_CALLS = 1000
+
+
 class XMLRPCResource(resource.Resource):
     """Serves the methods of a MethodTable over XML-RPC (POST only)."""
 
     isLeaf = True
 
     def __init__(self, table, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
-                 metrics=None):
+                 metrics=None, max_multicall_calls=MAX_MULTICALL_CALLS):
         super().__init__()
         self.table = table
+        self.max_multicall_calls = max_multicall_calls
         self.max_request_bytes = max_request_bytes
         self.metrics = metrics
         # The call counters by (method, outcome), labelled once.
@@ -491,8 +524,9 @@ class XMLRPCResource(resource.Resource):
             'log_logger': log, 'log_level': LogLevel.info,
             'log_namespace': log.namespace, 'log_source': None,
             'log_format': _REQUEST_LINE, 'log_time': time.time(),
-            'peer': call.peer, 'client': call.client_id or '-',
-            'method': name, 'outcome': outcome, 'ms': elapsed * 1000})
+            'peer': call.peer, 'client': log_field(call.client_id or '-'),
+            'method': log_field(name), 'outcome': outcome,
+            'ms': elapsed * 1000})
         if self.metrics is not None:
             # Label only methods that exist: clients cannot make up labels.
             if name not in _SYSTEM_METHODS and self.table.get(name) is None:
@@ -516,7 +550,8 @@ class XMLRPCResource(resource.Resource):
             return self._introspect(name, params)
         method = self.table.get(name)
         if method is None:
-            raise Fault(METHOD_NOT_FOUND, 'no method %r' % name)
+            raise Fault(METHOD_NOT_FOUND, 'no method %s' % log_field(
+                name, always_quote=True))
         args = method.check(params)
         return method.func(call, *args)
 
@@ -524,7 +559,7 @@ class XMLRPCResource(resource.Resource):
         if fail.check(Fault):
             return fail.value
         log.failure('unexpected error in {method}', failure=fail,
-                    method=name)
+                    method=log_field(name))
         return Fault(INTERNAL_ERROR, 'internal error in %s: %s' % (
             name, fail.type.__name__))
 
@@ -533,6 +568,10 @@ class XMLRPCResource(resource.Resource):
         if len(params) != 1 or not isinstance(params[0], (list, tuple)):
             raise Fault(INVALID_PARAMS,
                         'system.multicall takes one array of call structs')
+        if len(params[0]) > self.max_multicall_calls:
+            raise Fault(INVALID_PARAMS, 'system.multicall takes at most %d '
+                        'calls (%d given): split them'
+                        % (self.max_multicall_calls, len(params[0])))
         results = []
         for entry in params[0]:
             if not isinstance(entry, dict) or \
@@ -572,7 +611,8 @@ class XMLRPCResource(resource.Resource):
                 'system.listMethods', 'system.methodHelp',
                 'system.methodSignature', 'system.multicall']
         if name not in ('system.methodHelp', 'system.methodSignature'):
-            raise Fault(METHOD_NOT_FOUND, 'no method %r' % name)
+            raise Fault(METHOD_NOT_FOUND, 'no method %s' % log_field(
+                name, always_quote=True))
         if len(params) != 1 or not isinstance(params[0], str):
             raise Fault(INVALID_PARAMS, '%s takes one method name' % name)
         target = params[0]

@@ -141,7 +141,7 @@ def install(api, table, server=None):
 
 def _remote(api, op, server):
     def method(call, secret, *args):
-        api.check_secret(secret)
+        api.check_secret(secret, call.peer)
         call.client_id = 'admin'
         context = Context(api.session, api.clock,
                           getattr(server, 'reactor', None), server)
@@ -300,6 +300,10 @@ def purge_orphans(context, grace_seconds, dry_run=False):
     return {'purged': len(urls), 'urls': urls[:PURGE_LISTED]}
 
 
+#: The longest history admin.pack keeps (about 100 years).
+MAX_PACK_DAYS = 36_500
+
+
 @operation('pack', [Param('days', float)], returns=str, transactional=False)
 def pack(context, days):
     """Pack the database, keeping the revisions of the last `days` days.
@@ -307,8 +311,10 @@ def pack(context, days):
     In a running server the pack runs in a thread: ZODB packs while
     transactions go on.
     """
-    if days < 0:
-        raise OperationError('days must not be negative')
+    # Also refuses NaN, and cut-offs before the epoch (1e308 days).
+    if not 0 <= days <= MAX_PACK_DAYS:
+        raise OperationError('days must be a number from 0 to %d'
+                             % MAX_PACK_DAYS)
     db = context.session.database.db
     before = db.getSize()
     cutoff = time.time() - days * 86400

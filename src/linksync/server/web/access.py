@@ -51,6 +51,7 @@ import re
 from zope.interface import implementer
 
 from linksync.server.interfaces import IWebAccess
+from linksync.server.model import passwords
 
 SESSION_COOKIE = b'linksync_session'
 #: Seconds a login lasts.
@@ -128,6 +129,9 @@ class Access:
         self.session_lifetime = session_lifetime
         self._sessions = Signer(derive_key(self.secret, 'session'))
         self._alerts = Signer(derive_key(self.secret, 'alerts'))
+        #: Failed guesses of the secret (and, shared with the API, of
+        #: client passwords): see linksync.server.model.passwords.Throttle.
+        self.throttle = passwords.Throttle(clock)
 
     # -- the management secret ------------------------------------------------
 
@@ -139,10 +143,22 @@ class Access:
                                    self.secret.encode('utf-8',
                                                       'surrogatepass'))
 
+    def is_secret_from(self, request, text):
+        """is_secret(text), throttled per source address: while the
+        address is blocked for wrong guesses, False without comparing."""
+        key = ('secret', getattr(request.getClientAddress(), 'host', '-'))
+        if self.throttle.blocked(key):
+            self.throttle.refuse()
+            return False
+        if not self.is_secret(text):
+            self.throttle.failed(key)
+            return False
+        return True
+
     def is_manager(self, request):
         credentials = basic_credentials(request)
         if credentials is not None:
-            return self.is_secret(credentials[1])
+            return self.is_secret_from(request, credentials[1])
         return self.has_session(request)
 
     def has_session(self, request):
@@ -156,7 +172,7 @@ class Access:
         return self._sessions.verify('manager', token, self.clock.seconds())
 
     def login(self, request, secret):
-        if not self.is_secret(secret):
+        if not self.is_secret_from(request, secret):
             return False
         expires = self.clock.seconds() + self.session_lifetime
         request.addCookie(

@@ -182,9 +182,9 @@ class WebUI:
         raise Redirect(href('/login', next=request.uri.decode(
             'ascii', 'replace')))
 
-    def _client_may_see(self, app, client_id, password):
+    def _client_may_see(self, app, client_id, password, peer):
         try:
-            self.api.authenticate(client_id, password)
+            self.api.authenticate(client_id, password, peer)
         except Unauthorized:
             return False
         return True
@@ -206,7 +206,8 @@ class WebUI:
         credentials = basic_credentials(request)
         if credentials is not None and credentials[0] == client_id and \
                 credentials[1] is not None and self.session.read(
-                    self._client_may_see, client_id, credentials[1]):
+                    self._client_may_see, client_id, credentials[1],
+                    getattr(request.getClientAddress(), 'host', '-')):
             return 'frame'
         raise HTTPError(401, 'Not allowed', "This page needs the client's "
                         'credentials (or the link the application shows).',

@@ -1,0 +1,216 @@
+"""Benchmark: a well-behaved client's latency while hostile clients attack.
+
+    .venv/bin/python bench/hostile.py [--seconds 5]
+
+Starts a real ``linksync serve`` (FileStorage in a temporary directory) on
+127.0.0.1. A well-behaved client calls ``checkConnection`` back to back for
+the whole run and records every call's latency. The attacks run one after
+the other, each for ``--seconds``, after a quiet phase of the same length:
+
+* ``wrong-password multicall``: multicalls of 400 wrong passwords for a
+  known client id, one after the other;
+* ``wrong passwords 4x15/s``: 4 clients sending wrong passwords for known
+  ids at 15 calls/s each;
+* ``secret guessing``: multicalls of 1000 wrong management secrets, and
+  wrong secrets posted to /login, back to back;
+* ``30,000-call multicalls``: 15 connections each sending a 30,000-call
+  ``system.listMethods`` multicall and never reading the answer.
+
+For each phase it prints the well-behaved client's median and worst
+latency, its failed calls, and the server's RSS beside the quiet figure.
+Slow connections and half-sent bodies are not covered yet.
+"""
+
+import os
+import sys
+
+# bench/xmlrpc.py, beside this file, would shadow the standard library's
+# xmlrpc package: this directory leaves sys.path.
+if sys.path and os.path.abspath(sys.path[0] or '.') == os.path.dirname(
+        os.path.abspath(__file__)):
+    del sys.path[0]
+
+import argparse  # noqa: E402
+import http.client  # noqa: E402
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.parse  # noqa: E402
+import xmlrpc.client  # noqa: E402
+
+SECRET = 'bench-secret'
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class WellBehaved(threading.Thread):
+    """Calls checkConnection back to back; latencies by phase."""
+
+    def __init__(self, url):
+        super().__init__(daemon=True)
+        self.proxy = xmlrpc.client.ServerProxy(url)
+        self.phase = 'quiet'
+        self.latencies = {}
+        self.failures = {}
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            phase = self.phase
+            started = time.perf_counter()
+            try:
+                ok = self.proxy.checkConnection('good', 'good-password') == 2
+            except Exception:
+                ok = False
+            elapsed = time.perf_counter() - started
+            self.latencies.setdefault(phase, []).append(elapsed)
+            if not ok:
+                self.failures[phase] = self.failures.get(phase, 0) + 1
+            time.sleep(0.01)
+
+
+def until(deadline, func):
+    while time.monotonic() < deadline:
+        try:
+            func()
+        except (xmlrpc.client.Error, OSError, http.client.HTTPException):
+            pass
+
+
+def wrong_password_multicall(url, deadline):
+    proxy = xmlrpc.client.ServerProxy(url)
+    calls = [{'methodName': 'checkConnection',
+              'params': ['victim0', 'wrong%d' % i]} for i in range(400)]
+    until(deadline, lambda: proxy.system.multicall(calls))
+
+
+def wrong_passwords_paced(url, deadline):
+    def attacker(n):
+        proxy = xmlrpc.client.ServerProxy(url)
+        i = 0
+        while time.monotonic() < deadline:
+            try:
+                proxy.checkConnection('victim%d' % n, 'wrong%d' % i)
+            except (xmlrpc.client.Error, OSError):
+                pass
+            i += 1
+            time.sleep(1 / 15)
+    threads = [threading.Thread(target=attacker, args=(n,))
+               for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def secret_guessing(url, deadline):
+    proxy = xmlrpc.client.ServerProxy(url)
+    calls = [{'methodName': 'admin.pack', 'params': ['guess%d' % i, 1.0]}
+             for i in range(1000)]
+    parts = urllib.parse.urlsplit(url)
+
+    def login():
+        conn = http.client.HTTPConnection(parts.hostname, parts.port,
+                                          timeout=30)
+        conn.request('POST', '/login', body='secret=guess&next=%2F',
+                     headers={'Content-Type':
+                              'application/x-www-form-urlencoded'})
+        conn.getresponse().read()
+        conn.close()
+    other = threading.Thread(target=until, args=(deadline, login))
+    other.start()
+    until(deadline, lambda: proxy.system.multicall(calls))
+    other.join()
+
+
+def huge_multicalls(url, deadline):
+    parts = urllib.parse.urlsplit(url)
+    body = xmlrpc.client.dumps(
+        ([{'methodName': 'system.listMethods', 'params': []}] * 30_000,),
+        'system.multicall').encode()
+    sockets = []
+    for _ in range(15):
+        s = socket.create_connection((parts.hostname, parts.port))
+        s.sendall(b'POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: '
+                  b'text/xml\r\nContent-Length: %d\r\n\r\n' % len(body)
+                  + body)
+        sockets.append(s)
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    for s in sockets:
+        s.close()
+
+
+ATTACKS = [('wrong-password multicall', wrong_password_multicall),
+           ('wrong passwords 4x15/s', wrong_passwords_paced),
+           ('secret guessing', secret_guessing),
+           ('30,000-call multicalls', huge_multicalls)]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seconds', type=float, default=5.0)
+    args = parser.parse_args()
+    workdir = tempfile.mkdtemp(prefix='linksync-hostile-')
+    port = free_port()
+    url = 'http://127.0.0.1:%d/RPC2' % port
+    log = open(os.path.join(workdir, 'serve.log'), 'w')
+    server = subprocess.Popen(
+        [sys.executable, '-m', 'linksync.cli', 'serve', '--data',
+         os.path.join(workdir, 'var'), '--secret', SECRET, '--listen',
+         'tcp:%d:interface=127.0.0.1' % port], stdout=log, stderr=log)
+    try:
+        proxy = xmlrpc.client.ServerProxy(url)
+        for _ in range(600):
+            try:
+                proxy.system.listMethods()
+                break
+            except OSError:
+                time.sleep(0.1)
+        for client_id in ['good'] + ['victim%d' % n for n in range(4)]:
+            proxy.registerClient(SECRET, client_id, 'http://127.0.0.1:9/',
+                                 'Bench', 'bench@example.com',
+                                 client_id + '-password')
+        good = WellBehaved(url)
+        good.start()
+        time.sleep(args.seconds)
+        quiet_rss = rss_mib(server.pid)
+        rows = [('quiet', quiet_rss)]
+        for name, attack in ATTACKS:
+            good.phase = name
+            attack(url, time.monotonic() + args.seconds)
+            rows.append((name, rss_mib(server.pid)))
+        good.stop.set()
+        good.join()
+        print('load average: %.2f %.2f %.2f' % os.getloadavg())
+        print('%-26s %8s %8s %6s %8s %9s' % ('phase', 'median', 'worst',
+                                             'calls', 'failed', 'RSS MiB'))
+        for name, rss in rows:
+            lat = good.latencies.get(name, [0.0])
+            print('%-26s %6.1fms %6.1fms %6d %8d %6.0f (%.2fx)' % (
+                name, statistics.median(lat) * 1000, max(lat) * 1000,
+                len(lat), good.failures.get(name, 0), rss, rss / quiet_rss))
+    finally:
+        server.terminate()
+        server.wait(60)
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
