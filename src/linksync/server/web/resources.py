@@ -4,6 +4,7 @@
 ``GET /``                              the overview (management secret)
 ``GET /search?q=&match=&state=``       the URL search (management secret)
 ``GET /clients``, ``GET /agents``      the lists, a page at a time (idem)
+``GET /url?u=URL``                     a URL's page, its history (idem)
 ``GET /alerts/CLIENT_ID``              a client's alerts page (see
                                        linksync.server.web.access)
 ``GET /login``, ``POST /login``        the login form (field ``secret``)
@@ -26,7 +27,7 @@ from twisted.logger import Logger
 from twisted.web import resource
 
 from linksync.server.web import alerts as alerts_module
-from linksync.server.web import overview, search
+from linksync.server.web import overview, search, urlpage
 from linksync.server.web.access import basic_credentials
 from linksync.server.web.markup import CSP, Safe, href, page, render
 from linksync.xmlrpc.resource import Unauthorized
@@ -119,6 +120,7 @@ class WebUI:
         root.putChild(b'clients', _Page(self, self.clients_page))
         root.putChild(b'agents', _Page(self, self.agents_page))
         root.putChild(b'alerts', _Alerts(self))
+        root.putChild(b'url', _Page(self, self.url_page))
 
     # -- answering ------------------------------------------------------------
 
@@ -247,6 +249,19 @@ class WebUI:
         result = self.session.read(query.run) if asked else None
         return 'Find a URL', search.render_search(
             query, result, self.clock.seconds()), 'manager'
+
+    def url_page(self, request):
+        self.require_manager(request)
+        url = argument(request, 'u').strip()
+        if not url:
+            raise HTTPError(400, 'Bad request', 'Which URL? Give it as the '
+                            'parameter u.')
+        now = self.clock.seconds()
+        data = self.session.read(urlpage.url_data, url, now)
+        if data is None:
+            raise HTTPError(404, 'Not found', 'No URL %r is monitored.'
+                            % (url,))
+        return 'URL', urlpage.render_url(data, now), 'manager'
 
     def clients_page(self, request):
         self.require_manager(request)

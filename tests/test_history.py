@@ -1,0 +1,139 @@
+"""The history of URLs: recorded with check results, bounded, pruned, and
+shown on the URL page (real server, real socket)."""
+
+import shutil
+
+import pytest
+import zope.component
+from ZODB.FileStorage import FileStorage
+
+from linksync import states, testing
+from linksync.server.database import Database
+from linksync.server.interfaces import IHistory, IURLProvider
+from linksync.server.model.history import RESULTS, History, URLHistory
+
+from test_migration import FIXTURE
+from test_pages import SECRET, START, get, manager, rows, server  # noqa
+
+DAY = 86400
+
+
+def test_results_are_a_bounded_ring_and_changes_only_changes():
+    h = URLHistory()
+    for i in range(RESULTS + 5):
+        h.add(i, states.OK if i % 10 else states.UNAVAILABLE, 'r%d' % i, 0.1)
+    assert len(h.results) == RESULTS
+    assert h.results[-1][0] == RESULTS + 4
+    assert [c[0] for c in h.changes] == [0, 1, 10, 11, 20, 21]
+
+
+def test_uptime_is_the_share_of_known_time_ok():
+    h = URLHistory()
+    h.add(0, states.OK, '', None)
+    h.add(3 * DAY, states.UNAVAILABLE, 'HTTP 404', None)
+    h.add(4 * DAY, states.OK, '', None)
+    now = 5 * DAY
+    assert h.uptime(now, DAY) == 1.0
+    assert h.uptime(now, 2 * DAY) == 0.5
+    assert h.uptime(now, 30 * DAY) == 0.8  # known since day 0 only
+    assert URLHistory().uptime(now, DAY) is None
+
+
+def test_prune_keeps_the_state_at_the_cut_off():
+    history = History()
+    for day, state in enumerate([states.OK, states.UNAVAILABLE, states.OK,
+                                 states.OK]):
+        history.record('http://a/', state, '', day * DAY)
+    history.record('http://old/', states.OK, '', 0)
+    assert history.prune(2.5 * DAY) is None
+    kept = history.get('http://a/')
+    assert [c[:2] for c in kept.changes] == [(2 * DAY, states.OK)]
+    assert [r[0] for r in kept.results] == [3 * DAY]
+    assert kept.state_at(2.6 * DAY) == states.OK
+    # Only its state at the cut-off is left of the old one: kept as such.
+    assert history.get('http://old/').results == ()
+    assert history.get('http://old/').state_at(DAY) == states.OK
+    assert len(history) == 2
+
+
+def test_prune_goes_a_batch_at_a_time():
+    history = History()
+    for i in range(5):
+        history.record('http://h%d/' % i, states.OK, '', 0)
+    after = history.prune(DAY, batch=2)
+    assert after == 'http://h1/'
+    after = history.prune(DAY, after, batch=2)
+    assert after == 'http://h3/'
+    assert history.prune(DAY, after, batch=2) is None
+
+
+def test_an_old_database_opens_with_empty_histories(tmp_path):
+    path = tmp_path / 'Data.fs'
+    shutil.copy(FIXTURE, path)
+    database = Database(FileStorage(str(path)))
+    try:
+        def read(app):
+            provider = zope.component.getUtility(IURLProvider)
+            history = zope.component.getUtility(IHistory)
+            urls = list(provider.keys())
+            assert urls
+            return [(history.get(u).results, history.get(u).changes)
+                    for u in urls]
+        assert set(database.session().read(read)) == {((), ())}
+    finally:
+        database.close()
+
+
+def record(server, url, state, reason, when, latency=0.25):
+    """Store a result as the checker's writer does: on the URL and in its
+    history, in one transaction."""
+    def store(app):
+        obj = zope.component.getUtility(IURLProvider).get(url)
+        obj.set_result(state, reason, when)
+        zope.component.getUtility(IHistory).record(obj.url, state, reason,
+                                                   when, latency)
+    server.run(store)
+
+
+def test_url_page_shows_state_uptime_timeline_results_clients(server):
+    server.proxy().registerURLs('fred', 'fred-pw', ['http://a.example/x'])
+    server.proxy().registerURLs('ann', 'ann-pw', ['http://a.example/x'])
+    record(server, 'http://a.example/x', states.OK, '', START - 2 * DAY)
+    record(server, 'http://a.example/x', states.UNAVAILABLE, 'HTTP 404',
+           START - DAY)
+    answer = manager(server, '/url?u=http://a.example/x')
+    assert answer.status == 200
+    text = testing.page_text(answer.text)
+    assert 'HTTP 404' in text
+    assert ['24 h', '0.00 %'] in rows(answer)
+    assert ['7 d', '50.00 %'] in rows(answer)
+    assert '0.250 s' in text
+    assert 'href="/alerts/fred"' in answer.text
+    assert 'href="/alerts/ann"' in answer.text
+    assert '<svg class="timeline" role="img" aria-label="State timeline' \
+        in answer.text
+    assert 'unavailable from' in answer.text
+    assert "'none'" in answer.headers['content-security-policy']
+
+
+def test_url_page_refuses_bad_and_unknown_urls_and_strangers(server):
+    assert manager(server, '/url').status == 400
+    assert manager(server, '/url?u=%20').status == 400
+    assert manager(server, '/url?u=%ff').status == 400
+    assert manager(server, '/url?u=http://nowhere.example/').status == 404
+    assert get(server, '/url?u=http://a.example/',
+               accept=None).status == 401
+    assert get(server, '/url?u=http://a.example/',
+               password='fred-pw', user='fred').status == 401
+
+
+def test_url_page_escapes_what_it_shows(server):
+    url = 'http://a.example/<script>alert(1)</script>'
+    server.proxy().registerURLs('fred', 'fred-pw', [url])
+    record(server, url, states.UNAVAILABLE, '<b>bad</b>', START)
+    answer = manager(server, '/url?u=' + url.replace('<', '%3C').replace(
+        '>', '%3E'))
+    assert answer.status == 200
+    assert '<script>' not in answer.text
+    assert '<b>bad</b>' not in answer.text
+    assert '&lt;b&gt;bad&lt;/b&gt;' in answer.text
