@@ -27,6 +27,18 @@ def test_results_are_a_bounded_ring_and_changes_only_changes():
     assert [c[0] for c in h.changes] == [0, 1, 10, 11, 20, 21]
 
 
+def test_changes_follow_the_published_state():
+    h = URLHistory()
+    h.add(0, states.OK, '200 OK')
+    # A failure waiting for its confirmation: a result, not a change.
+    h.add(10, states.UNAVAILABLE, '404', published=states.OK)
+    h.add(20, states.UNAVAILABLE, '404')
+    assert [r[1] for r in h.results] == [states.OK, states.UNAVAILABLE,
+                                         states.UNAVAILABLE]
+    assert [c[:2] for c in h.changes] == [(0, states.OK),
+                                          (20, states.UNAVAILABLE)]
+
+
 def test_uptime_is_the_share_of_known_time_ok():
     h = URLHistory()
     h.add(0, states.OK, '', None)
@@ -137,3 +149,26 @@ def test_url_page_escapes_what_it_shows(server):
     assert '<script>' not in answer.text
     assert '<b>bad</b>' not in answer.text
     assert '&lt;b&gt;bad&lt;/b&gt;' in answer.text
+
+
+def test_the_checker_records_each_result_in_the_history(tmp_path):
+    from linksync.testing import servers as testservers
+    from test_scheduler import all_checked, run_until, start_server
+    server = start_server(tmp_path)
+    web = testservers.HTTPTestServer('127.0.0.2')
+    web.clock = server.clock
+    web.start()
+    urls = [web.url('/status/200'), web.url('/status/404')]
+    fred = server.register_client('fred')
+    server.proxy().registerURLs(*fred, urls)
+    run_until(server, [web], all_checked(server, urls))
+
+    def read(app):
+        history = zope.component.getUtility(IHistory)
+        return {u: history.get(u).results for u in urls}
+    found = server.read(read)
+    [(_, state, reason, latency)] = found[urls[0]]
+    assert (state, reason) == (states.OK, '200 OK')
+    assert latency is not None and latency >= 0
+    assert [r[1:3] for r in found[urls[1]]] == [
+        (states.UNAVAILABLE, '404 Not Found')]

@@ -313,8 +313,9 @@ class IHistory(Interface):
     def get(url):
         """The URLHistory of a normalised URL (empty when none)."""
 
-    def record(url, state, reason, now, latency=None):
-        """Add a check result (in the transaction storing it)."""
+    def record(url, state, reason, now, latency=None, published=None):
+        """Add a check result (in the transaction storing it); the state
+        changes follow the `published` state."""
 
     def prune(before, after=None, batch=10000):
         """Forget what is older than `before`, a batch at a time."""

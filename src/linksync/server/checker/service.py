@@ -283,7 +283,8 @@ class Scheduler:
                     schedule.due_at(obj) is None:
                 continue  # removed or orphaned meanwhile
             schedule.record(obj, state, reason, checked, self.timing)
-            history.record(obj.url, state, reason, checked, latency)
+            history.record(obj.url, state, reason, checked, latency,
+                           obj.state)
 
     # -- orphans ----------------------------------------------------------------
 

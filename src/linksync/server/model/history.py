@@ -18,7 +18,7 @@ of an older database, or one not checked yet, has an empty history.
 >>> h.add(300, 'unavailable', 'HTTP 404', 0.1)
 >>> [c[:2] for c in h.changes]
 [(100, 'ok'), (200, 'unavailable')]
->>> len(h.results), h.uptime(400, 300)
+>>> len(h.results), h.uptime(300, 200)
 (3, 0.5)
 >>> h.uptime(400, 100)  # only unavailable in the last 100 s
 0.0
@@ -48,11 +48,16 @@ class URLHistory(persistent.Persistent):
     results = ()
     changes = ()
 
-    def add(self, now, state, reason, latency=None):
+    def add(self, now, state, reason, latency=None, published=None):
+        """Add a check result; the state changes follow the `published`
+        state (the result's own by default: a failure waiting for its
+        confirmation is a result, not yet a change)."""
         self.results = (self.results + ((now, state, reason, latency),))[
             -RESULTS:]
-        if not self.changes or self.changes[-1][1] != state:
-            self.changes = self.changes + ((now, state, reason),)
+        if published is None:
+            published = state
+        if not self.changes or self.changes[-1][1] != published:
+            self.changes = self.changes + ((now, published, reason),)
 
     def state_at(self, when):
         """The state the URL was in at `when` (None when not known)."""
@@ -111,11 +116,11 @@ class History(persistent.Persistent):
         found = self._urls.get(url)
         return found if found is not None else URLHistory()
 
-    def record(self, url, state, reason, now, latency=None):
+    def record(self, url, state, reason, now, latency=None, published=None):
         history = self._urls.get(url)
         if history is None:
             history = self._urls[url] = URLHistory()
-        history.add(now, state, reason, latency)
+        history.add(now, state, reason, latency, published)
 
     def prune(self, before, after=None, batch=10_000):
         """Prune up to `batch` histories from the key after `after`; returns
