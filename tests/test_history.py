@@ -172,3 +172,37 @@ def test_the_checker_records_each_result_in_the_history(tmp_path):
     assert latency is not None and latency >= 0
     assert [r[1:3] for r in found[urls[1]]] == [
         (states.UNAVAILABLE, '404 Not Found')]
+
+
+def test_pack_prunes_the_history_to_its_days(tmp_path):
+    import time
+    from test_serve import run_cli
+    data = tmp_path / 'var'
+    data.mkdir()
+    database = Database(FileStorage(str(data / 'Data.fs')))
+    now = time.time()
+
+    def store(app):
+        history = zope.component.getUtility(IHistory)
+        history.record('http://a.example/', states.OK, '', now - 10 * DAY)
+        history.record('http://a.example/', states.UNAVAILABLE, '404',
+                       now - DAY)
+        history.record('http://b.example/', states.OK, '', now - 10 * DAY)
+    database.session().run(store)
+    database.close()
+    result = run_cli('pack', '--data', str(data), '--secret', 'sesame',
+                     '--history-days', '5')
+    assert result.returncode == 0, result.stderr
+    database = Database(FileStorage(str(data / 'Data.fs')))
+    try:
+        def read(app):
+            history = zope.component.getUtility(IHistory)
+            a, b = (history.get(u) for u in ('http://a.example/',
+                                             'http://b.example/'))
+            return ([r[1] for r in a.results], [c[1] for c in a.changes],
+                    b.results, [c[1] for c in b.changes])
+        assert database.session().read(read) == (
+            [states.UNAVAILABLE], [states.OK, states.UNAVAILABLE], (),
+            [states.OK])
+    finally:
+        database.close()
