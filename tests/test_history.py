@@ -206,3 +206,45 @@ def test_pack_prunes_the_history_to_its_days(tmp_path):
             [states.OK])
     finally:
         database.close()
+
+
+def test_downloads_of_a_clients_problems(server, monkeypatch):
+    import csv
+    import io
+    import json
+    from linksync.server.web import alerts as alerts_module
+    monkeypatch.setattr(alerts_module, 'PAGE_SIZE', 2)  # several pages
+    urls = ['http://a.example/%d' % i for i in range(5)]
+    server.proxy().registerURLs('fred', 'fred-pw', urls)
+    server.proxy().registerURLs('ann', 'ann-pw', urls[:1])
+    for i, url in enumerate(urls):
+        record(server, url, states.UNAVAILABLE if i else states.OK,
+               '=HYPERLINK("x")' if i == 1 else '404 Not Found', START)
+    link = server.proxy().getInfoFrameURL('fred', 'fred-pw')
+    page = testing.fetch(link)
+    token = link.split('?token=')[1]
+    assert 'format=csv&amp;token=' in page.text
+    answer = testing.fetch(link + '&format=csv')
+    assert answer.status == 200
+    assert answer.headers['Content-Type'] == 'text/csv; charset=utf-8'
+    assert 'attachment' in answer.headers['Content-Disposition']
+    table = list(csv.reader(io.StringIO(answer.text)))
+    assert table[0] == ['url', 'state', 'reason', 'since', 'last_check']
+    assert sorted(r[0] for r in table[1:]) == urls[1:]
+    assert {r[1] for r in table[1:]} == {states.UNAVAILABLE}
+    # A formula is not one for a spreadsheet.
+    assert "'=HYPERLINK(\"x\")" in [r[2] for r in table[1:]]
+    assert table[1][3].endswith('Z')
+    answer = testing.fetch(link + '&format=json')
+    assert answer.headers['Content-Type'] == 'application/json'
+    data = json.loads(answer.text)
+    assert data['client'] == 'fred'
+    assert sorted(r['url'] for r in data['links']) == urls[1:]
+    # The alerts page's access rules: other clients' data 403, no
+    # credentials 401, bad format 400, unknown client 404.
+    assert get(server, '/alerts/ann?format=csv&token=' + token).status == 403
+    assert get(server, '/alerts/fred?format=csv').status == 401
+    assert testing.fetch(link + '&format=xml').status == 400
+    assert manager(server, '/alerts/nobody?format=csv').status == 404
+    answer = manager(server, '/alerts/ann?format=json')
+    assert json.loads(answer.text)['links'] == []

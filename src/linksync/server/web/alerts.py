@@ -97,8 +97,16 @@ def render_alerts(data, now, token=None):
     if data['last_sync'] is not None:
         synced = render(' The list of links was last synchronised with the '
                         'application {}.', when(data['last_sync'], now))
+    files = Safe('')
+    if total:
+        path = alerts_path(data['client'])
+        files = render(
+            '<p>Download the list: <a href="{}" download>CSV</a> · '
+            '<a href="{}" download>JSON</a></p>',
+            href(path, format='csv', token=token),
+            href(path, format='json', token=token))
     return render(
-        '<h1>Link problems of {}</h1>{}{}{}<p class="note">Links are '
+        '<h1>Link problems of {}</h1>{}{}{}{}<p class="note">Links are '
         'checked regularly.{}</p>', data['client'], summary,
         table(columns, cells, 'No problem found.') if total else Safe(''),
-        pager(more), synced)
+        pager(more), files, synced)

@@ -27,7 +27,7 @@ from twisted.logger import Logger
 from twisted.web import resource
 
 from linksync.server.web import alerts as alerts_module
-from linksync.server.web import overview, search, urlpage
+from linksync.server.web import downloads, overview, search, urlpage
 from linksync.server.web.access import basic_credentials
 from linksync.server.web.markup import CSP, Safe, href, page, render
 from linksync.xmlrpc.resource import Unauthorized
@@ -50,6 +50,17 @@ class HTTPError(Exception):
         self.title = title
         self.message = message
         self.headers = list(headers)
+
+
+class Download(Exception):
+    """Answer with the file `data` of `content_type`, saved as
+    `filename`."""
+
+    def __init__(self, data, content_type, filename):
+        super().__init__(filename)
+        self.data = data
+        self.content_type = content_type
+        self.filename = filename
 
 
 class Redirect(Exception):
@@ -136,6 +147,13 @@ class WebUI:
             framed = layout == 'frame'
             data = page(title, body, now, navigation=layout == 'manager',
                         frame=framed)
+        except Download as d:
+            request.setHeader(b'content-type', d.content_type)
+            request.setHeader(b'content-disposition', b'attachment; '
+                              b'filename="%s"' % d.filename.encode('ascii'))
+            request.setHeader(b'cache-control', b'no-store')
+            request.setHeader(b'x-content-type-options', b'nosniff')
+            return d.data
         except Redirect as r:
             request.setResponseCode(303)
             request.setHeader(b'location', r.location.encode('ascii'))
@@ -281,6 +299,19 @@ class WebUI:
 
     def alerts_page(self, request, client_id):
         layout = self.alerts_layout(request, client_id)
+        fmt = argument(request, 'format')
+        if fmt:
+            if fmt not in downloads.FORMATS:
+                raise HTTPError(400, 'Bad request', 'The format is csv or '
+                                'json.')
+            rows = downloads.problem_rows(self.session.read, client_id)
+            if rows is None:
+                raise HTTPError(404, 'Not found', 'No client %r.'
+                                % (client_id,))
+            data = downloads.as_csv(rows) if fmt == 'csv' else \
+                downloads.as_json(client_id, rows)
+            raise Download(data, downloads.FORMATS[fmt],
+                           'link-problems.' + fmt)
         after = argument(request, 'after')
         try:
             after = alerts_module.parse_after(after) if after else None
