@@ -248,3 +248,18 @@ def test_downloads_of_a_clients_problems(server, monkeypatch):
     assert manager(server, '/alerts/nobody?format=csv').status == 404
     answer = manager(server, '/alerts/ann?format=json')
     assert json.loads(answer.text)['links'] == []
+
+
+def test_search_alerts_and_overview_lead_to_url_pages(server):
+    url = 'http://a.example/a?b=1&c=2'
+    server.proxy().registerURLs('fred', 'fred-pw', [url])
+    record(server, url, states.UNAVAILABLE, '404', START)
+    page = '/url?u=http%3A%2F%2Fa.example%2Fa%3Fb%3D1%26c%3D2'
+    found = manager(server, '/search?q=http://a.example/')
+    assert 'href="%s"' % page in found.text
+    assert manager(server, page).status == 200
+    assert 'href="%s"' % page in manager(server, '/alerts/fred').text
+    # Not in the client's own view: the URL page is the manager's.
+    link = server.proxy().getInfoFrameURL('fred', 'fred-pw')
+    assert '/url?' not in testing.fetch(link).text
+    assert 'action="/url"' in manager(server, '/').text

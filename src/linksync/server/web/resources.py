@@ -322,7 +322,7 @@ class WebUI:
             raise HTTPError(404, 'Not found', 'No client %r.' % (client_id,))
         token = argument(request, 'token', None)
         return 'Link problems', alerts_module.render_alerts(
-            data, self.clock.seconds(), token), layout
+            data, self.clock.seconds(), token, layout == 'manager'), layout
 
     def login_page(self, request, failed=False):
         target = safe_next(argument(request, 'next', '/'))

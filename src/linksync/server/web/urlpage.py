@@ -13,13 +13,27 @@ from linksync import states
 from linksync.server.interfaces import IHistory, ISchedule, IURLProvider
 from linksync.server.model.history import WINDOWS
 from linksync.server.web.access import alerts_path
-from linksync.server.web.markup import (STATE_CLASSES, Safe, badge, iso, join, render,
+from linksync.server.web.markup import (STATE_CLASSES, Safe, badge, href, iso, join, render,
                                         table, url_link, when)
 
 #: Seconds the timeline bar covers.
 TIMELINE = 30 * 86400
 #: Clients named on the page, at most.
 CLIENTS_SHOWN = 100
+
+
+def history_link(url):
+    """A link to the page of `url` (a monitored URL)."""
+    return render('<a class="history" href="{}">history</a>',
+                  href('/url', u=url))
+
+
+def url_form():
+    """A form opening the page of the URL given."""
+    return render(
+        '<form class="search" method="get" action="/url">'
+        '<label for="u">URL</label><input id="u" name="u" type="url" '
+        'required><button type="submit">Open its page</button></form>')
 
 
 def url_data(app, url, now):
