@@ -90,9 +90,8 @@ def timeline_svg(spans, start, end):
 
 def render_url(data, now):
     facts = render(
-        '<dl class="facts"><dt>State</dt><dd>{} {}</dd><dt>Since</dt>'
-        '<dd>{}</dd><dt>Last check</dt><dd>{}</dd><dt>Next check</dt>'
-        '<dd>{}</dd></dl>', badge(data['state']), data['reason'],
+        '<section><p>{} {}</p><p>Since {}; last checked {}; next check '
+        '{}.</p></section>', badge(data['state']), data['reason'],
         when(data['since'], now), when(data['last_check'], now),
         when(data['next_check'], now, 'not scheduled'))
     uptime = table([('Period', ''), ('Uptime (time ok)', '')],
