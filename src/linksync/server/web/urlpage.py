@@ -50,6 +50,9 @@ def url_data(app, url, now):
         'next_check': schedule.due_at(obj),
         'uptime': [(label, history.uptime(now, seconds))
                    for label, seconds in WINDOWS],
+        # From what is known (at most TIMELINE back) to now.
+        'start': max(now - TIMELINE, history.changes[0][0])
+        if history.changes else now - TIMELINE,
         'spans': history.spans(now - TIMELINE, now),
         'changes': list(reversed(history.changes)),
         'results': list(reversed(history.results)),
@@ -66,7 +69,7 @@ def timeline_svg(spans, start, end):
     """A bar of the state spans from `start` to `end`: one rectangle per
     span, patterned by state (not by colour alone) and titled."""
     width = 600.0
-    scale = width / (end - start)
+    scale = width / max(end - start, 1)
     parts = []
     for lo, hi, state in spans:
         x = (lo - start) * scale
@@ -79,7 +82,7 @@ def timeline_svg(spans, start, end):
             STATE_CLASSES.get(state, 'unknown'), '%.1f' % x, y,
             '%.1f' % max((hi - lo) * scale, 0.5), height, state, iso(lo),
             iso(hi)))
-    label = 'State timeline of the last 30 days: ' + (
+    label = 'State timeline from %s to %s: ' % (iso(start), iso(end)) + (
         '; '.join('%s from %s to %s' % (s, iso(lo), iso(hi))
                   for lo, hi, s in spans) or 'nothing known')
     return render(
@@ -115,10 +118,14 @@ def render_url(data, now):
     if data['client_count'] > len(data['clients']):
         more = render('<p class="note">and {} more.</p>',
                       data['client_count'] - len(data['clients']))
+    timeline = render(
+        '{}<p class="note">From {} to now (full height: ok; half height: '
+        'not ok).</p>', timeline_svg(data['spans'], data['start'], now),
+        iso(data['start']))
     return render(
         '<h1>{}</h1>{}<h2>Uptime</h2>{}<h2>Timeline</h2>{}'
         '<h2>State changes</h2>{}<h2>Last checks</h2>{}'
         '<h2>Clients</h2><ul>{}</ul>{}',
         url_link(data['url']), facts, uptime,
-        timeline_svg(data['spans'], now - TIMELINE, now), changes, results,
+        timeline, changes, results,
         clients, more)
