@@ -189,6 +189,14 @@ def test_the_pages_in_a_browser(browser, populated, tmp_path):
         '404 Not Found'] * 2      # its state change and its check
     assert sorted(page.locator('main ul a').all_inner_texts()) == ['wiki']
     page.screenshot(path=str(shots / 'url.png'), full_page=True)
+    # "Check now": a real form post (the browser's Origin and the page's
+    # token), back on the page, the URL due now.
+    here = page.url
+    with page.expect_response(lambda r: r.request.method == 'POST') as sent:
+        page.click('form.check button')
+    assert sent.value.status == 303
+    assert page.url == here
+    assert 'next check now' in page.inner_text('main')
 
     # Searching by substring and state; attacker-controlled text shows as
     # text, never as markup.

@@ -263,3 +263,51 @@ def test_search_alerts_and_overview_lead_to_url_pages(server):
     link = server.proxy().getInfoFrameURL('fred', 'fred-pw')
     assert '/url?' not in testing.fetch(link).text
     assert 'action="/url"' in manager(server, '/').text
+
+
+def test_check_now_makes_the_url_due_through_a_guarded_form(server):
+    import base64
+    import re
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    from linksync.server.interfaces import ISchedule
+    url = 'http://a.example/x'
+    server.proxy().registerURLs('fred', 'fred-pw', [url])
+    record(server, url, states.UNAVAILABLE, '404', START)
+
+    def due(app):
+        obj = zope.component.getUtility(IURLProvider).get(url)
+        return zope.component.getUtility(ISchedule).due_at(obj)
+    server.run(lambda app: zope.component.getUtility(ISchedule).reschedule(
+        zope.component.getUtility(IURLProvider).get(url), START + DAY))
+    page = manager(server, '/url?u=' + url)
+    token = re.search(r'name="token" value="([^"]+)"', page.text).group(1)
+    assert 'Check now</button>' in page.text
+    # A forged token, another login's token, or a foreign Origin: 403.
+    for bad in ['x', token[:-1] + ('A' if token[-1] != 'A' else 'B')]:
+        assert get(server, '/url', password=SECRET,
+                   form={'u': url, 'token': bad}).status == 403
+    # A token is bound to the URL too.
+    assert get(server, '/url', password=SECRET, form={
+        'u': 'http://a.example/y', 'token': token}).status == 403
+    request = urllib.request.Request(
+        server.base_url + '/url', data=urllib.parse.urlencode(
+            {'u': url, 'token': token}).encode(), headers={
+            'Origin': 'http://evil.example',
+            'Authorization': 'Basic ' + base64.b64encode(
+                (':' + SECRET).encode()).decode()})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request)
+    assert refused.value.code == 403
+    assert server.read(due) == START + DAY
+    # Without the secret: not even looked at.
+    assert get(server, '/url', form={'u': url, 'token': token},
+               accept=None).status == 401
+    # The real form: due now, back to the page.
+    answer = get(server, '/url', password=SECRET,
+                 form={'u': url, 'token': token})
+    assert answer.status == 303
+    assert answer.headers['Location'] == '/url?u=' + urllib.parse.quote(
+        url, safe='')
+    assert server.read(due) == START

@@ -131,7 +131,7 @@ class WebUI:
         root.putChild(b'clients', _Page(self, self.clients_page))
         root.putChild(b'agents', _Page(self, self.agents_page))
         root.putChild(b'alerts', _Alerts(self))
-        root.putChild(b'url', _Page(self, self.url_page))
+        root.putChild(b'url', _URL(self))
 
     # -- answering ------------------------------------------------------------
 
@@ -270,6 +270,19 @@ class WebUI:
 
     def url_page(self, request):
         self.require_manager(request)
+        guard = urlpage.CheckNowGuard(self.access.secret)
+        if request.method == b'POST':
+            form = self._form(request)
+            url = form.get('u', '')
+            if not guard.allows(request, url, form.get('token')):
+                raise HTTPError(403, 'Not allowed', 'This form was not '
+                                'sent from its page: open the page of the '
+                                'URL again and use its button.')
+            if not self.session.run(urlpage.check_now, url,
+                                    self.clock.seconds()):
+                raise HTTPError(404, 'Not found', 'No URL %r is checked.'
+                                % (url,))
+            raise Redirect(href('/url', u=url))
         url = argument(request, 'u').strip()
         if not url:
             raise HTTPError(400, 'Bad request', 'Which URL? Give it as the '
@@ -279,7 +292,8 @@ class WebUI:
         if data is None:
             raise HTTPError(404, 'Not found', 'No URL %r is monitored.'
                             % (url,))
-        return 'URL', urlpage.render_url(data, now), 'manager'
+        return 'URL', urlpage.render_url(
+            data, now, guard.token(request, data['url'])), 'manager'
 
     def clients_page(self, request):
         self.require_manager(request)
@@ -388,6 +402,13 @@ class _Login(_Page):
 
     def __init__(self, ui):
         super().__init__(ui, ui.login_page)
+
+
+class _URL(_Page):
+    methods = (b'GET', b'HEAD', b'POST')
+
+    def __init__(self, ui):
+        super().__init__(ui, ui.url_page)
 
 
 class _Logout(_Page):
