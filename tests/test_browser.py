@@ -14,6 +14,7 @@ directory (the path is printed; ``pytest -s`` shows it), or in
 import os
 import pathlib
 import shutil
+import urllib.parse
 
 import pytest
 
@@ -173,6 +174,30 @@ def test_the_pages_in_a_browser(browser, populated, tmp_path):
     assert 'wiki' in row.locator('td[data-label=Clients]').inner_text()
     page.screenshot(path=str(shots / 'search.png'), full_page=True)
 
+    # The URL's page, from its search result: state, uptime, the timeline
+    # picture with its text, the last checks, the clients.
+    row.locator('a.history').click()
+    assert page.url.startswith(server.base_url + '/url?u=')
+    assert page.inner_text('h1') == urls['broken']
+    timeline = page.locator('svg.timeline')
+    assert timeline.get_attribute('role') == 'img'
+    assert 'unavailable from' in timeline.get_attribute('aria-label')
+    assert timeline.bounding_box()['width'] > 300
+    assert page.locator('td[data-label="Uptime (time ok)"]') \
+        .all_inner_texts() == ['0.00 %'] * 3
+    assert page.locator('td[data-label=Reason]').all_inner_texts() == [
+        '404 Not Found'] * 2      # its state change and its check
+    assert sorted(page.locator('main ul a').all_inner_texts()) == ['wiki']
+    page.screenshot(path=str(shots / 'url.png'), full_page=True)
+    # "Check now": a real form post (the browser's Origin and the page's
+    # token), back on the page, the URL due now.
+    here = page.url
+    with page.expect_response(lambda r: r.request.method == 'POST') as sent:
+        page.click('form.check button')
+    assert sent.value.status == 303
+    assert page.url == here
+    assert 'next check now' in page.inner_text('main')
+
     # Searching by substring and state; attacker-controlled text shows as
     # text, never as markup.
     page.goto(server.base_url + '/search')
@@ -233,7 +258,9 @@ def test_the_pages_in_a_browser(browser, populated, tmp_path):
     for name, path in [('overview', '/'),
                        ('search', '/search?state=unavailable'),
                        ('clients', '/clients'), ('agents', '/agents'),
-                       ('alerts', link[len(server.base_url):])]:
+                       ('alerts', link[len(server.base_url):]),
+                       ('url', '/url?u=' + urllib.parse.quote(
+                           urls['broken'], safe=''))]:
         answer = mobile.goto(server.base_url + path)
         assert answer.status == 200, name
         assert _no_horizontal_scroll(mobile), name
@@ -243,5 +270,6 @@ def test_the_pages_in_a_browser(browser, populated, tmp_path):
         'alerts-iframe.png', 'alerts.png', 'login.png', 'overview.png',
         'phone-agents.png',
         'phone-alerts.png', 'phone-clients.png', 'phone-overview.png',
-        'phone-search.png', 'search-state.png', 'search.png']
+        'phone-search.png', 'phone-url.png', 'search-state.png',
+        'search.png', 'url.png']
     print('\nscreenshots: %s' % shots)

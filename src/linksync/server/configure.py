@@ -35,6 +35,7 @@ from linksync.server.admin import operations
 from linksync.server.checker.service import CheckerService
 from linksync.server.model import due, problems, records, statecounts
 from linksync.server.model.due import Schedule
+from linksync.server.model.history import History
 from linksync.server.model.problems import ProblemIndex
 from linksync.server.model.providers import ClientProvider, URLProvider
 from linksync.server.model.statecounts import StateCounts
@@ -66,6 +67,8 @@ ROOT_PARTS = [
     ('schedule', Schedule, interfaces.ISchedule),
     # The index of URLs in trouble, for the alerts pages.
     ('problems', ProblemIndex, interfaces.IProblemIndex),
+    # What happened to each URL: recent results and state changes.
+    ('history', History, interfaces.IHistory),
 ]
 
 #: (handler, event interface): subscribers run inside the transaction of

@@ -306,6 +306,21 @@ class IChecker(Interface):
 
 # -- The web status UI and metrics --------------------------------------------
 
+class IHistory(Interface):
+    """The recent check results and state changes of every URL
+    (linksync.server.model.history), bounded per URL."""
+
+    def get(url):
+        """The URLHistory of a normalised URL (empty when none)."""
+
+    def record(url, state, reason, now, latency=None, published=None):
+        """Add a check result (in the transaction storing it); the state
+        changes follow the `published` state."""
+
+    def prune(before, after=None, batch=10000):
+        """Forget what is older than `before`, a batch at a time."""
+
+
 class IProblemIndex(Interface):
     """The URLs whose published state is a failure, overall and per client
     (linksync.server.model.problems): what alerts pages list, a range at a time.

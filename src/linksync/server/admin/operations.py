@@ -33,8 +33,9 @@ from twisted.internet import defer, threads
 from zope.interface import implementer
 
 from linksync.server import database, storage
-from linksync.server.interfaces import IOperation
+from linksync.server.interfaces import IHistory, IOperation
 from linksync.server.model import purge
+from linksync.server.model.history import KEEP_DAYS
 from linksync.server.secret import load_secret
 from linksync.xmlrpc.faults import INVALID_PARAMS, Fault
 from linksync.xmlrpc.resource import Method, Param
@@ -304,17 +305,34 @@ def purge_orphans(context, grace_seconds, dry_run=False):
 MAX_PACK_DAYS = 36_500
 
 
-@operation('pack', [Param('days', float)], returns=str, transactional=False)
-def pack(context, days):
-    """Pack the database, keeping the revisions of the last `days` days.
+@operation('pack', [Param('days', float),
+                    Param('history_days', float, optional=True)],
+           returns=str, transactional=False)
+def pack(context, days, history_days=None):
+    """Forget the URLs' history older than `history_days` days (90 by
+    default), then pack the database, keeping the revisions of the last
+    `days` days.
 
-    In a running server the pack runs in a thread: ZODB packs while
-    transactions go on.
+    The history is pruned a batch of URLs per transaction; in a running
+    server the pack itself runs in a thread: ZODB packs while transactions
+    go on.
     """
     # Also refuses NaN, and cut-offs before the epoch (1e308 days).
     if not 0 <= days <= MAX_PACK_DAYS:
         raise OperationError('days must be a number from 0 to %d'
                              % MAX_PACK_DAYS)
+    if history_days is None:
+        history_days = KEEP_DAYS
+    if not 0 <= history_days <= MAX_PACK_DAYS:
+        raise OperationError('history_days must be a number from 0 to %d'
+                             % MAX_PACK_DAYS)
+    prune_before = context.clock.seconds() - history_days * 86400
+
+    def prune(app, after):
+        return zope.component.getUtility(IHistory).prune(prune_before, after)
+    after = context.session.run(prune, None)
+    while after is not None:
+        after = context.session.run(prune, after)
     db = context.session.database.db
     before = db.getSize()
     cutoff = time.time() - days * 86400

@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from linksync.server.checker import check as checker_module
-from linksync.server.interfaces import ISchedule, IURLProvider
+from linksync.server.interfaces import IHistory, ISchedule, IURLProvider
 from linksync.server.model import purge
 from linksync.server.model.due import Timing
 
@@ -217,9 +217,9 @@ class Scheduler:
     def _start(self, url):
         d = self.checker.check(url)
         self._pending_checks[url] = d
-        d.addBoth(self._checked, url)
+        d.addBoth(self._checked, url, self.clock.seconds())
 
-    def _checked(self, result, url):
+    def _checked(self, result, url, started=None):
         self._pending_checks.pop(url, None)
         if isinstance(result, Failure):
             # Checker.check never fails; if it does anyway, the URL is let
@@ -231,7 +231,9 @@ class Scheduler:
             return None  # stopped: the URL stays due, checked next time
         state, reason = result
         self.checked += 1
-        self.results.append((url, state, reason, self.clock.seconds()))
+        now = self.clock.seconds()
+        latency = None if started is None else now - started
+        self.results.append((url, state, reason, now, latency))
         if len(self.results) >= self.WRITE_BATCH or \
                 len(self.results) >= len(self.inflight):
             # A full batch, or nothing else under way: no use waiting.
@@ -273,12 +275,15 @@ class Scheduler:
     def _write(self, app, batch):
         schedule = self._get_schedule()
         provider = zope.component.getUtility(IURLProvider)
-        for url, state, reason, checked in batch:
+        history = zope.component.getUtility(IHistory)
+        for url, state, reason, checked, latency in batch:
             obj = provider.get(url)
             if obj is None or not obj.clients or \
                     schedule.due_at(obj) is None:
                 continue  # removed or orphaned meanwhile
             schedule.record(obj, state, reason, checked, self.timing)
+            history.record(obj.url, state, reason, checked, latency,
+                           obj.state)
 
     # -- orphans ----------------------------------------------------------------
 

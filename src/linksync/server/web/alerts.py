@@ -16,6 +16,7 @@ from linksync.server.interfaces import (IClientProvider, IProblemIndex,
                                         ISynchronization, IURLProvider)
 from linksync.server.web.markup import (Safe, badge, href, join, number, pager,
                                    render, table, url_link, when)
+from linksync.server.web.urlpage import history_link
 from linksync.server.web.paging import page_of
 from linksync.server.model.problems import PROBLEM_STATES
 
@@ -55,7 +56,7 @@ def alerts(app, client_id, after=None, limit=None):
         if obj is None:
             continue
         spellings = client.spellings(url) or (url,)
-        rows.append({'url': spellings[0], 'state': obj.state,
+        rows.append({'url': spellings[0], 'norm': url, 'state': obj.state,
                      'reason': obj.reason or '',
                      'last_check': obj.last_check,
                      'since': obj.last_state_change})
@@ -69,7 +70,8 @@ def alerts(app, client_id, after=None, limit=None):
     }
 
 
-def render_alerts(data, now, token=None):
+def render_alerts(data, now, token=None, manager=False):
+    """The alerts page; with `manager`, each URL links to its page."""
     counts = data['counts']
     total = sum(counts.values())
     if total:
@@ -87,8 +89,11 @@ def render_alerts(data, now, token=None):
     for row in data['rows']:
         state = render('{}<br><span class="note">since {}</span>',
                        badge(row['state']), when(row['since'], now))
-        cells.append([url_link(row['url']), state, row['reason'],
-                      when(row['last_check'], now)])
+        checked = when(row['last_check'], now)
+        if manager:
+            checked = render('{}<br><span class="note">{}</span>', checked,
+                             history_link(row['norm']))
+        cells.append([url_link(row['url']), state, row['reason'], checked])
     more = None
     if data['after']:
         more = href(alerts_path(data['client']), after=data['after'],
@@ -97,8 +102,16 @@ def render_alerts(data, now, token=None):
     if data['last_sync'] is not None:
         synced = render(' The list of links was last synchronised with the '
                         'application {}.', when(data['last_sync'], now))
+    files = Safe('')
+    if total:
+        path = alerts_path(data['client'])
+        files = render(
+            '<p>Download the list: <a href="{}" download>CSV</a> · '
+            '<a href="{}" download>JSON</a></p>',
+            href(path, format='csv', token=token),
+            href(path, format='json', token=token))
     return render(
-        '<h1>Link problems of {}</h1>{}{}{}<p class="note">Links are '
+        '<h1>Link problems of {}</h1>{}{}{}{}<p class="note">Links are '
         'checked regularly.{}</p>', data['client'], summary,
         table(columns, cells, 'No problem found.') if total else Safe(''),
-        pager(more), synced)
+        pager(more), files, synced)

@@ -199,6 +199,12 @@ section > h2:first-child { margin-top: 0; }
 .badge { display: inline-block; padding: 0 .45rem; border-radius: 1rem;
   font-size: .85rem; white-space: nowrap; background: var(--unk-bg);
   color: var(--unk); }
+.timeline { width: 100%; height: 2rem; background: var(--line, #ddd); }
+.timeline .s-ok { fill: var(--ok); }
+.timeline .s-unavailable { fill: var(--bad); }
+.timeline .s-temporary { fill: var(--temp); }
+.timeline .s-unsupported { fill: var(--unsup); }
+.timeline .s-unknown { fill: #888; }
 .badge.ok { background: var(--ok-bg); color: var(--ok); }
 .badge.unavailable { background: var(--bad-bg); color: var(--bad); }
 .badge.temporary { background: var(--temp-bg); color: var(--temp); }

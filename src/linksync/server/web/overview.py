@@ -23,6 +23,7 @@ from linksync.server.web.markup import (STATE_CLASSES, Safe, duration, escape,
                                    when)
 from linksync.server.web.paging import page_of
 from linksync.server.web.search import search_form
+from linksync.server.web.urlpage import url_form
 from linksync.server.model.problems import PROBLEM_STATES
 
 #: Rows of the clients' and agents' lists per page.
@@ -209,11 +210,11 @@ def render_overview(data, clients, agents, rate, queue, now):
     agent_rows, more_agents = agents
     body = render(
         '<h1>Status</h1>{summary}'
-        '<section><h2>Find a URL</h2>{form}</section>'
+        '<section><h2>Find a URL</h2>{form}{url_form}</section>'
         '<section><h2>Clients</h2>{clients}{clients_more}</section>'
         '<section><h2>Agents</h2>{agents}{agents_more}</section>',
         summary=render_summary(data, rate, queue, now),
-        form=search_form('', 'prefix', ''),
+        form=search_form('', 'prefix', ''), url_form=url_form(),
         clients=client_table(client_rows, now),
         clients_more=pager('/clients' if more_clients else None,
                            'All clients'),

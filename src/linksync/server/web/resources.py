@@ -4,6 +4,7 @@
 ``GET /``                              the overview (management secret)
 ``GET /search?q=&match=&state=``       the URL search (management secret)
 ``GET /clients``, ``GET /agents``      the lists, a page at a time (idem)
+``GET /url?u=URL``                     a URL's page, its history (idem)
 ``GET /alerts/CLIENT_ID``              a client's alerts page (see
                                        linksync.server.web.access)
 ``GET /login``, ``POST /login``        the login form (field ``secret``)
@@ -26,7 +27,7 @@ from twisted.logger import Logger
 from twisted.web import resource
 
 from linksync.server.web import alerts as alerts_module
-from linksync.server.web import overview, search
+from linksync.server.web import downloads, overview, search, urlpage
 from linksync.server.web.access import basic_credentials
 from linksync.server.web.markup import CSP, Safe, href, page, render
 from linksync.xmlrpc.resource import Unauthorized
@@ -49,6 +50,17 @@ class HTTPError(Exception):
         self.title = title
         self.message = message
         self.headers = list(headers)
+
+
+class Download(Exception):
+    """Answer with the file `data` of `content_type`, saved as
+    `filename`."""
+
+    def __init__(self, data, content_type, filename):
+        super().__init__(filename)
+        self.data = data
+        self.content_type = content_type
+        self.filename = filename
 
 
 class Redirect(Exception):
@@ -119,6 +131,7 @@ class WebUI:
         root.putChild(b'clients', _Page(self, self.clients_page))
         root.putChild(b'agents', _Page(self, self.agents_page))
         root.putChild(b'alerts', _Alerts(self))
+        root.putChild(b'url', _URL(self))
 
     # -- answering ------------------------------------------------------------
 
@@ -134,6 +147,13 @@ class WebUI:
             framed = layout == 'frame'
             data = page(title, body, now, navigation=layout == 'manager',
                         frame=framed)
+        except Download as d:
+            request.setHeader(b'content-type', d.content_type)
+            request.setHeader(b'content-disposition', b'attachment; '
+                              b'filename="%s"' % d.filename.encode('ascii'))
+            request.setHeader(b'cache-control', b'no-store')
+            request.setHeader(b'x-content-type-options', b'nosniff')
+            return d.data
         except Redirect as r:
             request.setResponseCode(303)
             request.setHeader(b'location', r.location.encode('ascii'))
@@ -249,6 +269,33 @@ class WebUI:
         return 'Find a URL', search.render_search(
             query, result, self.clock.seconds()), 'manager'
 
+    def url_page(self, request):
+        self.require_manager(request)
+        guard = urlpage.CheckNowGuard(self.access.secret)
+        if request.method == b'POST':
+            form = self._form(request)
+            url = form.get('u', '')
+            if not guard.allows(request, url, form.get('token')):
+                raise HTTPError(403, 'Not allowed', 'This form was not '
+                                'sent from its page: open the page of the '
+                                'URL again and use its button.')
+            if not self.session.run(urlpage.check_now, url,
+                                    self.clock.seconds()):
+                raise HTTPError(404, 'Not found', 'No URL %r is checked.'
+                                % (url,))
+            raise Redirect(href('/url', u=url))
+        url = argument(request, 'u').strip()
+        if not url:
+            raise HTTPError(400, 'Bad request', 'Which URL? Give it as the '
+                            'parameter u.')
+        now = self.clock.seconds()
+        data = self.session.read(urlpage.url_data, url, now)
+        if data is None:
+            raise HTTPError(404, 'Not found', 'No URL %r is monitored.'
+                            % (url,))
+        return 'URL', urlpage.render_url(
+            data, now, guard.token(request, data['url'])), 'manager'
+
     def clients_page(self, request):
         self.require_manager(request)
         after = argument(request, 'after') or None
@@ -267,6 +314,19 @@ class WebUI:
 
     def alerts_page(self, request, client_id):
         layout = self.alerts_layout(request, client_id)
+        fmt = argument(request, 'format')
+        if fmt:
+            if fmt not in downloads.FORMATS:
+                raise HTTPError(400, 'Bad request', 'The format is csv or '
+                                'json.')
+            rows = downloads.problem_rows(self.session.read, client_id)
+            if rows is None:
+                raise HTTPError(404, 'Not found', 'No client %r.'
+                                % (client_id,))
+            data = downloads.as_csv(rows) if fmt == 'csv' else \
+                downloads.as_json(client_id, rows)
+            raise Download(data, downloads.FORMATS[fmt],
+                           'link-problems.' + fmt)
         after = argument(request, 'after')
         try:
             after = alerts_module.parse_after(after) if after else None
@@ -277,7 +337,7 @@ class WebUI:
             raise HTTPError(404, 'Not found', 'No client %r.' % (client_id,))
         token = argument(request, 'token', None)
         return 'Link problems', alerts_module.render_alerts(
-            data, self.clock.seconds(), token), layout
+            data, self.clock.seconds(), token, layout == 'manager'), layout
 
     def login_page(self, request, failed=False):
         target = safe_next(argument(request, 'next', '/'))
@@ -343,6 +403,13 @@ class _Login(_Page):
 
     def __init__(self, ui):
         super().__init__(ui, ui.login_page)
+
+
+class _URL(_Page):
+    methods = (b'GET', b'HEAD', b'POST')
+
+    def __init__(self, ui):
+        super().__init__(ui, ui.url_page)
 
 
 class _Logout(_Page):

@@ -27,6 +27,7 @@ from linksync.server.interfaces import IProblemIndex, ISchedule, IURLProvider
 from linksync.server.web.markup import (Safe, badge, href, join, number, pager,
                                    render, table, url_link, when)
 from linksync.server.model.problems import PROBLEM_STATES
+from linksync.server.web.urlpage import history_link
 
 MATCHES = ('prefix', 'contains')
 #: Results per page.
@@ -201,7 +202,9 @@ def results_table(rows, now):
             state = render('{}<br><span class="note">since {}</span>', state,
                            when(row['since'], now))
         cells.append([url_link(row['url']), state, row['reason'],
-                      when(row['last_check'], now),
+                      render('{}<br><span class="note">{}</span>',
+                             when(row['last_check'], now),
+                             history_link(row['url'])),
                       when(row['due'], now, missing='not scheduled'),
                       _clients_cell(row)])
     return table(columns, cells, 'No URL found.')
