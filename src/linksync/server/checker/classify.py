@@ -155,6 +155,18 @@ def http_status(code, given_phrase=b'', redirects=0):
 
 def _tls_text(exc):
     """A short text of an OpenSSL or certificate verification error."""
+    mismatches = getattr(exc, 'errors', None)
+    if isinstance(mismatches, (list, tuple)) and mismatches:
+        # service_identity: the certificate is valid, but for other names.
+        names = []
+        for mismatch in mismatches:
+            wanted = getattr(mismatch, 'mismatched_id', None)
+            name = getattr(wanted, 'hostname', None) or \
+                getattr(wanted, 'ip', None) or wanted
+            names.append(name.decode('ascii', 'replace')
+                         if isinstance(name, bytes) else str(name))
+        return 'hostname mismatch: the certificate is not for %s' % (
+            ', '.join(names))
     args = getattr(exc, 'args', ())
     if args and isinstance(args[0], list) and args[0]:
         # OpenSSL.SSL.Error: [(lib, func, reason), ...]
