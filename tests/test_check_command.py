@@ -1,8 +1,12 @@
 """linksync check: URLs checked once from the command line."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
+
+import pytest
 
 from linksync.testing import servers as testservers
 
@@ -41,12 +45,49 @@ def test_check_refuses_loopback_by_default():
 
 
 def test_check_bad_input_is_a_clear_error():
-    done = linksync('check', 'http://a b/')
-    assert done.returncode == 1
-    assert done.stderr == ('linksync: error: invalid URL: white space or '
-                           "control character in 'http://a b/'\n")
     done = linksync('check', '--per-host-delay', 'soon', 'http://x.test/')
     assert done.returncode == 2
     assert "invalid seconds value: 'soon'" in done.stderr
     done = linksync('check', '--allow-network', '10.0.0.0/33', 'http://x/')
     assert done.returncode == 2
+
+
+def test_check_goes_on_after_an_invalid_url():
+    web = testservers.HTTPTestServer('127.0.0.2').start()
+    ok = web.url('/status/200')
+    done = linksync('check', '--allow-network', '127.0.0.0/8',
+                    'http://a b/', ok, 'http:///x')
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        'http://a b/\tunavailable\tinvalid URL: white space or control '
+        "character in 'http://a b/'",
+        '%s\tok\t200 OK' % ok,
+        "http:///x\tunavailable\tinvalid URL: no host in 'http:///x'"]
+    assert done.stderr == ''
+
+
+@pytest.mark.parametrize('signum, status', [(signal.SIGINT, 130),
+                                            (signal.SIGTERM, 143)])
+def test_an_interrupt_ends_cleanly_without_made_up_verdicts(signum, status):
+    web = testservers.HTTPTestServer('127.0.0.2').start()
+    slow = web.url('/slow')
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), 'linksync'), 'check',
+         '--allow-network', '127.0.0.0/8', slow],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Interrupted while the server holds the request.
+        for _ in range(6000):
+            if web.hits('/slow') or proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert web.hits('/slow')
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == status, stderr
+    assert stdout == ''
+    assert 'Traceback' not in stderr, stderr

@@ -86,10 +86,14 @@ def test_the_http_total_timeout(clock):
     clock.advance(4.9)
     assert outcome == []
     clock.advance(0.1)
-    assert _timed_out(outcome) == 'no answer to HEAD within 5 s'
+    # HEAD timed out: GET is asked, within a timeout of its own.
+    assert outcome == [] and len(connector.pending) == 2
+    clock.advance(5.0)
+    assert _timed_out(outcome) == 'no answer to GET within 5 s'
     assert politeness.active == 0
     # A connection made after the timeout is not used.
     connector.pending[0].callback(object())
+    connector.pending[1].callback(object())
     assert len(outcome) == 1
 
 

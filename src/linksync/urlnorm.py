@@ -13,6 +13,10 @@ The rules (RFC 3986, section 6):
   from 1 to 65535 otherwise;
 * the fragment is dropped (it never reaches the server of the URL);
 * an HTTP(S) URL with a host and an empty path gets the path ``/``;
+* dot segments (``/a/../b``) are removed from the path of a URL with a
+  host, as browsers do before they send a request;
+* a URL of a scheme that names a server (http, https, ftp, ...) needs a
+  host: ``http:///x`` is invalid;
 * percent escapes are upper-cased (``%2f`` becomes ``%2F``).
 
 >>> normalize('HTTP://Example.COM:80/a/b?x=1#top')
@@ -21,6 +25,8 @@ The rules (RFC 3986, section 6):
 'https://example.com/'
 >>> normalize('ftp://User@FTP.example.com:21/pub/%7ejoe')
 'ftp://User@ftp.example.com/pub/%7Ejoe'
+>>> normalize('http://example.com/a/./b/../c')
+'http://example.com/a/c'
 >>> normalize('mailto:joe@example.com')
 'mailto:joe@example.com'
 >>> normalize('http://example.com/\u00e4')
@@ -66,9 +72,15 @@ def normalize(url):
     """Return the normalised form of `url`; raise InvalidURL when invalid."""
     if not isinstance(url, str):
         raise InvalidURL('not a string: %r' % (url,))
-    if len(url) <= MAX_URL_LENGTH and url.isascii() and _NORMAL.fullmatch(url):
+    if _is_normal(url):
         return url
     return _normalize(url)
+
+
+def _is_normal(url):
+    """True when `url` is known to be its own normal form at a glance."""
+    return len(url) <= MAX_URL_LENGTH and url.isascii() and \
+        '/.' not in url and _NORMAL.fullmatch(url) is not None
 
 
 def _normalize(url):
@@ -91,6 +103,7 @@ def _normalize(url):
     if rest.startswith('//'):
         authority, path = _split_authority(rest[2:])
         authority = _normalize_authority(scheme, authority, url)
+        path = _remove_dot_segments(path)
         if authority and scheme in ('http', 'https') and \
                 not path.startswith('/'):
             path = '/' + path
@@ -98,6 +111,33 @@ def _normalize(url):
     if '%' in rest:
         rest = _PERCENT.sub(lambda m: m.group(0).upper(), rest)
     return scheme + ':' + rest
+
+
+def _remove_dot_segments(path):
+    """The path of 'path?query' without '.' and '..' segments (RFC 3986,
+    section 5.2.4); the query is kept as it is.
+
+    >>> _remove_dot_segments('/a/b/../../../c/./d/.?x=/../')
+    '/c/d/?x=/../'
+    """
+    path, sep, query = path.partition('?')
+    if '.' not in path:
+        return path + sep + query
+    out = []
+    segments = path.split('/')
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == '..':
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append('')
+        elif segment == '.':
+            if last:
+                out.append('')
+        else:
+            out.append(segment)
+    return '/'.join(out) + sep + query
 
 
 def _split_authority(rest):
@@ -127,6 +167,8 @@ def _normalize_authority(scheme, authority, url):
         if not _REG_NAME.fullmatch(host):
             raise InvalidURL('bad host name in %r' % url)
     host = host.lower()
+    if not host and scheme in DEFAULT_PORTS:
+        raise InvalidURL('no host in %r' % url)
     if port:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise InvalidURL('bad port in %r' % url)

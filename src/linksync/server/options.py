@@ -198,14 +198,14 @@ CHECKER_OPTIONS = [
            help='time allowed to resolve a host and connect to it'),
     Option('timeout', type=seconds, default=30.0, metavar='SECONDS',
            help='total time allowed for one request and its answer'),
-    Option('max-redirects', type=positive_int, default=10, metavar='N',
+    Option('max-redirects', type=positive_int, default=20, metavar='N',
            help='redirects followed before a link counts as broken'),
     Option('max-retry-after', type=seconds, default=3600.0,
            metavar='SECONDS',
            help='cap of the pause a host asks for with Retry-After'),
     Option('user-agent', metavar='TEXT',
-           help='User-Agent header of the checker (default: linksync/'
-                'VERSION and a short note)'),
+           help='User-Agent header of the checker (default: "Mozilla/5.0 '
+                '(compatible; linksync/VERSION; +URL)")'),
     Option('allow-network', type=network, multiple=True, metavar='CIDR',
            help='let the checker reach this loopback, private, link-local '
                 'or multicast network (repeatable; refused by default)'),

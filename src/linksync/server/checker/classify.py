@@ -125,6 +125,11 @@ def phrase(code, given=b''):
     return ('%d %s' % (code, given)).strip()
 
 
+#: Non-standard statuses that mean "you look like a robot" (999: LinkedIn
+#: and others).
+BOT_WALL = frozenset((999,))
+
+
 def http_status(code, given_phrase=b'', redirects=0):
     """(state, reason) of the final HTTP status of a check."""
     reason = phrase(code, given_phrase)
@@ -135,6 +140,10 @@ def http_status(code, given_phrase=b'', redirects=0):
         return states.OK, reason
     if code == 429:
         return states.TEMPORARY, reason
+    if code in BOT_WALL:
+        # The server turns away agents it takes for robots; a person in a
+        # browser gets the page, so the link is not broken.
+        return states.TEMPORARY, 'refused as a robot (%s)' % reason
     if 400 <= code < 500:
         return states.UNAVAILABLE, reason
     if code in _PERMANENT_5XX:
@@ -146,6 +155,18 @@ def http_status(code, given_phrase=b'', redirects=0):
 
 def _tls_text(exc):
     """A short text of an OpenSSL or certificate verification error."""
+    mismatches = getattr(exc, 'errors', None)
+    if isinstance(mismatches, (list, tuple)) and mismatches:
+        # service_identity: the certificate is valid, but for other names.
+        names = []
+        for mismatch in mismatches:
+            wanted = getattr(mismatch, 'mismatched_id', None)
+            name = getattr(wanted, 'hostname', None) or \
+                getattr(wanted, 'ip', None) or wanted
+            names.append(name.decode('ascii', 'replace')
+                         if isinstance(name, bytes) else str(name))
+        return 'hostname mismatch: the certificate is not for %s' % (
+            ', '.join(names))
     args = getattr(exc, 'args', ())
     if args and isinstance(args[0], list) and args[0]:
         # OpenSSL.SSL.Error: [(lib, func, reason), ...]

@@ -52,6 +52,30 @@ def _failed(exc, doing):
     return classify.CheckFailed('FTP %s: %s' % (doing, reply), state)
 
 
+#: Characters that end or split an FTP command line: one of them in a user,
+#: password or path would let the URL send commands of its own.
+_COMMAND_BREAKS = frozenset('\r\n\0')
+
+
+def _unquote(text, what):
+    """The bytes of a percent-encoded URL part, as the str Twisted's FTP
+    client sends back byte for byte (it encodes commands as latin-1).
+
+    >>> _unquote('caf%C3%A9', 'path').encode('latin-1')
+    b'caf\\xc3\\xa9'
+    >>> _unquote('secret%0D%0AMKD%20x', 'password')
+    Traceback (most recent call last):
+    ...
+    linksync.server.checker.classify.Unavailable: CR, LF or NUL in the FTP password (refused: it would split the FTP command)
+    """
+    text = urllib.parse.unquote(text, encoding='latin-1')
+    if not _COMMAND_BREAKS.isdisjoint(text):
+        raise classify.Unavailable(
+            'CR, LF or NUL in the FTP %s (refused: it would split the FTP '
+            'command)' % what)
+    return text
+
+
 class FTPChecker:
     """Checks ftp URLs under the politeness rules."""
 
@@ -67,11 +91,11 @@ class FTPChecker:
         host = parts.hostname
         if not host:
             raise classify.Unsupported('no host in the URL')
-        user = urllib.parse.unquote(parts.username) if parts.username \
+        user = _unquote(parts.username, 'user') if parts.username \
             else 'anonymous'
-        password = urllib.parse.unquote(parts.password or '') \
+        password = _unquote(parts.password or '', 'password') \
             if parts.username else ANONYMOUS_PASSWORD
-        path = urllib.parse.unquote(parts.path) or '/'
+        path = _unquote(parts.path, 'path') or '/'
         slot = yield self.politeness.acquire(host)
         client = []
         try:

@@ -1,7 +1,8 @@
 """Checking http: and https: URLs.
 
-* HEAD first; GET when the server answers 405, 403 or 501 to HEAD (some
-  servers refuse or break HEAD), reading the first bytes of the body only.
+* HEAD first; GET when HEAD answers anything but 2xx, 3xx or 401, times
+  out or loses the connection (many servers refuse or break HEAD while GET
+  works), reading the first bytes of the body only.
 * Redirects are followed by hand, each hop a request of its own under the
   politeness rules of its host, up to a limit, with loops detected.
 * Connections are kept alive and reused per host (linksync.server.checker.schemes.http11:
@@ -16,7 +17,7 @@ import base64
 import email.utils
 import urllib.parse
 
-from twisted.internet import defer, ssl
+from twisted.internet import defer, error, ssl
 from twisted.internet._sslverify import IOpenSSLTrustRoot
 from zope.interface import implementer
 
@@ -24,11 +25,16 @@ from linksync import __version__, urlnorm
 from linksync.server.checker import classify
 from linksync.server.checker.schemes import http11
 
-USER_AGENT = ('linksync/%s (link monitoring; checks links registered by '
-              'its clients)' % __version__)
+#: A browser-compatible agent: servers that turn away agents not starting
+#: with "Mozilla/5.0" then answer as they would to a browser.
+USER_AGENT = ('Mozilla/5.0 (compatible; linksync/%s; '
+              '+https://pypi.org/project/linksync/)' % __version__)
 
-#: Statuses after which a HEAD is retried as GET.
-HEAD_REFUSED = frozenset((403, 405, 501))
+
+def head_trusted(code):
+    """True when a HEAD status is taken as the answer (no GET follows)."""
+    return 200 <= code < 400 or code == 401
+
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 #: Bytes of a GET body read (and thrown away) before the connection is
 #: dropped; a body up to that size lets the connection be reused.
@@ -111,7 +117,7 @@ class HTTPChecker:
     """Checks http(s) URLs with a shared, persistent connection pool."""
 
     def __init__(self, reactor, clock, politeness, connector, timeout=30.0,
-                 max_redirects=10, user_agent=None, ca_file=None,
+                 max_redirects=20, user_agent=None, ca_file=None,
                  per_host_connections=2):
         self.clock = clock
         self.politeness = politeness
@@ -152,9 +158,19 @@ class HTTPChecker:
             parts = urllib.parse.urlsplit(current)
             if not parts.hostname:
                 raise classify.Unsupported('no host in the URL')
-            code, phrase, location = yield self.request(b'HEAD', parts)
-            if code in HEAD_REFUSED:
-                code, phrase, location = yield self.request(b'GET', parts)
+            try:
+                code, phrase, location, paused = yield self.request(
+                    b'HEAD', parts)
+            except (classify.TimedOut, http11.StaleConnection,
+                    http11.ParseError,
+                    ConnectionError, error.ConnectionLost,
+                    error.ConnectionDone):
+                code = paused = None
+            # A host that asked to wait (429, 503 with Retry-After) is not
+            # asked again at once.
+            if code is None or not (head_trusted(code) or paused):
+                code, phrase, location, paused = yield self.request(
+                    b'GET', parts)
             if code not in REDIRECTS or location is None:
                 return classify.http_status(code, phrase, redirects)
             target = redirect_target(current, location)
@@ -173,7 +189,8 @@ class HTTPChecker:
 
     def request(self, method, parts):
         """One request under the politeness rules and the total timeout:
-        a Deferred (status, phrase, Location or None)."""
+        a Deferred (status, phrase, Location or None, whether the host
+        asked to wait)."""
         host = parts.hostname
         d = self.politeness.acquire(host)
         d.addCallback(self._start, method, parts, host)
@@ -220,12 +237,13 @@ class HTTPChecker:
 
     def _answered(self, answer, host):
         code, phrase, headers = answer
-        if code == 429 or (code == 503 and b'retry-after' in headers):
+        paused = code == 429 or (code == 503 and b'retry-after' in headers)
+        if paused:
             self.politeness.pause(
                 host, retry_after(headers, self.clock.seconds()))
         else:
             self.politeness.answered(host)
-        return code, phrase, headers.get(b'location')
+        return code, phrase, headers.get(b'location'), paused
 
     def close(self):
         self.pool.close()
