@@ -134,6 +134,15 @@ PROCESS_OPTIONS = [
                 'the password); repeatable'),
     Option('max-request-bytes', type=positive_int, default=20 * 1024 * 1024,
            metavar='N', help='larger XML-RPC requests are refused (413)'),
+    Option('max-connections', type=positive_int, default=900, metavar='N',
+           help='open connections in all, at most (more are closed at '
+                'once; keep it below the limit of open files)'),
+    Option('max-connections-per-peer', type=positive_int, default=100,
+           metavar='N', help='open connections from one address, at most'),
+    Option('request-deadline', type=seconds, default=60.0,
+           metavar='SECONDS',
+           help='a request must arrive whole (request line to the end of '
+                'its body) within this time, else 408'),
     Option('log-level', default='info', metavar='LEVEL',
            help='debug, info, warn or error'),
 ]

@@ -83,10 +83,17 @@ class APIService(web.ListeningService):
         server.metrics.gauge(
             'linksync_clients', 'Registered clients',
             lambda: self.session.read(lambda app: len(app.clients)))
-        self.site = web.LinkSyncSite(root, server.settings.max_request_bytes,
-                                     reactor=server.reactor)
+        settings = server.settings
+        self.site = web.LinkSyncSite(
+            root, settings.max_request_bytes, reactor=server.reactor,
+            request_deadline=getattr(settings, 'request_deadline',
+                                     web.DEFAULT_REQUEST_DEADLINE))
         self.root = root
-        self.listen(server.reactor, server.settings.listen, self.site)
+        self.listen(server.reactor, settings.listen, self.site,
+                    per_peer=getattr(settings, 'max_connections_per_peer',
+                                     web.DEFAULT_MAX_CONNECTIONS_PER_PEER),
+                    total=getattr(settings, 'max_connections',
+                                  web.DEFAULT_MAX_CONNECTIONS))
 
     @defer.inlineCallbacks
     def stopService(self):

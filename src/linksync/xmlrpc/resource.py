@@ -240,17 +240,65 @@ def no_delay(channel):
             pass
 
 
+#: Seconds a request may take from its request line to the end of its body.
+DEFAULT_REQUEST_DEADLINE = 60.0
+
+
 class LimitedRequest(server.Request):
-    """A request whose body is refused, not stored, past a size limit.
+    """A request whose body is refused, not stored, past a size limit, and
+    that must arrive whole within a deadline.
 
     The limit is the site's ``max_request_bytes``. A request declaring a
     larger Content-Length, or sending more (chunked), is answered 413 once
     its body has been read and thrown away; one that sends far more than
     the limit is cut off.
+
+    The deadline is the site's ``request_deadline`` (seconds, None: none),
+    timed on the channel's clock from the request line to the last byte of
+    the body: unlike the idle timeout, a client sending a byte now and then
+    does not extend it. Past it the request is answered 408 and its
+    connection closed.
     """
 
     refused = False
     _received = 0
+    _deadline_call = None
+
+    def __init__(self, channel, *args, **kw):
+        super().__init__(channel, *args, **kw)
+        deadline = getattr(getattr(channel, 'site', None), 'request_deadline',
+                           None)
+        call_later = getattr(channel, 'callLater', None)
+        if deadline and call_later is not None:
+            self._deadline_call = call_later(deadline, self._too_slow)
+
+    def requestReceived(self, command, path, version):
+        self._cancel_deadline()
+        return super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason):
+        self._cancel_deadline()
+        return super().connectionLost(reason)
+
+    def _cancel_deadline(self):
+        call, self._deadline_call = self._deadline_call, None
+        if call is not None and call.active():
+            call.cancel()
+
+    def _too_slow(self):
+        self._deadline_call = None
+        transport = getattr(self.channel, 'transport', None)
+        if transport is None:
+            return
+        body = b'the request did not arrive within %g seconds\n' % (
+            self.channel.site.request_deadline)
+        transport.write(
+            b'HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain\r\n'
+            b'Content-Length: %d\r\nConnection: close\r\n\r\n%s'
+            % (len(body), body))
+        # As the idle timeout does: close, and abort if the peer does not
+        # read what is left to send.
+        self.channel.timeoutConnection()
 
     def _limit(self):
         return getattr(self.channel.site, 'max_request_bytes',

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.protocols import policies
 from twisted.web import pages, resource, server
 
-from linksync.xmlrpc.resource import LimitedRequest
+from linksync.xmlrpc.resource import DEFAULT_REQUEST_DEADLINE, LimitedRequest
 
 log = Logger()
 
@@ -51,13 +51,16 @@ class LinkSyncSite(server.Site):
 
     requestFactory = LimitedRequest
 
-    def __init__(self, root, max_request_bytes, **kw):
+    def __init__(self, root, max_request_bytes,
+                 request_deadline=DEFAULT_REQUEST_DEADLINE, **kw):
         # XML-RPC bodies are never forms: skip Twisted's parsing of every
         # POST's Content-Type (through the email package, a sixth of the
         # time of a call).
         kw.setdefault('parsePOSTFormSubmission', False)
         super().__init__(root, **kw)
         self.max_request_bytes = max_request_bytes
+        #: Seconds from a request line to the end of its body (LimitedRequest).
+        self.request_deadline = request_deadline
         self.noisy = False
 
     def acceptableProtocols(self):
@@ -78,12 +81,67 @@ class LinkSyncSite(server.Site):
                  code=request.code)
 
 
+#: Open connections from one address, at most (None: no limit).
+DEFAULT_MAX_CONNECTIONS_PER_PEER = 100
+#: Open connections in all, at most: below the common limit of 1024 open
+#: files, so that the database, logs and outgoing checks still get some.
+DEFAULT_MAX_CONNECTIONS = 900
+
+
 class OpenConnections(policies.WrappingFactory):
     """Listens for a site and keeps its open connections, so that a
     service stopping can close them: a kept-alive connection would
-    otherwise still reach the site (and a database that was closed)."""
+    otherwise still reach the site (and a database that was closed).
+
+    It also bounds them: at most `per_peer` open connections from one
+    address and `total` in all (None: no bound). A connection over either
+    bound is closed as soon as it is accepted, before a byte is read, and
+    counted in ``refused``; those already open are not disturbed. (Twisted's
+    own LimitConnectionsByPeer reads the peer of IPv4Address objects as a
+    tuple, which they are not.)
+    """
 
     noisy = False
+
+    def __init__(self, wrappedFactory, per_peer=None, total=None):
+        super().__init__(wrappedFactory)
+        self.per_peer = per_peer
+        self.total = total
+        self.refused = 0
+        self._by_peer = {}
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, 'host', None)
+        if self.total is not None and len(self.protocols) >= self.total or \
+                self.per_peer is not None and host is not None and \
+                self._by_peer.get(host, 0) >= self.per_peer:
+            self.refused += 1
+            if self.refused in (1, 10, 100) or self.refused % 1000 == 0:
+                log.warn('refused {n} connection(s) over the limits (the '
+                         'last from {peer}: {open} open from it, {all} in '
+                         'all)', n=self.refused, peer=host,
+                         open=self._by_peer.get(host, 0),
+                         all=len(self.protocols))
+            return None
+        protocol = super().buildProtocol(addr)
+        if protocol is not None and host is not None:
+            protocol.linksync_peer = host
+            self._by_peer[host] = self._by_peer.get(host, 0) + 1
+        return protocol
+
+    def unregisterProtocol(self, protocol):
+        super().unregisterProtocol(protocol)
+        host = getattr(protocol, 'linksync_peer', None)
+        if host is not None:
+            left = self._by_peer.get(host, 1) - 1
+            if left > 0:
+                self._by_peer[host] = left
+            else:
+                self._by_peer.pop(host, None)
+
+    def open_from(self, host):
+        """How many connections are open from `host`."""
+        return self._by_peer.get(host, 0)
 
     def close_all(self):
         for protocol in list(self.protocols):
@@ -108,9 +166,11 @@ class ListeningService(service.Service):
         self.listening = defer.Deferred()
         self.connections = None
 
-    def listen(self, reactor, endpoint, site):
+    def listen(self, reactor, endpoint, site, per_peer=None, total=None):
+        """Listen on `endpoint` for `site`, with at most `per_peer` open
+        connections from one address and `total` in all."""
         self.endpoint = endpoint
-        self.connections = OpenConnections(site)
+        self.connections = OpenConnections(site, per_peer, total)
         d = endpoints.serverFromString(reactor, endpoint).listen(
             self.connections)
         d.addCallbacks(self._listening, self._failed)
