@@ -1,0 +1,181 @@
+"""The zoo's servers: scripted HTTP answers on a real loopback socket.
+
+A :class:`ScriptedHTTPServer` reads each request head and answers it with
+what its script says, byte for byte, so the corners a well-behaved server
+library never produces (bare LF, folded headers, stalled bodies, HEAD
+answers that differ from GET) can be served. A script is a function
+``(method, path, headers) -> [step, ...]``; a step is bytes to write, the
+string ``'close'`` (drop the connection), ``'hold'`` (keep it open and
+silent until the client gives up) or ``('pause', seconds)`` (wait real
+time, so the next bytes arrive in a separate read).
+
+``in_progress`` counts requests received whose script has not ended (a
+held one counts until the client drops it), which is what
+linksync.testing.servers.run_checks needs to move a test clock safely.
+"""
+
+from twisted.internet import endpoints, protocol
+
+from linksync import testing
+
+
+class _Scripted(protocol.Protocol):
+    def connectionMade(self):
+        self.buffer = b''
+        self.busy = False
+        self.held = False
+        greeting = self.factory.owner.greeting
+        if greeting is not None:
+            self.transport.write(greeting)
+            self.transport.loseConnection()
+
+    def dataReceived(self, data):
+        self.buffer += data
+        if self.buffer.startswith(b'\x16'):
+            # A TLS hello on this plain port: answer as nginx does.
+            self.transport.write(
+                b'HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n'
+                b'Connection: close\r\n\r\n')
+            self.transport.loseConnection()
+            return
+        self._next()
+
+    def _next(self):
+        if self.busy or b'\r\n\r\n' not in self.buffer:
+            return
+        head, self.buffer = self.buffer.split(b'\r\n\r\n', 1)
+        lines = head.decode('latin-1').split('\r\n')
+        method, path = lines[0].split(' ')[:2]
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(':')
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+        owner = self.factory.owner
+        owner.requests.append((method, path, headers))
+        owner.in_progress += 1
+        self.busy = True
+        self._run(list(owner.script(method, path, headers)))
+
+    def _run(self, steps):
+        owner = self.factory.owner
+        while steps:
+            step = steps.pop(0)
+            if isinstance(step, bytes):
+                self.transport.write(step)
+            elif step == 'close':
+                self._done()
+                self.transport.loseConnection()
+                return
+            elif step == 'hold':
+                self.held = True
+                return
+            else:
+                owner.rt.reactor.callLater(step[1], self._run, steps)
+                return
+        self._done()
+        self._next()
+
+    def _done(self):
+        if self.busy:
+            self.busy = False
+            self.factory.owner.in_progress -= 1
+
+    def connectionLost(self, reason):
+        self._done()
+
+
+class ScriptedHTTPServer:
+    """Answers requests on `host` as `script` says (see the module).
+
+    `tls`: Twisted server TLS options (then HTTPS); `greeting`: bytes sent
+    on every connection, which is then closed (a server that speaks
+    first, as FTP servers do).
+    """
+
+    def __init__(self, script, host='127.0.0.1', tls=None, greeting=None):
+        self.script = script
+        self.tls = tls
+        self.greeting = greeting
+        self.host = host
+        self.requests = []
+        self.in_progress = 0
+        self._port = None
+
+    def start(self):
+        self.rt = testing.reactor_thread()
+        factory = protocol.ServerFactory.forProtocol(_Scripted)
+        factory.owner = self
+        factory.noisy = False
+        if self.tls is not None:
+            endpoint = endpoints.SSL4ServerEndpoint(
+                self.rt.reactor, 0, self.tls, interface=self.host)
+        else:
+            endpoint = endpoints.TCP4ServerEndpoint(
+                self.rt.reactor, 0, interface=self.host)
+        self._port = self.rt.call(endpoint.listen, factory)
+        self.port = self._port.getHost().port
+        testing.on_cleanup(self.stop)
+        return self
+
+    def stop(self):
+        if self._port is not None:
+            self.rt.call(self._port.stopListening)
+            self._port = None
+
+
+# -- TLS ----------------------------------------------------------------------
+
+def expired_certificate(names, issuer):
+    """(key PEM, certificate PEM) for `names`, signed by `issuer`, whose
+    validity ended yesterday."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    issuer_key = serialization.load_pem_private_key(issuer[0], None)
+    issuer_name = x509.load_pem_x509_certificate(issuer[1]).subject
+    now = datetime.datetime.now(datetime.timezone.utc)
+    alt = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(
+                NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(issuer_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=60))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .sign(issuer_key, hashes.SHA256()))
+    return (key.private_bytes(serialization.Encoding.PEM,
+                              serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()),
+            cert.public_bytes(serialization.Encoding.PEM))
+
+
+def server_tls(default, by_name=None):
+    """Twisted server TLS options presenting `default` (key PEM, cert
+    PEM), or by_name[server name] when the client's SNI names one."""
+    from twisted.internet import ssl
+
+    options = ssl.PrivateCertificate.loadPEM(default[0] + default[1]).options()
+    if by_name:
+        contexts = {name.encode('idna'): ssl.PrivateCertificate.loadPEM(
+            pem[0] + pem[1]).options().getContext()
+            for name, pem in by_name.items()}
+        context = options.getContext()
+
+        def pick(connection):
+            chosen = contexts.get(connection.get_servername())
+            if chosen is not None:
+                connection.set_context(chosen)
+        context.set_tlsext_servername_callback(pick)
+    return options
