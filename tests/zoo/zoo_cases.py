@@ -131,6 +131,9 @@ def _pieces(data, size):
 
 
 OK200 = full()
+STALL = 'a GET whose body stalls after the head times out'
+#: Framing cases refuse HEAD, so that the checker's GET meets the framing.
+HEAD_405 = full(405, 'Method Not Allowed', method='HEAD')
 BASE = '{base}/'
 
 
@@ -329,13 +332,14 @@ def _framing_cases():
              raw(head(200, 'OK', ['Connection: close']) + body)),
         Case('chunked-good', 'framing', 'chunked body, well formed', BASE,
              OK, 'the page is shown',
-             by_method([head(200, 'OK', ['Content-Length: 6'])],
+             by_method([HEAD_405],
                        [chunked + b'6\r\nhello\n\r\n0\r\n\r\n'])),
         Case('chunked-bad-size', 'framing',
              'chunked body with a chunk size that is not hex', BASE, OK,
              'the head said 200; the browser shows what came',
-             by_method([head(200, 'OK', ['Content-Length: 6'])],
-                       [chunked + b'zz\r\nhello\r\n0\r\n\r\n', 'close'])),
+             by_method([HEAD_405],
+                       [chunked + b'zz\r\nhello\r\n0\r\n\r\n', 'close']),
+             xfail='a GET is judged by its body, not its head'),
         Case('gzip', 'framing', 'gzip Content-Encoding', BASE, OK,
              'the browser inflates and shows it',
              answer(200, 'OK', ['Content-Encoding: gzip'], gz)),
@@ -399,19 +403,22 @@ def _framing_cases():
         Case('stall-after-head-no-length', 'framing',
              'GET: 200 head, no length, keep-alive, body never ends', BASE,
              OK, 'the browser shows the page as it loads',
-             by_method([head(200, 'OK', ['Content-Length: 6'])],
-                       [head(200, 'OK') + b'hel', 'hold'])),
+             by_method([HEAD_405],
+                       [head(200, 'OK') + b'hel', 'hold']),
+             xfail=STALL),
         Case('stall-after-head-chunked', 'framing',
              'GET: 200 head, an open chunked body', BASE, OK,
              'the browser shows the page as it loads',
-             by_method([head(200, 'OK', ['Content-Length: 6'])],
-                       [chunked + b'3\r\nhel\r\n', 'hold'])),
+             by_method([HEAD_405],
+                       [chunked + b'3\r\nhel\r\n', 'hold']),
+             xfail=STALL),
         Case('stall-short-body', 'framing',
              'GET: Content-Length 1000, 6 bytes, then silence', BASE, OK,
              'the browser shows the page as it loads',
-             by_method([head(200, 'OK', ['Content-Length: 1000'])],
+             by_method([HEAD_405],
                        [head(200, 'OK', ['Content-Length: 1000']) + body,
-                        'hold'])),
+                        'hold']),
+             xfail=STALL),
         Case('stall-before-head', 'framing', 'request read, never answered',
              BASE, TEMP, 'the browser times out; try later', raw('hold')),
         Case('reset-after-request', 'framing',
