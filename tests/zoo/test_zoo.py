@@ -80,8 +80,21 @@ def ftp_tree(root):
     return server
 
 
+def pyftp_tree(root, latin1=False):
+    """pyftpdlib on a tree with a non-ASCII name, in UTF-8 or latin-1."""
+    (root / 'docs').mkdir(parents=True)
+    (root / 'home').mkdir()
+    name = 'café.txt'.encode('latin-1' if latin1 else 'utf-8')
+    with open(os.path.join(os.fsencode(root), name), 'wb') as f:
+        f.write(b'hello\n')
+    return zoo_servers.PyFTPServer(
+        root, users={'joe': ('s3cret', root / 'home')},
+        encoding='latin-1' if latin1 else 'utf8').start()
+
+
 def start(case, tmp_path):
-    """(URL, servers to settle on, checker settings) for `case`."""
+    """(URL, servers to settle on, checker settings, the pyftpdlib server
+    or None) for `case`."""
     settings = dict(per_host_delay=0.0, timeout=TIMEOUT,
                     connect_timeout=TIMEOUT, allow_network=[LOOPBACK],
                     dns_server=[('127.0.0.1', 9)])
@@ -93,9 +106,14 @@ def start(case, tmp_path):
     if case.kind == 'dns':
         dns = testservers.DNSTestServer(ZONE, failing=FAILING).start()
         settings['dns_server'] = [dns.address]
+    pyftp = None
     if case.kind == 'ftp':
         server = ftp_tree(tmp_path / 'ftp')
         fill.update(port=server.port, base='ftp://127.0.0.1:%d' % server.port)
+    elif case.kind.startswith('pyftp'):
+        pyftp = pyftp_tree(tmp_path / 'pyftp', case.kind == 'pyftp-latin1')
+        fill.update(port=pyftp.port, base='ftp://127.0.0.1:%d' % pyftp.port)
+        servers.append(pyftp)
     elif case.kind == 'tls':
         cert, by_name = certificates()[case.script]
         server = zoo_servers.ScriptedHTTPServer(
@@ -117,7 +135,7 @@ def start(case, tmp_path):
         settings['allow_network'] = []
     elif case.profile == 'silent-dns':
         settings['dns_server'] = [silent_udp()]
-    return case.url.format(**fill), servers, settings
+    return case.url.format(**fill), servers, settings, pyftp
 
 
 def _param(case):
@@ -135,7 +153,7 @@ def test_the_zoo_is_large_and_its_names_unique():
 
 @pytest.mark.parametrize('case', [_param(c) for c in zoo_cases.CASES])
 def test_case(case, tmp_path):
-    url, servers, settings = start(case, tmp_path)
+    url, servers, settings, pyftp = start(case, tmp_path)
     rt = testing.reactor_thread()
     clock = task.Clock()
     checker = rt.call(Checker, config.defaults(**settings), rt.reactor, clock)
@@ -148,7 +166,8 @@ def test_case(case, tmp_path):
             checker, [url], step=0.05, max_steps=int(4 * TIMEOUT / 0.05),
             settle=False)
     state, reason = results[url]
+    # Nothing smuggled into the URL may have reached an FTP server.
+    assert not [p for p in tmp_path.rglob('pwned')]
+    assert not [c for c in getattr(pyftp, 'commands', ())
+                if c.upper().startswith('MKD')]
     assert (state, case.name) == (case.expected, case.name), reason
-    if case.kind == 'ftp':
-        # Nothing smuggled into the URL may have reached the server.
-        assert not os.path.exists(tmp_path / 'ftp' / 'home' / 'joe' / 'pwned')

@@ -179,3 +179,69 @@ def server_tls(default, by_name=None):
                 connection.set_context(chosen)
         context.set_tlsext_servername_callback(pick)
     return options
+
+
+# -- FTP (pyftpdlib) -------------------------------------------------------------
+
+class PyFTPServer:
+    """pyftpdlib's FTP server on `root` in a thread of its own.
+
+    `users` maps a name to (password, home); anonymous logins see `root`.
+    `encoding` is how the server reads and writes path names ('utf8' or
+    'latin-1'). ``commands`` records every command line it received.
+    """
+
+    def __init__(self, root, users=None, encoding='utf8'):
+        self.root = root
+        self.users = users or {}
+        self.encoding = encoding
+        self.commands = []
+        #: Never holds a request (see run_checks): the clock stands still
+        #: while an FTP check runs, whose steps all happen in real time.
+        self.in_progress = 0
+
+    def start(self):
+        import logging
+        import threading
+
+        from pyftpdlib.authorizers import DummyAuthorizer
+        from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.servers import FTPServer
+
+        authorizer = DummyAuthorizer()
+        authorizer.add_anonymous(str(self.root))
+        for name, (password, home) in self.users.items():
+            authorizer.add_user(name, password, str(home), perm='elradfmw')
+        owner = self
+
+        class Handler(FTPHandler):
+            encoding = self.encoding
+
+            def pre_process_command(self, line, cmd, arg):
+                owner.commands.append(line)
+                return super().pre_process_command(line, cmd, arg)
+
+        Handler.authorizer = authorizer
+        # No 3 s pause before a "530 login refused": the verdict is the
+        # same, and the test clock need not race it.
+        Handler.auth_failed_timeout = 0
+        logging.getLogger('pyftpdlib').setLevel(logging.CRITICAL)
+        self.server = FTPServer(('127.0.0.1', 0), Handler)
+        self.port = self.server.address[1]
+        self._stopping = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        testing.on_cleanup(self.stop)
+        return self
+
+    def _serve(self):
+        # (As pyftpdlib's own test servers do: poll, and close in the
+        # serving thread.)
+        while not self._stopping.is_set():
+            self.server.serve_forever(timeout=0.01, blocking=False,
+                                      handle_exit=False)
+        self.server.close_all()
+
+    def stop(self):
+        self._stopping.set()
+        self.thread.join(10)
