@@ -151,8 +151,9 @@ def test_the_zoo_is_large_and_its_names_unique():
     assert len(names) >= 110
 
 
-@pytest.mark.parametrize('case', [_param(c) for c in zoo_cases.CASES])
-def test_case(case, tmp_path):
+def run_case(case, tmp_path):
+    """(URL, (state, reason), pyftpdlib server or None): linksync's real
+    checker on `case`, whose servers run until the next testing.cleanup()."""
     url, servers, settings, pyftp = start(case, tmp_path)
     rt = testing.reactor_thread()
     clock = task.Clock()
@@ -165,7 +166,12 @@ def test_case(case, tmp_path):
         results = testservers.run_checks(
             checker, [url], step=0.05, max_steps=int(4 * TIMEOUT / 0.05),
             settle=False)
-    state, reason = results[url]
+    return url, results[url], pyftp
+
+
+@pytest.mark.parametrize('case', [_param(c) for c in zoo_cases.CASES])
+def test_case(case, tmp_path):
+    url, (state, reason), pyftp = run_case(case, tmp_path)
     # Nothing smuggled into the URL may have reached an FTP server.
     assert not [p for p in tmp_path.rglob('pwned')]
     assert not [c for c in getattr(pyftp, 'commands', ())

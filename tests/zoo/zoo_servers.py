@@ -166,11 +166,19 @@ def server_tls(default, by_name=None):
     PEM), or by_name[server name] when the client's SNI names one."""
     from twisted.internet import ssl
 
-    options = ssl.PrivateCertificate.loadPEM(default[0] + default[1]).options()
+    def options_of(pem):
+        # ALPN offered by the server: without it, a client offering ALPN
+        # (curl, urllib3) gets a TLS "internal error" alert from Twisted.
+        certificate = ssl.PrivateCertificate.loadPEM(pem[0] + pem[1])
+        return ssl.CertificateOptions(
+            privateKey=certificate.privateKey.original,
+            certificate=certificate.original,
+            acceptableProtocols=[b'http/1.1'])
+
+    options = options_of(default)
     if by_name:
-        contexts = {name.encode('idna'): ssl.PrivateCertificate.loadPEM(
-            pem[0] + pem[1]).options().getContext()
-            for name, pem in by_name.items()}
+        contexts = {name.encode('idna'): options_of(pem).getContext()
+                    for name, pem in by_name.items()}
         context = options.getContext()
 
         def pick(connection):
@@ -206,6 +214,7 @@ class PyFTPServer:
 
         from pyftpdlib.authorizers import DummyAuthorizer
         from pyftpdlib.handlers import FTPHandler
+        from pyftpdlib.ioloop import IOLoop
         from pyftpdlib.servers import FTPServer
 
         authorizer = DummyAuthorizer()
@@ -226,7 +235,9 @@ class PyFTPServer:
         # same, and the test clock need not race it.
         Handler.auth_failed_timeout = 0
         logging.getLogger('pyftpdlib').setLevel(logging.CRITICAL)
-        self.server = FTPServer(('127.0.0.1', 0), Handler)
+        # An IOLoop of its own: pyftpdlib's default one is shared by every
+        # server of the process.
+        self.server = FTPServer(('127.0.0.1', 0), Handler, ioloop=IOLoop())
         self.port = self.server.address[1]
         self._stopping = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
