@@ -33,6 +33,9 @@ ZONE = {
     'mail.zoo.test': [('MX', (10, 'www.zoo.test'))],
     'mailonly.zoo.test': [('MX', (10, 'www.zoo.test'))],
     'nomail.zoo.test': [('MX', (0, ''))],
+    'alias.zoo.test': [('CNAME', 'www.zoo.test')],
+    'chain.zoo.test': [('CNAME', 'alias.zoo.test')],
+    'dangling.zoo.test': [('CNAME', 'nothing.zoo.test')],
 }
 FAILING = ['broken.zoo.test']
 
@@ -104,7 +107,7 @@ def start(case, tmp_path):
     fill = {'free': testing.free_port()}
     servers = []
     if case.kind == 'dns':
-        dns = testservers.DNSTestServer(ZONE, failing=FAILING).start()
+        dns = zoo_servers.DNSZoneServer(ZONE, failing=FAILING).start()
         settings['dns_server'] = [dns.address]
     pyftp = None
     if case.kind == 'ftp':
@@ -121,6 +124,15 @@ def start(case, tmp_path):
         server.start()
         servers.append(server)
         fill.update(port=server.port, base='https://127.0.0.1:%d' % server.port)
+    elif case.kind == 'to-tls':
+        # A plain server redirecting to the zoo's valid HTTPS server.
+        cert, _ = certificates()['valid']
+        tls = zoo_servers.ScriptedHTTPServer(
+            zoo_cases.answer(), tls=zoo_servers.server_tls(cert)).start()
+        server = zoo_servers.ScriptedHTTPServer(zoo_cases.redirect(
+            'https://localhost:%d/' % tls.port, 301, 'Moved Permanently'))
+        servers += [server.start(), tls]
+        fill.update(port=server.port, base='http://127.0.0.1:%d' % server.port)
     elif case.script is not None:
         greeting = case.script if isinstance(case.script, bytes) else None
         server = zoo_servers.ScriptedHTTPServer(

@@ -256,3 +256,86 @@ class PyFTPServer:
     def stop(self):
         self._stopping.set()
         self.thread.join(10)
+
+
+# -- DNS with aliases ----------------------------------------------------------------
+
+class _AliasZone:
+    """A twisted.names authority answering A, MX and CNAME records; a
+    CNAME answers every query for its name, followed by what its target
+    has."""
+
+    def __init__(self, records, failing):
+        from twisted.names import common
+
+        zone = self
+
+        class Zone(common.ResolverBase):
+            def _lookup(self, name, cls, type, timeout=None):
+                return zone.lookup(name, type)
+        self.resolver = Zone()
+        self.records = records
+        self.failing = failing
+
+    def lookup(self, name, qtype):
+        from twisted.internet import defer
+        from twisted.names import dns
+
+        name = (name.decode('ascii') if isinstance(name, bytes)
+                else str(name)).lower().rstrip('.')
+        if name in self.failing:
+            return defer.fail(dns.DNSQueryTimeoutError(name))
+        if name not in self.records:
+            return defer.fail(dns.AuthoritativeDomainError(name))
+        answers = []
+        # As a recursive resolver answers: the alias chain, then the
+        # records of its end (none when it ends nowhere).
+        for _ in range(10):
+            alias = None
+            for rtype, value in self.records.get(name, ()):
+                if rtype == 'CNAME':
+                    payload = alias = dns.Record_CNAME(value)
+                elif rtype == 'A' and qtype == dns.A:
+                    payload = dns.Record_A(value)
+                elif rtype == 'MX' and qtype == dns.MX:
+                    payload = dns.Record_MX(*value)
+                else:
+                    continue
+                answers.append(dns.RRHeader(name, payload.TYPE, dns.IN, 60,
+                                            payload, auth=True))
+            if alias is None:
+                break
+            name = str(alias.name).lower()
+        return defer.succeed((answers, [], []))
+
+
+class DNSZoneServer:
+    """A DNS server on 127.0.0.1 (UDP) answering from `records`: name ->
+    [('A', '1.2.3.4') | ('MX', (10, 'mx.name')) | ('CNAME', 'name')];
+    unknown names are NXDOMAIN, names in `failing` a server failure."""
+
+    def __init__(self, records, failing=()):
+        self.records = {name.lower(): rrs for name, rrs in records.items()}
+        self.failing = set(failing)
+        self._port = None
+
+    def start(self):
+        from twisted.names import dns
+        from twisted.names import server as dns_server
+
+        self.rt = testing.reactor_thread()
+        factory = dns_server.DNSServerFactory(authorities=[
+            _AliasZone(self.records, self.failing).resolver])
+        factory.noisy = False
+        udp = dns.DNSDatagramProtocol(factory)
+        udp.noisy = False
+        self._port = self.rt.call(self.rt.reactor.listenUDP, 0, udp,
+                                  interface='127.0.0.1')
+        self.address = ('127.0.0.1', self._port.getHost().port)
+        testing.on_cleanup(self.stop)
+        return self
+
+    def stop(self):
+        if self._port is not None:
+            self.rt.call(self._port.stopListening)
+            self._port = None
