@@ -110,8 +110,12 @@ def score(pairs):
     return right, alarms, missed, len(pairs) - right - alarms - missed
 
 
-def main():
+def main(argv=None):
+    import argparse
     import pathlib
+    argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0].strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     workdir = tempfile.mkdtemp(prefix='zoo-')
     os.chmod(workdir, 0o755)
     rows = []
