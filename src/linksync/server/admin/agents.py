@@ -100,6 +100,14 @@ def agent_add(context, kind, name, options):
     """Add an agent of `kind` named `name`; it starts at the open bucket.
     Returns its description."""
     agent = build_agent(kind, name, options)
+    confine = getattr(agent, 'confine', None)
+    if confine is not None:
+        settings = context.server.settings if context.server is not None \
+            else context.settings
+        try:
+            confine(getattr(settings, 'data', None) or 'var')
+        except AgentError as e:
+            raise OperationError(str(e)) from None
     manager = get_manager()
     try:
         manager.register_agent(agent, now=context.clock.seconds())
