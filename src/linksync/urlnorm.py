@@ -65,7 +65,9 @@ class InvalidURL(ValueError):
 def normalize(url):
     """Return the normalised form of `url`; raise InvalidURL when invalid."""
     if not isinstance(url, str):
-        raise InvalidURL('not a string: %r' % (url,))
+        # The type alone: the repr of a client's value can be huge or,
+        # for an array nested thousands deep, fail with RecursionError.
+        raise InvalidURL('not a string: %s' % type(url).__name__)
     if len(url) <= MAX_URL_LENGTH and url.isascii() and _NORMAL.fullmatch(url):
         return url
     return _normalize(url)
