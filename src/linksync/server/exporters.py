@@ -192,7 +192,9 @@ class XMLRPCPushAgent(_ExportingAgent):
 
     def uploader(self, app, context):
         return XMLRPCUploader(
-            CallbackProxy(self.url, context.reactor, agent=context.http),
+            CallbackProxy(self.url, context.reactor, agent=context.http,
+                          **({'timeout': context.timeout}
+                             if context.timeout else {})),
             self.method, agent=self.id, batch_size=self.batch_size,
             retries=context.retries, backoff=context.backoff,
             clock=context.clock)

@@ -150,7 +150,8 @@ def run_context(context):
         mailer = make_mailer(settings, context.reactor) \
             if getattr(settings, 'smtp', None) else None
     return RunContext(context.reactor, context.clock, secret, mailer,
-                      retries=getattr(settings, 'notify_attempts', 3) - 1)
+                      retries=getattr(settings, 'notify_attempts', 3) - 1,
+                      timeout=getattr(settings, 'notify_timeout', None))
 
 
 def _runner(context, name):
