@@ -309,6 +309,12 @@ def test_info_frame_url(server, fred):
     # The link carries a token opening the page (linksync.server.web.access).
     link = fred.getInfoFrameURL('fred', 'fred-password')
     assert link.startswith(server.base_url + '/alerts/fred?token=')
+    # A Host header of the caller's choosing does not make the link.
+    status, _, body = post(server, xmlrpc.client.dumps(
+        ('fred', 'fred-password'), 'getInfoFrameURL').encode(),
+        {'Host': 'evil.example'})
+    assert xmlrpc.client.loads(body)[0][0].startswith(
+        server.base_url + '/alerts/fred?token=')
     server.service.api.api.public_url = 'https://links.example.org/'
     assert fred.getInfoFrameURL('fred', 'fred-password').startswith(
         'https://links.example.org/alerts/fred?token=')
