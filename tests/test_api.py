@@ -256,6 +256,42 @@ def test_register_urls_returns_known_states(server, fred):
     assert server.read(lambda app: len(app.urls)) == 3
 
 
+def _deep_call(method, *params):
+    """A methodCall whose last parameter is an array holding a valid URL,
+    an array nested 10,000 deep, a struct, an int and a second URL."""
+    deep = '<value><array><data>' * 10000 + '</data></array></value>' * 10000
+    head = ''.join('<param><value><string>%s</string></value></param>' % p
+                   for p in params)
+    return ('<?xml version="1.0"?><methodCall><methodName>%s</methodName>'
+            '<params>%s<param><value><array><data>'
+            '<value><string>http://good.example/</string></value>%s'
+            '<value><struct><member><name>u</name><value><string>'
+            'http://s.example/</string></value></member></struct></value>'
+            '<value><int>5</int></value><value><boolean>1</boolean></value>'
+            '<value><string>http://also.example/</string></value>'
+            '</data></array></value></param></params></methodCall>' % (
+                method, head, deep)).encode()
+
+
+def test_malformed_entries_are_skipped_one_by_one(server, fred):
+    status, _, body = post(server, _deep_call(
+        'registerURLs', 'fred', 'fred-password'))
+    assert status == 200
+    assert xmlrpc.client.loads(body) == (([],), None)
+    assert server.read(lambda app: sorted(
+        u.url for u in app.clients.get('fred').urls)) == [
+        'http://also.example/', 'http://good.example/']
+    status, _, body = post(server, _deep_call(
+        'getURLStates', 'fred', 'fred-password'))
+    assert [row[0] for row in xmlrpc.client.loads(body)[0][0]] == [
+        'http://good.example/', 'http://also.example/']
+    status, _, body = post(server, _deep_call(
+        'unregisterURLs', 'fred', 'fred-password'))
+    assert xmlrpc.client.loads(body) == ((True,), None)
+    assert server.read(
+        lambda app: app.clients.get('fred').url_count) == 0
+
+
 def test_duplicates_in_one_call_are_handled_once(server, fred):
     fred.registerURLs('fred', 'fred-password', ['http://a.example/'] * 5)
     assert server.read(
@@ -324,6 +360,12 @@ def test_info_frame_url(server, fred):
     # The link carries a token opening the page (linksync.server.web.access).
     link = fred.getInfoFrameURL('fred', 'fred-password')
     assert link.startswith(server.base_url + '/alerts/fred?token=')
+    # A Host header of the caller's choosing does not make the link.
+    status, _, body = post(server, xmlrpc.client.dumps(
+        ('fred', 'fred-password'), 'getInfoFrameURL').encode(),
+        {'Host': 'evil.example'})
+    assert xmlrpc.client.loads(body)[0][0].startswith(
+        server.base_url + '/alerts/fred?token=')
     server.service.api.api.public_url = 'https://links.example.org/'
     assert fred.getInfoFrameURL('fred', 'fred-password').startswith(
         'https://links.example.org/alerts/fred?token=')

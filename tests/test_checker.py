@@ -205,6 +205,39 @@ def test_loopback_is_refused_unless_allowed(clock, web):
     assert web.log == []
 
 
+def test_ipv4_inside_ipv6_and_multicast_are_refused(clock, web):
+    # IPv6 forms that carry an IPv4 address are judged by that address;
+    # multicast groups count as global for Python, never for the policy.
+    checker = make_checker(clock, allow_network=[])
+    urls = {
+        'http://[::10.0.0.1]/': '::10.0.0.1 is a private address',
+        'http://[64:ff9b::a00:1]/': '64:ff9b::a00:1 is a private address',
+        'http://[2002:a00:1::1]/': '2002:a00:1::1 is a private address',
+        'http://[::ffff:0:a00:1]/': '::ffff:0:a00:1 is a private address',
+        'http://[::ffff:127.0.0.2]:%d/' % web.port:
+            '::ffff:127.0.0.2 is a loopback address',
+        'http://224.0.0.1/': '224.0.0.1 is a multicast address',
+        'http://[ff0e::1]/': 'ff0e::1 is a multicast address',
+    }
+    results = testservers.run_checks(checker, list(urls))
+    for url, reason in urls.items():
+        assert results[url] == (UNSUP, 'blocked by policy: ' + reason), url
+    assert web.log == []
+
+
+def test_an_allowed_network_opens_its_embedded_forms_too():
+    from linksync.server.checker.netpolicy import NetworkPolicy
+    policy = NetworkPolicy(['10.0.0.0/8'])
+    assert policy.refusal('64:ff9b::a00:1') is None
+    assert policy.refusal('2002:a00:1::1') is None
+    assert policy.refusal('10.0.0.1') is None
+    assert policy.refusal('64:ff9b::808:808') is None   # 8.8.8.8, global
+    assert policy.refusal('::1') == \
+        'blocked by policy: ::1 is a loopback address'
+    assert policy.refusal('11.0.0.1') is None
+    assert NetworkPolicy().refusal('2002:b00:1::1') is None
+
+
 def test_the_policy_applies_to_the_resolved_address(clock, web):
     dns = testservers.DNSTestServer({
         'inside.test': [('A', '127.0.0.2')],

@@ -2,6 +2,7 @@
 
 import json
 import os
+import xmlrpc.client
 
 import pytest
 import zope.component
@@ -152,3 +153,32 @@ def test_run_context_shares_one_connection_pool():
     rt = testing.reactor_thread()
     context = RunContext(rt.reactor)
     assert context.http is context.http and context.clock is rt.reactor
+
+
+def test_export_files_stay_inside_the_data_directory(tmp_path):
+    from test_serve import Serve
+    data = tmp_path / 'var'
+    outside = tmp_path / 'precious.txt'
+    outside.write_text('keep me\n')
+    server = Serve('--data', str(data), '--secret', 'sesame').start()
+    try:
+        admin = server.proxy().admin
+        (data / 'exits').symlink_to(tmp_path)
+        (data / 'link.jsonl').symlink_to(outside)
+        for name in (str(outside), '../precious.txt', 'exits/precious.txt',
+                     'link.jsonl', '.', str(data) + '/../precious.txt'):
+            with pytest.raises(xmlrpc.client.Fault) as caught:
+                admin.agent_add('sesame', 'jsonl', 'a', {
+                    'file': name, 'max_bytes': 1, 'keep': 0})
+            assert 'outside the data directory' in caught.value.faultString
+        # A relative name lands in the data directory; so does a path in it.
+        said = admin.agent_add('sesame', 'jsonl', 'inside',
+                               {'file': 'out/changes.jsonl'})
+        assert os.path.join(os.path.realpath(str(data)), 'out',
+                            'changes.jsonl') in said
+        said = admin.agent_add('sesame', 'jsonl', 'full',
+                               {'file': str(data / 'full.jsonl')})
+        assert 'full.jsonl' in said
+        assert outside.read_text() == 'keep me\n'
+    finally:
+        server.stop()

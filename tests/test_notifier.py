@@ -444,3 +444,27 @@ def test_a_zero_notify_interval_is_refused(tmp_path):
         secret='s')
     with pytest.raises(config.ConfigError, match='--notify-interval must be'):
         AgentService(server)
+
+
+def test_the_notify_timeout_is_an_option(tmp_path):
+    # A callback that accepts the connection and never answers: the
+    # notification gives up after --notify-timeout, not the 120 s default.
+    import socket
+    silent = socket.socket()
+    silent.bind(('127.0.0.1', 0))
+    silent.listen(5)
+    try:
+        server = make_server(tmp_path, notify_timeout=0.2)
+        assert agents_of(server).context.timeout == 0.2
+        server.register_client('fred', 'pw', callback_url='http://127.0.0.1:'
+                               '%d/' % silent.getsockname()[1])
+        server.proxy().registerURLs('fred', 'pw', ['http://a.example/'])
+        set_state(server, 'http://a.example/', 'ok', '200 OK')
+        tick(server, 30)
+        assert notifications(server) == (True, 1)
+        error = server.read(
+            lambda app: app.sync.get_agent('client:fred').last_error)
+        assert error.endswith('(updateManyStates): no answer within 0.2 '
+                              'seconds'), error
+    finally:
+        silent.close()

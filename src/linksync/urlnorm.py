@@ -71,7 +71,9 @@ class InvalidURL(ValueError):
 def normalize(url):
     """Return the normalised form of `url`; raise InvalidURL when invalid."""
     if not isinstance(url, str):
-        raise InvalidURL('not a string: %r' % (url,))
+        # The type alone: the repr of a client's value can be huge or,
+        # for an array nested thousands deep, fail with RecursionError.
+        raise InvalidURL('not a string: %s' % type(url).__name__)
     if _is_normal(url):
         return url
     return _normalize(url)

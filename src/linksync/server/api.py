@@ -502,16 +502,22 @@ class LinkSyncAPI:
                                   alerts_path(client.id), token)
 
     def base_url(self, request):
-        """The server's public base URL (no trailing slash)."""
+        """The server's public base URL (no trailing slash).
+
+        Without ``--public-url`` it is the address the request arrived
+        on, never the Host header: a client names that header itself and
+        could make the server hand out links to any site.
+        """
         if self.public_url:
             return self.public_url.rstrip('/')
-        host = request.getHeader(b'host') if request is not None else None
-        if not host:
-            address = request.getHost() if request is not None else None
-            host = '%s:%d' % (address.host, address.port) if address \
-                else 'localhost'
-        elif isinstance(host, bytes):
-            host = host.decode('latin-1')
+        address = request.getHost() if request is not None else None
+        host = getattr(address, 'host', None)
+        if host is None:
+            host = 'localhost'
+        else:
+            if ':' in host:
+                host = '[%s]' % host
+            host = '%s:%d' % (host, address.port)
         scheme = 'https' if request is not None and request.isSecure() \
             else 'http'
         return '%s://%s' % (scheme, host)

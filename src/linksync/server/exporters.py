@@ -41,6 +41,26 @@ class _ExportingAgent(PushSyncAgent):
         return json.dumps(item, sort_keys=True)
 
 
+def confined_path(directory, name):
+    """`name` resolved inside `directory`, or AgentError when it leaves it.
+
+    >>> confined_path('/srv/var', 'out.jsonl')
+    '/srv/var/out.jsonl'
+    >>> confined_path('/srv/var', '../etc/passwd')
+    Traceback (most recent call last):
+    ...
+    linksync.agents.errors.AgentError: export file '../etc/passwd' is outside the data directory /srv/var
+    """
+    if '\0' in name:
+        raise AgentError('export file name %r has a NUL byte' % (name,))
+    root = os.path.realpath(directory)
+    path = os.path.realpath(os.path.join(root, name))
+    if path == root or os.path.commonpath([root, path]) != root:
+        raise AgentError('export file %r is outside the data directory %s'
+                         % (name, root))
+    return path
+
+
 class JSONLinesAgent(_ExportingAgent):
     """Appends the changes to a JSON-lines file."""
 
@@ -63,6 +83,15 @@ class JSONLinesAgent(_ExportingAgent):
         self.file = file
         self.max_bytes = max_bytes
         self.keep = keep
+
+    def confine(self, directory):
+        """Resolve the file inside `directory` (the data directory).
+
+        A relative name is taken relative to `directory`; the resolved
+        path (symbolic links followed, ``..`` removed) of the file and of
+        its rotated copies must lie inside it, else AgentError.
+        """
+        self.file = confined_path(directory, self.file)
 
     def describe(self):
         return 'file %s (rotated past %d bytes, %d kept)' % (
@@ -163,7 +192,9 @@ class XMLRPCPushAgent(_ExportingAgent):
 
     def uploader(self, app, context):
         return XMLRPCUploader(
-            CallbackProxy(self.url, context.reactor, agent=context.http),
+            CallbackProxy(self.url, context.reactor, agent=context.http,
+                          **({'timeout': context.timeout}
+                             if context.timeout else {})),
             self.method, agent=self.id, batch_size=self.batch_size,
             retries=context.retries, backoff=context.backoff,
             clock=context.clock)

@@ -282,7 +282,8 @@ class AgentService(service.Service):
                               'seconds, not %r' % (self.interval,))
         self.context = RunContext(
             server.reactor, server.clock, server.secret, server.mailer,
-            retries=getattr(settings, 'notify_attempts', 3) - 1)
+            retries=getattr(settings, 'notify_attempts', 3) - 1,
+            timeout=getattr(settings, 'notify_timeout', None))
         self.session = None
         self.loop = None
         self._round = None

@@ -31,6 +31,17 @@ def seconds(text):
     return value
 
 
+def positive_seconds(text):
+    """A duration in seconds (fractions allowed), > 0."""
+    value = seconds(text)
+    if value == 0:
+        raise ValueError('must be more than 0 seconds: %r' % (text,))
+    return value
+
+
+positive_seconds.__name__ = 'seconds'
+
+
 def positive_int(text):
     try:
         value = int(text)
@@ -156,20 +167,15 @@ AGENT_OPTIONS = [
     Option('notify-attempts', type=positive_int, default=3, metavar='N',
            help='attempts of an upload within one run (a failed one is '
                 'tried again after 1 s, then 2 s, ...)'),
+    Option('notify-timeout', type=positive_seconds, default=120,
+           metavar='SECONDS',
+           help="time limit of each call to a client's callback or an "
+                'export target (a client that never answers holds its own '
+                'notifications this long)'),
 ]
 
 # -- syncer options (linksync.server.syncer) ---------------------------------
 
-
-def positive_seconds(text):
-    """A duration in seconds (fractions allowed), > 0."""
-    value = seconds(text)
-    if value == 0:
-        raise ValueError('must be more than 0 seconds: %r' % (text,))
-    return value
-
-
-positive_seconds.__name__ = 'seconds'
 
 #: Options of the syncer (`serve`, and `sync` running without a server).
 SYNC_OPTIONS = [

@@ -100,6 +100,14 @@ def agent_add(context, kind, name, options):
     """Add an agent of `kind` named `name`; it starts at the open bucket.
     Returns its description."""
     agent = build_agent(kind, name, options)
+    confine = getattr(agent, 'confine', None)
+    if confine is not None:
+        settings = context.server.settings if context.server is not None \
+            else context.settings
+        try:
+            confine(getattr(settings, 'data', None) or 'var')
+        except AgentError as e:
+            raise OperationError(str(e)) from None
     manager = get_manager()
     try:
         manager.register_agent(agent, now=context.clock.seconds())
@@ -142,7 +150,8 @@ def run_context(context):
         mailer = make_mailer(settings, context.reactor) \
             if getattr(settings, 'smtp', None) else None
     return RunContext(context.reactor, context.clock, secret, mailer,
-                      retries=getattr(settings, 'notify_attempts', 3) - 1)
+                      retries=getattr(settings, 'notify_attempts', 3) - 1,
+                      timeout=getattr(settings, 'notify_timeout', None))
 
 
 def _runner(context, name):

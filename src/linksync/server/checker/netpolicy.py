@@ -16,8 +16,16 @@ True
 'blocked by policy: 10.1.2.3 is a private address'
 >>> policy.refusal('::ffff:192.168.0.1')
 'blocked by policy: ::ffff:192.168.0.1 is a private address'
+>>> policy.refusal('64:ff9b::a00:1')
+'blocked by policy: 64:ff9b::a00:1 is a private address'
+>>> policy.refusal('224.0.0.1')
+'blocked by policy: 224.0.0.1 is a multicast address'
 >>> NetworkPolicy(['127.0.0.0/8']).refusal('127.0.0.5') is None
 True
+
+IPv6 forms that carry an IPv4 address (IPv4-mapped and -compatible, the
+SIIT ``::ffff:0:0:0/96`` form, NAT64, 6to4 and Teredo) are judged by the
+IPv4 address inside them, since that is where the packets end up.
 """
 
 import ipaddress
@@ -34,6 +42,41 @@ _KINDS = (
 )
 
 
+#: IPv6 prefixes whose last 32 bits are an IPv4 address.
+_LOW32_PREFIXES = tuple(ipaddress.ip_network(n) for n in (
+    '::/96',            # IPv4-compatible (deprecated, still routed by some)
+    '::ffff:0:0/96',    # IPv4-mapped
+    '::ffff:0:0:0/96',  # SIIT IPv4-translated
+    '64:ff9b::/96',     # NAT64 well-known prefix
+    '64:ff9b:1::/48',   # NAT64 local-use prefix
+))
+
+
+def embedded_ipv4(ip):
+    """The IPv4 address an IPv6 address carries, or None.
+
+    >>> str(embedded_ipv4(ipaddress.ip_address('::10.0.0.1')))
+    '10.0.0.1'
+    >>> str(embedded_ipv4(ipaddress.ip_address('2002:a00:1::1')))
+    '10.0.0.1'
+    >>> embedded_ipv4(ipaddress.ip_address('::1')) is None
+    True
+    """
+    if ip.version != 6:
+        return None
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    for prefix in _LOW32_PREFIXES:
+        if ip in prefix:
+            if prefix.prefixlen == 96 and int(ip) >> 32 == 0 \
+                    and int(ip) <= 1:
+                return None  # :: and ::1 are IPv6 themselves
+            return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 class NetworkPolicy:
     """Refuses non-global addresses except in the allowed networks."""
 
@@ -47,12 +90,15 @@ class NetworkPolicy:
             ip = ipaddress.ip_address(address.split('%', 1)[0])
         except ValueError:
             return 'blocked by policy: %r is not an IP address' % (address,)
-        mapped = getattr(ip, 'ipv4_mapped', None)
-        checked = mapped if mapped is not None else ip
+        inner = embedded_ipv4(ip)
+        checked = inner if inner is not None else ip
         for network in self.allowed:
-            if checked.version == network.version and checked in network:
+            if any(a.version == network.version and a in network
+                   for a in (ip, checked)):
                 return None
-        if checked.is_global:
+        # is_global holds for multicast groups (224.0.0.1 among them);
+        # a checker has no business sending to a group.
+        if checked.is_global and not checked.is_multicast:
             return None
         for test, name in _KINDS:
             if getattr(checked, test):
