@@ -110,9 +110,8 @@ def test_login_form_sets_a_signed_expiring_cookie(server):
     name, value = session.split('=', 1)
     forged = name + '=' + value[:-1] + ('A' if value[-1] != 'A' else 'B')
     assert get(server, '/', cookie=forged).status == 303
-    other = Access('another secret', server.clock)
-    assert get(server, '/', cookie=name + '=' + other._sessions.sign(
-        'manager', START + 1000)).status == 303
+    # A session id the server never gave out.
+    assert get(server, '/', cookie=name + '=' + 'A' * 43).status == 303
     assert get(server, '/', cookie=name + '=\xff').status == 303
     server.advance(12 * 3600)
     assert get(server, '/', cookie=session).status == 303
@@ -125,6 +124,59 @@ def test_logout_removes_the_cookie(server):
     assert 'linksync_session=;' in answer.headers['Set-Cookie']
     assert 'Max-Age=0' in answer.headers['Set-Cookie']
     assert get(server, '/logout').status == 405
+
+
+def login(server):
+    answer = get(server, '/login', form={'secret': SECRET, 'next': '/'})
+    return answer.headers['Set-Cookie'].split(';')[0]
+
+
+def logout_token(server, session):
+    import re
+    page = get(server, '/', cookie=session).text
+    return re.search(r'name="token" value="([^"]+)"', page).group(1)
+
+
+def test_logout_ends_the_session_on_the_server(server):
+    session = login(server)
+    token = logout_token(server, session)
+    answer = get(server, '/logout', form={'token': token}, cookie=session)
+    assert (answer.status, answer.headers['Location']) == (303, '/login')
+    # A copy of the cookie opens nothing any more.
+    assert get(server, '/', cookie=session).status == 303
+    access = server.service.getServiceNamed('api').api.web_access
+    assert server.rt.call(access.sessions) == 0
+
+
+def test_logout_from_another_site_is_refused(server):
+    session = login(server)
+    token = logout_token(server, session)
+    # No token (a form on another site cannot know it): refused.
+    assert get(server, '/logout', form={}, cookie=session).status == 403
+    assert get(server, '/logout', form={'token': 'x' * 43},
+               cookie=session).status == 403
+    # The right token, but posted from another site's page.
+    assert get(server, '/logout', form={'token': token}, cookie=session,
+               headers={'Origin': 'https://evil.example'}).status == 403
+    assert get(server, '/', cookie=session).status == 200   # still logged in
+
+
+def test_login_from_another_site_is_refused(server):
+    answer = get(server, '/login', form={'secret': SECRET, 'next': '/'},
+                 headers={'Origin': 'https://evil.example'})
+    assert answer.status == 403 and 'Set-Cookie' not in answer.headers
+    answer = get(server, '/login', form={'secret': SECRET, 'next': '/'},
+                 headers={'Origin': server.base_url})
+    assert answer.status == 303
+
+
+def test_the_cookie_is_secure_behind_an_https_public_url(tmp_path):
+    server = testing.ServerFixture(
+        data=str(tmp_path / 'var'), secret=SECRET,
+        public_url='https://links.example.org/').start()
+    answer = get(server, '/login', form={'secret': SECRET, 'next': '/'},
+                 headers={'Origin': 'https://links.example.org'})
+    assert answer.status == 303 and 'Secure' in answer.headers['Set-Cookie']
 
 
 @pytest.mark.parametrize('target', [

@@ -353,7 +353,8 @@ class IWebAccess(Interface):
     """Who may see which page of the web status UI (linksync.server.web.access).
 
     The global pages need the management secret: HTTP Basic credentials
-    with it as the password, or the signed cookie a login with it sets. A
+    with it as the password, or the cookie of a session a login with it
+    started (kept by the server until it expires or logs out). A
     client's alerts page needs that, or the client's own credentials, or a
     signed, expiring token (the link getInfoFrameURL hands out).
     """
@@ -363,8 +364,11 @@ class IWebAccess(Interface):
         credentials or a valid session cookie)."""
 
     def login(request, secret):
-        """Check `secret`; when right, set the session cookie and return
-        True."""
+        """Check `secret`; when right, start a session, set its cookie and
+        return True."""
+
+    def logout(request):
+        """End the request's session, on the server and in the browser."""
 
     def alerts_token(client_id, now):
         """A token opening the alerts page of `client_id` until the token

@@ -57,8 +57,10 @@ class APIService(web.ListeningService):
         self.session = server.database.session()
         # One access policy for the pages and the links getInfoFrameURL
         # hands out.
+        public_url = server.settings.public_url or ''
         access = Access(server.secret, server.clock, alerts_lifetime=getattr(
-            server.settings, 'alerts_link_lifetime', ALERTS_LIFETIME))
+            server.settings, 'alerts_link_lifetime', ALERTS_LIFETIME),
+            secure_cookies=public_url.lower().startswith('https:'))
         self.api = LinkSyncAPI(self.session, server.secret, server.clock,
                                server.mailer, server.settings.public_url,
                                web_access=access, reactor=server.reactor,

@@ -695,13 +695,13 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def fetch(url, password=None, user='', form=None, cookie=None,
-          accept='text/html,*/*;q=0.8'):
+          accept='text/html,*/*;q=0.8', headers=None):
     """GET `url` (POST when `form`, a dict, is given) as a browser would,
     without following redirects; an Answer (status, headers, text).
 
     `password` (with `user`) is sent as HTTP Basic credentials, `cookie`
     as the Cookie header; `accept` is the Accept header (None: none, as
-    scripts send).
+    scripts send); `headers` more headers (a dict).
     """
     data = urllib.parse.urlencode(form).encode() if form is not None \
         else None
@@ -714,6 +714,8 @@ def fetch(url, password=None, user='', form=None, cookie=None,
                            'Basic ' + base64.b64encode(pair).decode())
     if cookie:
         request.add_header('Cookie', cookie)
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
     opener = urllib.request.build_opener(_NoRedirect)
     try:
         response = opener.open(request, timeout=30)

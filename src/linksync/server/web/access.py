@@ -6,9 +6,17 @@ management secret, given either way:
 * HTTP Basic credentials, any user name, the secret as the password (for
   scripts: ``curl -u :SECRET http://HOST/``);
 * the session cookie that the login form (``POST /login`` with the secret)
-  sets: ``linksync_session=EXPIRES.SIGNATURE``, valid for
-  :data:`SESSION_LIFETIME`, ``HttpOnly``, ``SameSite=Strict``, ``Secure``
-  over HTTPS. ``POST /logout`` removes it from the browser.
+  sets: ``linksync_session=ID``, a random id of a session the server keeps
+  (in memory: a restart logs everybody out) for :data:`SESSION_LIFETIME`,
+  ``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS or when the
+  server's public URL is https. ``POST /logout`` ends the session on the
+  server (a copy of the cookie no longer opens anything) and removes the
+  cookie from the browser.
+
+Forms that change something (log out, check a URL now) carry a token
+(:class:`FormGuard`) bound to the login and the form's subject, and a POST
+whose ``Origin`` names another site is refused; the login form is refused
+from another site's ``Origin`` too.
 
 A client's alerts page (``/alerts/CLIENT_ID``) opens with the management
 secret too, and also with
@@ -21,10 +29,9 @@ secret too, and also with
   (``--alerts-link-lifetime``, one day by default).
 
 Signatures are HMAC-SHA256 with keys derived from the management secret,
-one per purpose (:func:`derive_key`), so a cookie is no token and the
-other way round, and changing the secret invalidates every cookie and
-link. Both are stateless: nothing is stored on the server; a copied cookie
-or link stays valid until it expires.
+one per purpose (:func:`derive_key`), so a form token is no alerts token
+and the other way round, and changing the secret invalidates every link.
+Alerts links are stateless: a copied link stays valid until it expires.
 
 >>> from twisted.internet import task
 >>> access = Access('s3cret', task.Clock(), alerts_lifetime=60)
@@ -43,8 +50,10 @@ False
 
 import base64
 import binascii
+import collections
 import hashlib
 import hmac
+import secrets
 import urllib.parse
 import re
 
@@ -58,6 +67,8 @@ SESSION_COOKIE = b'linksync_session'
 SESSION_LIFETIME = 12 * 3600
 #: Seconds an alerts link lasts unless configured.
 ALERTS_LIFETIME = 24 * 3600
+#: Sessions kept at most; past it, logging in ends the oldest one.
+MAX_SESSIONS = 1000
 
 _TOKEN = re.compile(r'([0-9]{1,12})\.([A-Za-z0-9_-]{43})')
 
@@ -122,13 +133,18 @@ class Access:
     """The access rules of one server: its secret and clock."""
 
     def __init__(self, secret, clock, alerts_lifetime=ALERTS_LIFETIME,
-                 session_lifetime=SESSION_LIFETIME):
+                 session_lifetime=SESSION_LIFETIME, secure_cookies=False):
         self.secret = secret or ''
         self.clock = clock
         self.alerts_lifetime = alerts_lifetime
         self.session_lifetime = session_lifetime
-        self._sessions = Signer(derive_key(self.secret, 'session'))
+        #: Cookies are Secure even over plain HTTP (TLS ends in front of
+        #: the server: its public URL is https).
+        self.secure_cookies = secure_cookies
+        #: The live sessions: id -> expiry time, oldest first.
+        self._live = collections.OrderedDict()
         self._alerts = Signer(derive_key(self.secret, 'alerts'))
+        self.logout_guard = FormGuard(self.secret, 'logout')
         #: Failed guesses of the secret (and, shared with the API, of
         #: client passwords): see linksync.server.model.passwords.Throttle.
         self.throttle = passwords.Throttle(clock)
@@ -161,30 +177,55 @@ class Access:
             return self.is_secret_from(request, credentials[1])
         return self.has_session(request)
 
-    def has_session(self, request):
+    def _session_id(self, request):
         cookie = request.getCookie(SESSION_COOKIE)
-        if not cookie:
-            return False
+        if not cookie or len(cookie) > 100:
+            return None
         try:
-            token = cookie.decode('ascii')
+            return cookie.decode('ascii')
         except UnicodeDecodeError:
+            return None
+
+    def has_session(self, request):
+        sid = self._session_id(request)
+        expires = self._live.get(sid) if sid else None
+        if expires is None:
             return False
-        return self._sessions.verify('manager', token, self.clock.seconds())
+        if expires <= self.clock.seconds():
+            del self._live[sid]
+            return False
+        return True
+
+    def _cookie(self, request, value, max_age):
+        request.addCookie(
+            SESSION_COOKIE, value, path=b'/', max_age=b'%d' % max_age,
+            httpOnly=True,
+            secure=request.isSecure() or self.secure_cookies or None,
+            sameSite='strict')
 
     def login(self, request, secret):
         if not self.is_secret_from(request, secret):
             return False
-        expires = self.clock.seconds() + self.session_lifetime
-        request.addCookie(
-            SESSION_COOKIE, self._sessions.sign('manager', expires).encode(),
-            path=b'/', max_age=b'%d' % self.session_lifetime, httpOnly=True,
-            secure=request.isSecure() or None, sameSite='strict')
+        now = self.clock.seconds()
+        while self._live and (len(self._live) >= MAX_SESSIONS or
+                              next(iter(self._live.values())) <= now):
+            self._live.popitem(last=False)
+        sid = secrets.token_urlsafe(32)
+        self._live[sid] = now + self.session_lifetime
+        self._cookie(request, sid.encode('ascii'), self.session_lifetime)
         return True
 
     def logout(self, request):
-        request.addCookie(SESSION_COOKIE, b'', path=b'/', max_age=b'0',
-                          httpOnly=True, secure=request.isSecure() or None,
-                          sameSite='strict')
+        """End the request's session (on the server too)."""
+        sid = self._session_id(request)
+        if sid:
+            self._live.pop(sid, None)
+        self._cookie(request, b'', 0)
+
+    def sessions(self):
+        """How many sessions are live."""
+        now = self.clock.seconds()
+        return sum(1 for expires in self._live.values() if expires > now)
 
     # -- alerts links ---------------------------------------------------------
 
@@ -193,6 +234,58 @@ class Access:
 
     def check_alerts_token(self, client_id, token, now):
         return self._alerts.verify(client_id, token, now)
+
+
+def same_origin(request, public_url=None):
+    """False when the request's ``Origin`` names another site than this
+    server (as the request reached it, or its public URL); True without
+    one, or with ``null`` (pages sent with ``no-referrer`` make browsers
+    send that even to their own site: the form's token decides then)."""
+    origin = request.getHeader(b'origin')
+    if origin is None or origin == b'null':
+        return True
+    host = request.getHeader(b'host') or b''
+    scheme = b'https' if request.isSecure() else b'http'
+    if origin == b'%s://%s' % (scheme, host):
+        return True
+    if public_url:
+        parts = urllib.parse.urlsplit(public_url)
+        return origin == ('%s://%s' % (parts.scheme, parts.netloc)).encode(
+            'ascii', 'replace')
+    return False
+
+
+class FormGuard:
+    """Guards a form that changes something against cross-site requests.
+
+    The form carries :meth:`token`: an HMAC of what identifies the
+    manager's login (the session cookie, or the Authorization header a
+    browser repeats by itself) and of the form's `subject` (the URL to
+    check, ...), with a key derived from the management secret for
+    `purpose`; another site can read neither, so cannot forge it. An
+    ``Origin`` naming another site is refused too (:func:`same_origin`).
+    """
+
+    def __init__(self, secret, purpose):
+        self.key = derive_key(secret or '', 'form ' + purpose)
+
+    @staticmethod
+    def _login(request):
+        return (request.getCookie(SESSION_COOKIE) or b'') + b'\0' + (
+            request.getHeader(b'authorization') or b'')
+
+    def token(self, request, subject=''):
+        message = self._login(request) + b'\0' + subject.encode(
+            'utf-8', 'surrogatepass')
+        digest = hmac.new(self.key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b'=').decode('ascii')
+
+    def allows(self, request, token, subject='', public_url=None):
+        if not same_origin(request, public_url):
+            return False
+        return isinstance(token, str) and hmac.compare_digest(
+            token.encode('ascii', 'replace'),
+            self.token(request, subject).encode('ascii'))
 
 
 def alerts_path(client_id):

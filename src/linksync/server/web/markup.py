@@ -262,18 +262,21 @@ NAVIGATION = (('/', 'Overview'), ('/search', 'Search'),
               ('/clients', 'Clients'), ('/agents', 'Agents'))
 
 
-def page(title, body, now, navigation=True, frame=False):
+def page(title, body, now, navigation=True, frame=False, logout_token=''):
     """A whole page (bytes): `body` (Safe) inside the layout.
 
-    `navigation` adds the bar of the global pages (with a logout button);
-    `frame` makes the compact layout of a page shown in an iframe.
+    `navigation` adds the bar of the global pages (with a logout button,
+    whose form carries `logout_token`); `frame` makes the compact layout of
+    a page shown in an iframe.
     """
     if navigation:
         links = join(render('<a href="{}">{}</a>', path, label)
                      for path, label in NAVIGATION)
         nav = render(
             '<nav>{}<form method="post" action="/logout">'
-            '<button type="submit">Log out</button></form></nav>', links)
+            '<input type="hidden" name="token" value="{}">'
+            '<button type="submit">Log out</button></form></nav>', links,
+            logout_token)
     else:
         nav = Safe('')
     header = Safe('') if frame else render(

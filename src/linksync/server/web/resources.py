@@ -28,7 +28,7 @@ from twisted.web import resource
 
 from linksync.server.web import alerts as alerts_module
 from linksync.server.web import downloads, overview, search, urlpage
-from linksync.server.web.access import basic_credentials
+from linksync.server.web.access import FormGuard, basic_credentials, same_origin
 from linksync.server.web.markup import CSP, Safe, href, page, render
 from linksync.xmlrpc.resource import Unauthorized
 
@@ -121,6 +121,8 @@ class WebUI:
         self.api = api
         self.clock = clock
         self.metrics = metrics
+        #: The server's --public-url: its origin is this server's too.
+        self.public_url = getattr(api, 'public_url', None)
         self.overview = _Page(self, self.overview_page)
 
     def install(self, root):
@@ -145,8 +147,10 @@ class WebUI:
                 raise HTTPError(404, 'Not found', 'No such page.')
             title, body, layout = make(request)
             framed = layout == 'frame'
-            data = page(title, body, now, navigation=layout == 'manager',
-                        frame=framed)
+            manager = layout == 'manager'
+            data = page(title, body, now, navigation=manager, frame=framed,
+                        logout_token=self.access.logout_guard.token(request)
+                        if manager else '')
         except Download as d:
             request.setHeader(b'content-type', d.content_type)
             request.setHeader(b'content-disposition', b'attachment; '
@@ -271,11 +275,11 @@ class WebUI:
 
     def url_page(self, request):
         self.require_manager(request)
-        guard = urlpage.CheckNowGuard(self.access.secret)
+        guard = FormGuard(self.access.secret, 'url check now')
         if request.method == b'POST':
             form = self._form(request)
             url = form.get('u', '')
-            if not guard.allows(request, url, form.get('token')):
+            if not guard.allows(request, form.get('token'), url):
                 raise HTTPError(403, 'Not allowed', 'This form was not '
                                 'sent from its page: open the page of the '
                                 'URL again and use its button.')
@@ -342,6 +346,9 @@ class WebUI:
     def login_page(self, request, failed=False):
         target = safe_next(argument(request, 'next', '/'))
         if request.method == b'POST':
+            if not same_origin(request, self.public_url):
+                raise HTTPError(403, 'Forbidden', 'A login from another '
+                                'site is refused.')
             form = self._form(request)
             target = safe_next(form.get('next', '/'))
             if self.access.login(request, form.get('secret', '')):
@@ -419,7 +426,13 @@ class _Logout(_Page):
         super().__init__(ui, self.logout)
 
     def logout(self, request):
-        self.ui.access.logout(request)
+        access = self.ui.access
+        if access.has_session(request) and not access.logout_guard.allows(
+                request, self.ui._form(request).get('token'),
+                public_url=self.ui.public_url):
+            raise HTTPError(403, 'Forbidden', 'This logout did not come '
+                            'from a page of this server.')
+        access.logout(request)
         raise Redirect('/login')
 
 

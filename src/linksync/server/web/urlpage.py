@@ -7,16 +7,13 @@ name), its last check results and the clients that reference it. Reads one
 URL's objects: bounded whatever the size of the database.
 """
 
-import base64
-import hashlib
-import hmac
 
 import zope.component
 
 from linksync import states
 from linksync.server.interfaces import IHistory, ISchedule, IURLProvider
 from linksync.server.model.history import WINDOWS
-from linksync.server.web.access import SESSION_COOKIE, alerts_path, derive_key
+from linksync.server.web.access import alerts_path
 from linksync.server.web.markup import (STATE_CLASSES, Safe, badge, href, iso, join, render,
                                         table, url_link, when)
 
@@ -38,42 +35,6 @@ def url_form():
         '<form class="search" method="get" action="/url">'
         '<label for="u">URL</label><input id="u" name="u" type="url" '
         'required><button type="submit">Open its page</button></form>')
-
-
-class CheckNowGuard:
-    """The guard of the "check now" form against cross-site requests.
-
-    The form carries a token: an HMAC of the URL and of what identifies
-    the manager's login (the session cookie, or the Authorization header
-    a browser repeats by itself), with a key derived from the management
-    secret; another site cannot read it, so cannot forge the form. An
-    ``Origin`` header, when the browser sends one, must be this server's.
-    """
-
-    def __init__(self, secret):
-        self.key = derive_key(secret or '', 'url check now')
-
-    @staticmethod
-    def _login(request):
-        return (request.getCookie(SESSION_COOKIE) or b'') + b'\0' + (
-            request.getHeader(b'authorization') or b'')
-
-    def token(self, request, url):
-        message = self._login(request) + b'\0' + url.encode(
-            'utf-8', 'surrogatepass')
-        digest = hmac.new(self.key, message, hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).rstrip(b'=').decode('ascii')
-
-    def allows(self, request, url, token):
-        origin = request.getHeader(b'origin')
-        if origin is not None and origin != b'null':
-            host = request.getHeader(b'host') or b''
-            scheme = b'https' if request.isSecure() else b'http'
-            if origin != b'%s://%s' % (scheme, host):
-                return False
-        return isinstance(token, str) and hmac.compare_digest(
-            token.encode('ascii', 'replace'),
-            self.token(request, url).encode('ascii'))
 
 
 def check_now(app, url, now):
