@@ -1,13 +1,15 @@
 """A small HTTP/1.1 client made for link checking, with a connection pool.
 
 A link check needs the status line and two headers (Location, Retry-After)
-of a HEAD, or of a GET whose body is thrown away after the first bytes.
+of a HEAD, or of a GET, whose verdict is its head: its body is never
+waited for.
 Twisted's general-purpose Agent spends most of a check's CPU time on what
 a check does not need (header objects, body delivery, a Deferred chain per
 stage); this client parses the head of the answer in one go, skips the
-body by its framing (Content-Length, chunked, or until the connection
-closes) and keeps the connection for the next request to that host when
-the body ended within the limit.
+body by its framing (Content-Length, chunked) when it came with the head,
+and keeps the connection for the next request to that host then; a body
+still to come (it may trickle, stall or never end) is not read: the
+connection is dropped.
 
 :class:`Pool` keeps at most ``max_idle`` idle connections per (scheme,
 host, port) and opens new ones through a function (linksync.server.checker.connector, so
@@ -119,9 +121,18 @@ class HTTPClient(protocol.Protocol):
                 break
             self.answer = answer
             self._frame(answer)
-        else:
-            data = self.buffer + data if self.buffer else data
-            self.buffer = b''
+            asked = self.pending
+            self._body(data)
+            # (When the body was all here, the answer was given, and the
+            # connection, back in the pool, may carry a new request now.)
+            if self.pending is asked:
+                # The head is the verdict. A body that is not all here
+                # with it is not waited for (it may trickle, stall or never
+                # end): the connection is dropped instead of kept.
+                self._done(keep=False)
+            return
+        data = self.buffer + data if self.buffer else data
+        self.buffer = b''
         self._body(data)
 
     def _frame(self, answer):
