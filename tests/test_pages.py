@@ -48,9 +48,14 @@ def manager(server, path):
 
 
 def rows(answer):
-    """The body rows of the page's table, as lists of cell texts."""
-    lines = testing.page_text(answer.text).splitlines()
-    return [line.split(' | ') for line in lines if ' | ' in line][1:]
+    """The body rows of the page's first table, as lists of cell texts."""
+    found = []
+    for line in testing.page_text(answer.text).splitlines():
+        if ' | ' in line:
+            found.append(line.split(' | '))
+        elif found:
+            break
+    return found[1:]
 
 
 # -- access -------------------------------------------------------------------
@@ -302,10 +307,11 @@ def test_overview(server):
         '1 temporary unavailable', '0 unsupported protocol',
         '2 not checked yet', '2 clients',
         '— checks per minute (no checker in this process)',
-        '5 due now', 'Find a URL']
-    assert 'ann | 2 | 1 unavailable | never | on last sent never' in text
-    assert 'fred | 5 | 1 unavailable, 1 temporary unavailable | never | ' \
-        'on last sent never' in text
+        '5 due now', 'Trends']
+    assert 'ann | 2 | 1 unavailable | no data · no data · no data | never ' \
+        '| on last sent never' in text
+    assert 'fred | 5 | 1 unavailable, 1 temporary unavailable | no data · ' \
+        'no data · no data | never | on last sent never' in text
 
 
 def test_clients_and_agents_are_listed_a_page_at_a_time(server, monkeypatch):

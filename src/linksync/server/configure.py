@@ -33,12 +33,15 @@ from linksync.server import exporters, interfaces, notifier, syncer
 from linksync.server.admin import agents as agent_operations
 from linksync.server.admin import operations
 from linksync.server.checker.service import CheckerService
-from linksync.server.model import due, problems, records, statecounts
+from linksync.server.model import (digests, due, problems, records,
+                                   statecounts, trends)
+from linksync.server.model.digests import Digests
 from linksync.server.model.due import Schedule
 from linksync.server.model.history import History
 from linksync.server.model.problems import ProblemIndex
 from linksync.server.model.providers import ClientProvider, URLProvider
 from linksync.server.model.statecounts import StateCounts
+from linksync.server.model.trends import Trends
 from linksync.server.options import ROLES
 from linksync.server.service import APIService
 
@@ -69,6 +72,10 @@ ROOT_PARTS = [
     ('problems', ProblemIndex, interfaces.IProblemIndex),
     # What happened to each URL: recent results and state changes.
     ('history', History, interfaces.IHistory),
+    # The series the status pages draw.
+    ('trends', Trends, interfaces.ITrends),
+    # The changes each client's daily digest e-mail tells.
+    ('digests', Digests, interfaces.IDigests),
 ]
 
 #: (handler, event interface): subscribers run inside the transaction of
@@ -95,6 +102,11 @@ HANDLERS = [
     (problems.unregistered, interfaces.IURLUnregisteredEvent),
     (problems.url_removed, interfaces.IURLRemovedEvent),
     (problems.client_removed, interfaces.IClientRemovedEvent),
+    # The trends and digests forget removed clients; digests note changes.
+    (trends.client_added, interfaces.IClientAddedEvent),
+    (trends.client_removed, interfaces.IClientRemovedEvent),
+    (digests.state_changed, interfaces.IURLStateChangedEvent),
+    (digests.client_removed, interfaces.IClientRemovedEvent),
 ]
 
 #: The kinds of agents `linksync agent add` knows (and the notifiers,

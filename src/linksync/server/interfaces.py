@@ -219,8 +219,9 @@ class IMailer(Interface):
 
     configured = Attribute("False when no mail delivery is set up.")
 
-    def send(to_address, subject, body):
-        """Send a plain-text message; returns a Deferred firing on delivery.
+    def send(to_address, subject, body, headers=()):
+        """Send a plain-text message, with the extra `headers` ((name,
+        value) pairs); returns a Deferred firing on delivery.
 
         Fails (errback) when the message could not be handed to the mail
         server.
@@ -305,6 +306,46 @@ class IChecker(Interface):
 
 
 # -- The web status UI and metrics --------------------------------------------
+
+class ITrends(Interface):
+    """The bounded series the status pages draw
+    (linksync.server.model.trends): URLs per state, checks per minute and
+    each client's problems, sampled at fixed steps."""
+
+    def count_checks(n):
+        """`n` more check results were stored (in their transaction)."""
+
+    def sample(now, counts):
+        """Sample the checks total and the URLs per state."""
+
+    def sample_clients(now, clients, problems, batch=500):
+        """Sample a batch of this hour's clients; True while some are
+        left."""
+
+    def checks_per_minute(start, end):
+        """[(time, checks per minute)]."""
+
+    def state_samples(start, end):
+        """[(time, {state: count})]."""
+
+    def client_samples(client_id, start, end):
+        """[(time, (unavailable, temporary, unsupported, urls))]."""
+
+    def client_uptime(client_id, now, window, current=None):
+        """The share of the client's URLs not in trouble over the last
+        `window` seconds (None when unknown)."""
+
+
+class IDigests(Interface):
+    """What broke and recovered per client since its last digest e-mail
+    (linksync.server.model.digests), and who unsubscribed."""
+
+    def record(client_id, url, old_state, new_state, reason, now):
+        """A state change of one of the client's URLs."""
+
+    def pending(client_id):
+        """The client's ClientDigest (None when nothing is pending)."""
+
 
 class IHistory(Interface):
     """The recent check results and state changes of every URL

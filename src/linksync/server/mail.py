@@ -6,6 +6,7 @@ delivery is configured and fails every message with a clear error.
 """
 
 import email.message
+import email.policy
 import email.utils
 
 from twisted.internet import defer
@@ -15,6 +16,7 @@ from zope.interface import implementer
 from linksync.server.interfaces import IMailer
 
 DEFAULT_SENDER = 'linksync@localhost'
+LONG_LINES = email.policy.default.clone(max_line_length=998)
 
 
 class MailNotConfigured(Exception):
@@ -43,22 +45,27 @@ class SMTPMailer:
         return '<SMTPMailer %s:%d from %s>' % (self.host, self.port,
                                                self.sender)
 
-    def message(self, to_address, subject, body):
-        """The message as bytes (RFC 5322)."""
-        msg = email.message.EmailMessage()
+    def message(self, to_address, subject, body, headers=()):
+        """The message as bytes (RFC 5322), with the extra `headers`
+        ((name, value) pairs)."""
+        # Lines up to RFC 5322's 998 characters: a long header (a link in
+        # List-Unsubscribe) stays readable instead of becoming encoded words.
+        msg = email.message.EmailMessage(policy=LONG_LINES)
         msg['From'] = self.sender
         msg['To'] = to_address
         msg['Subject'] = subject
         msg['Date'] = email.utils.formatdate(localtime=False)
         msg['Message-ID'] = email.utils.make_msgid(domain='linksync')
+        for name, value in headers:
+            msg[name] = value
         msg.set_content(body)
         return msg.as_bytes()
 
-    def send(self, to_address, subject, body):
+    def send(self, to_address, subject, body, headers=()):
         d = smtp.sendmail(
             self.host.encode() if isinstance(self.host, str) else self.host,
             self.sender, [to_address],
-            self.message(to_address, subject, body), port=self.port,
+            self.message(to_address, subject, body, headers), port=self.port,
             reactor=self.reactor, username=self.username,
             password=self.password, requireAuthentication=False,
             requireTransportSecurity=False)
@@ -72,7 +79,7 @@ class NoMailer:
 
     configured = False
 
-    def send(self, to_address, subject, body):
+    def send(self, to_address, subject, body, headers=()):
         return defer.fail(MailNotConfigured(
             'no mail delivery is configured (start the server with --smtp)'))
 

@@ -66,6 +66,17 @@ def network(text):
         raise ValueError('not a network (CIDR): %r' % (text,)) from None
 
 
+def hour(text):
+    """An hour of the day, 0 to 23."""
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError('not an hour (0 to 23): %r' % (text,)) from None
+    if not 0 <= value <= 23:
+        raise ValueError('not an hour (0 to 23): %r' % (text,))
+    return value
+
+
 def mail_address(text):
     """An e-mail address (local@domain, no spaces, no line breaks)."""
     import email.utils
@@ -143,6 +154,10 @@ PROCESS_OPTIONS = [
            help="the operators' address: told of every client "
                 'registration (a copy of the mail to the contact, without '
                 'the password); repeatable'),
+    Option('digest-hour', type=hour, metavar='HOUR',
+           help="mail each client's contact a daily digest of what broke "
+                'and what recovered, at this hour (0-23, UTC; needs --smtp '
+                'and --public-url; off by default)'),
     Option('max-request-bytes', type=positive_int, default=20 * 1024 * 1024,
            metavar='N', help='larger XML-RPC requests are refused (413)'),
     Option('max-connections', type=positive_int, default=900, metavar='N',

@@ -29,6 +29,7 @@ from linksync.server.api import LinkSyncAPI
 from linksync.server.interfaces import IServerPart
 from linksync.server.mail import make_mailer
 from linksync.server.options import ROLES, ConfigError
+from linksync.server.reports import Reports
 from linksync.server.secret import secret_for
 from linksync.server.web.access import ALERTS_LIFETIME, Access
 from linksync.server.web.metrics import (
@@ -96,10 +97,18 @@ class APIService(web.ListeningService):
                                      web.DEFAULT_MAX_CONNECTIONS_PER_PEER),
                     total=getattr(settings, 'max_connections',
                                   web.DEFAULT_MAX_CONNECTIONS))
+        # The trends the pages draw, and the daily digests.
+        self.reports = Reports(
+            self.session, server.clock, server.secret, server.mailer,
+            public_url=settings.public_url,
+            digest_hour=getattr(settings, 'digest_hour', None),
+            alerts_token=access.alerts_token)
+        self.reports.start()
 
     @defer.inlineCallbacks
     def stopService(self):
         yield super().stopService()
+        yield self.reports.stop()
         self.api.close()
         self.session.close()
 
@@ -109,6 +118,16 @@ def check_roles(settings):
     together (one line naming the problem)."""
     roles = getattr(settings, 'role', None)
     worker = getattr(settings, 'worker', None)
+    if getattr(settings, 'digest_hour', None) is not None:
+        missing = [name for name, value in (
+            ('--smtp', settings.smtp), ('--public-url', settings.public_url))
+            if not value]
+        if missing:
+            raise ConfigError('--digest-hour mails links to this server: '
+                              'it needs %s' % ' and '.join(missing))
+        if roles is not None and 'api' not in roles:
+            raise ConfigError('--digest-hour is the api role\'s to do '
+                              '(--role %s has none)' % ','.join(roles))
     if worker is None:
         return
     if roles is not None and 'checker' not in roles:

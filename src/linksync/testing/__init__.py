@@ -499,6 +499,11 @@ def wait_for_syncer(server):
     server.rt.call(syncer_of(server).idle)
 
 
+def wait_for_digests(server):
+    """Wait until the server has mailed the digests it started mailing."""
+    server.rt.call(server.service.api.reports.idle)
+
+
 # -- tracked structures (linksync.tracked) -----------------------------------------
 
 class ChangeCatcher:
@@ -729,9 +734,9 @@ def fetch(url, password=None, user='', form=None, cookie=None,
 class _PageText(html.parser.HTMLParser):
     """The text of a page's <main>, a line per block, cells split by |."""
 
-    BLOCKS = {'h1', 'h2', 'p', 'tr', 'section', 'div', 'table', 'form',
-              'br', 'label'}
-    HIDDEN = {'select', 'button', 'style', 'script'}
+    BLOCKS = {'h1', 'h2', 'h3', 'p', 'tr', 'section', 'div', 'table',
+              'form', 'br', 'label', 'ul', 'li', 'summary'}
+    HIDDEN = {'select', 'button', 'style', 'script', 'svg'}
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -744,6 +749,11 @@ class _PageText(html.parser.HTMLParser):
         if tag == 'main':
             self.inside = True
         elif tag in self.HIDDEN:
+            # A picture reads as its text alternative.
+            label = dict(attrs).get('aria-label')
+            if tag == 'svg' and label and self.inside and not self.hidden:
+                self.lines.append('[picture: %s]' % label)
+                self.lines.append('')
             self.hidden += 1
         elif tag == 'br' and self.cells:
             self.lines[-1] += ' '              # a line break in a cell

@@ -34,7 +34,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from linksync.server.checker import check as checker_module
-from linksync.server.interfaces import IHistory, ISchedule, IURLProvider
+from linksync.server.interfaces import (IHistory, ISchedule, ITrends,
+                                        IURLProvider)
 from linksync.server.model import purge
 from linksync.server.model.due import Timing
 
@@ -276,6 +277,7 @@ class Scheduler:
         schedule = self._get_schedule()
         provider = zope.component.getUtility(IURLProvider)
         history = zope.component.getUtility(IHistory)
+        stored = 0
         for url, state, reason, checked, latency in batch:
             obj = provider.get(url)
             if obj is None or not obj.clients or \
@@ -284,6 +286,10 @@ class Scheduler:
             schedule.record(obj, state, reason, checked, self.timing)
             history.record(obj.url, state, reason, checked, latency,
                            obj.state)
+            stored += 1
+        trends = zope.component.queryUtility(ITrends)
+        if stored and trends is not None:
+            trends.count_checks(stored)
 
     # -- orphans ----------------------------------------------------------------
 

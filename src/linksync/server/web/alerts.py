@@ -12,11 +12,16 @@ the number of the client's URLs.
 import zope.component
 
 from linksync.server.web.access import alerts_path
+import datetime
+
 from linksync.server.interfaces import (IClientProvider, IProblemIndex,
-                                        ISynchronization, IURLProvider)
+                                        ISynchronization, ITrends,
+                                        IURLProvider)
+from linksync.server.model.history import WINDOWS
+from linksync.server.web import charts
 from linksync.server.web.markup import (Safe, badge, href, join, number, pager,
                                    render, table, url_link, when)
-from linksync.server.web.urlpage import history_link
+from linksync.server.web.urlpage import history_link, percent
 from linksync.server.web.paging import page_of
 from linksync.server.model.problems import PROBLEM_STATES
 
@@ -40,9 +45,28 @@ def parse_after(text):
     return state, url
 
 
-def alerts(app, client_id, after=None, limit=None):
+#: Days the problem chart covers.
+CHART_DAYS = 30
+
+
+def daily_problems(samples, now, days=CHART_DAYS):
+    """[(day, most problems that day)] for the last `days` days (UTC),
+    from the client's hourly samples; a day without samples is left out.
+    """
+    first = int(now // 86400) - days + 1
+    most = {}
+    for t, values in samples:
+        day = int(t // 86400)
+        if day >= first:
+            most[day] = max(most.get(day, 0), sum(values[:-1]))
+    return [(datetime.datetime.fromtimestamp(
+        day * 86400, datetime.timezone.utc).strftime('%Y-%m-%d'), n)
+        for day, n in sorted(most.items())]
+
+
+def alerts(app, client_id, after=None, limit=None, now=None):
     """The client's alerts (plain data), or None when there is no such
-    client."""
+    client; with `now`, its uptime and problems per day too."""
     limit = limit or PAGE_SIZE
     client = zope.component.getUtility(IClientProvider).get(client_id)
     if client is None:
@@ -60,8 +84,21 @@ def alerts(app, client_id, after=None, limit=None):
                      'reason': obj.reason or '',
                      'last_check': obj.last_check,
                      'since': obj.last_state_change})
+    trends = zope.component.queryUtility(ITrends)
+    uptime = daily = None
+    if trends is not None and now is not None:
+        from linksync.server.web.overview import current_figures
+        current = current_figures(client, index)
+        uptime = [(label, trends.client_uptime(client_id, now, seconds,
+                                               current))
+                  for label, seconds in WINDOWS]
+        daily = daily_problems(trends.client_samples(
+            client_id, now - CHART_DAYS * 86400, now) + [(now, current)],
+            now)
     return {
         'client': client_id,
+        'uptime': uptime,
+        'daily': daily,
         'urls': client.url_count,
         'counts': index.client_counts(client_id),
         'last_sync': ISynchronization(client).last,
@@ -110,8 +147,20 @@ def render_alerts(data, now, token=None, manager=False):
             '<a href="{}" download>JSON</a></p>',
             href(path, format='csv', token=token),
             href(path, format='json', token=token))
+    past = Safe('')
+    if data.get('uptime') is not None:
+        past = render(
+            '<h2>The last 30 days</h2><p>Links fine (time-weighted share of '
+            'the links not in trouble): {}.</p>{}{}',
+            join((render('{} {}', label, percent(share))
+                  for label, share in data['uptime']), ', '),
+            charts.bars(data['daily'], 'Links in trouble per day over the '
+                        'last 30 days (the most at any hour)', 'links'),
+            charts.disclosed([('Day', 'short'), ('Links in trouble', 'num')],
+                             [[day, number(n)] for day, n in data['daily']])
+            if data['daily'] else Safe(''))
     return render(
         '<h1>Link problems of {}</h1>{}{}{}{}<p class="note">Links are '
-        'checked regularly.{}</p>', data['client'], summary,
+        'checked regularly.{}</p>{}', data['client'], summary,
         table(columns, cells, 'No problem found.') if total else Safe(''),
-        pager(more), files, synced)
+        pager(more), files, synced, past)

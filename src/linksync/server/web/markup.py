@@ -205,6 +205,16 @@ section > h2:first-child { margin-top: 0; }
 .timeline .s-temporary { fill: var(--temp); }
 .timeline .s-unsupported { fill: var(--unsup); }
 .timeline .s-unknown { fill: #888; }
+.chart { display: block; width: 100%; height: 9rem;
+  border-bottom: 1px solid var(--line); }
+.chart.spark { height: 4.5rem; }
+.chart.bars { height: 6rem; }
+h3 { font-size: 1rem; margin: 1rem 0 .4rem; }
+ul.legend { list-style: none; display: flex; flex-wrap: wrap;
+  gap: .2rem 1.2rem; padding: 0; margin: 0 0 .4rem; }
+ul.legend svg { vertical-align: -.2rem; }
+details { margin: .3rem 0 .6rem; }
+summary { cursor: pointer; color: var(--accent); font-size: .9rem; }
 .badge.ok { background: var(--ok-bg); color: var(--ok); }
 .badge.unavailable { background: var(--bad-bg); color: var(--bad); }
 .badge.temporary { background: var(--temp-bg); color: var(--temp); }

@@ -17,13 +17,15 @@ from linksync.server.web.access import alerts_path
 from linksync.server.interfaces import (IClientProvider, INotifications,
                                         IProblemIndex, ISchedule,
                                         IStateCounts, ISynchronization,
-                                        IURLProvider)
+                                        ITrends, IURLProvider)
+from linksync.server.model.history import WINDOWS
+from linksync.server.web import charts
 from linksync.server.web.markup import (STATE_CLASSES, Safe, duration, escape,
                                    href, join, number, pager, render, table,
                                    when)
 from linksync.server.web.paging import page_of
 from linksync.server.web.search import search_form
-from linksync.server.web.urlpage import url_form
+from linksync.server.web.urlpage import percent, url_form
 from linksync.server.model.problems import PROBLEM_STATES
 
 #: Rows of the clients' and agents' lists per page.
@@ -63,11 +65,13 @@ def summary(app, now):
     }
 
 
-def clients_page(app, after=None, limit=None):
-    """([row dict per client], next after) for the clients after `after`."""
+def clients_page(app, after=None, limit=None, now=None):
+    """([row dict per client], next after) for the clients after `after`;
+    with `now`, each with its uptime over the windows of WINDOWS."""
     limit = limit or PAGE_SIZE
     provider = zope.component.getUtility(IClientProvider)
     problems = zope.component.queryUtility(IProblemIndex)
+    trends = zope.component.queryUtility(ITrends)
     ids, next_after = page_of(
         provider.keys(after, excludemin=after is not None), limit)
     rows = []
@@ -87,8 +91,61 @@ def clients_page(app, after=None, limit=None):
             'notify_enabled': bool(notifications.enabled),
             'notify_failed': notifications.failed,
             'notify_last': notifications.last,
+            'uptime': client_uptimes(trends, client, problems, now)
+            if trends is not None and now is not None else None,
         })
     return rows, next_after
+
+
+def current_figures(client, problems):
+    """A client's figures now: (unavailable, temporary, unsupported,
+    urls)."""
+    counts = problems.client_counts(client.id) if problems is not None \
+        else {}
+    return tuple(counts.get(s, 0) for s in PROBLEM_STATES) + (
+        client.url_count,)
+
+
+def client_uptimes(trends, client, problems, now):
+    """The client's uptime over each window of WINDOWS."""
+    current = current_figures(client, problems)
+    return [trends.client_uptime(client.id, now, seconds, current)
+            for _, seconds in WINDOWS]
+
+
+def trends_data(app, now):
+    """The series the overview draws (plain data)."""
+    trends = zope.component.queryUtility(ITrends)
+    if trends is None:
+        return None
+    day, week = now - 86400, now - 7 * 86400
+    return {
+        'day': trends.state_samples(day, now),
+        'week': hourly(trends.state_samples(week, now)),
+        'checks': per_period(trends.checks_per_minute(day, now), 600),
+    }
+
+
+def hourly(samples):
+    """The last sample of each hour."""
+    found = []
+    for t, data in samples:
+        if found and t // 3600 == found[-1][0] // 3600:
+            found[-1] = (t, data)
+        else:
+            found.append((t, data))
+    return found
+
+
+def per_period(points, seconds):
+    """The mean of `points` (time, value) per period of `seconds`, at the
+    period's start."""
+    sums = {}
+    for t, v in points:
+        key = int(t // seconds * seconds)
+        total, n = sums.get(key, (0.0, 0))
+        sums[key] = (total + v, n + 1)
+    return [(k, total / n) for k, (total, n) in sorted(sums.items())]
 
 
 def agents_page(app, now, after=None, limit=None):
@@ -159,7 +216,8 @@ def _problem_text(problems):
 
 def client_table(rows, now):
     columns = [('Client', ''), ('URLs', 'num'), ('Problems', ''),
-               ('Last sync', ''), ('Notifications', '')]
+               ('Uptime 24 h · 7 d · 30 d', 'short'), ('Last sync', ''),
+               ('Notifications', '')]
     cells = []
     for row in rows:
         sync = when(row['sync_last'], now)
@@ -179,8 +237,10 @@ def client_table(rows, now):
                             '</span>', notify, row['notify_failed'])
         alerts = render('<a href="{}">{}</a>', alerts_path(row['id']),
                         row['id'])
+        uptime = ' · '.join(percent(share) for share in row['uptime']) \
+            if row.get('uptime') else 'no data'
         cells.append([alerts, number(row['urls']),
-                      _problem_text(row['problems']), sync, notify])
+                      _problem_text(row['problems']), uptime, sync, notify])
     return table(columns, cells, 'No client is registered.')
 
 
@@ -205,15 +265,48 @@ def agent_table(rows, now):
     return table(columns, cells, 'No agent.')
 
 
-def render_overview(data, clients, agents, rate, queue, now):
+def _state_columns():
+    return [(charts._label(state), lambda d, s=state: number(d.get(s, 0)))
+            for state in reversed(charts.STACK_ORDER)]
+
+
+def render_trends(trends, now):
+    """The overview's charts: URLs per state over 24 h and 7 d, checks
+    per minute over 24 h, each with its figures."""
+    if trends is None:
+        return Safe('')
+    day = charts.stacked_area('d', trends['day'], now - 86400, now,
+                              'URLs per state over the last 24 hours')
+    week = charts.stacked_area('w', trends['week'], now - 7 * 86400, now,
+                               'URLs per state over the last 7 days')
+    checks = charts.sparkline(trends['checks'], now - 86400, now,
+                              'Checks per minute over the last 24 hours '
+                              '(10-minute means)', 'checks per minute')
+    return render(
+        '<section><h2>Trends</h2>{legend}'
+        '<h3>URLs per state, last 24 hours</h3>{day}{day_figures}'
+        '<h3>URLs per state, last 7 days</h3>{week}{week_figures}'
+        '<h3>Checks per minute, last 24 hours</h3>{checks}{check_figures}'
+        '</section>', legend=charts.legend('lg'), day=day,
+        day_figures=charts.figures(trends['day'], 3600, _state_columns()),
+        week=week,
+        week_figures=charts.figures(trends['week'], 86400, _state_columns()),
+        checks=checks,
+        check_figures=charts.figures(
+            trends['checks'], 3600,
+            [('Checks per minute', lambda v: '%.1f' % v)]))
+
+
+def render_overview(data, clients, agents, rate, queue, now, trends=None):
     client_rows, more_clients = clients
     agent_rows, more_agents = agents
     body = render(
-        '<h1>Status</h1>{summary}'
+        '<h1>Status</h1>{summary}{trends}'
         '<section><h2>Find a URL</h2>{form}{url_form}</section>'
         '<section><h2>Clients</h2>{clients}{clients_more}</section>'
         '<section><h2>Agents</h2>{agents}{agents_more}</section>',
         summary=render_summary(data, rate, queue, now),
+        trends=render_trends(trends, now),
         form=search_form('', 'prefix', ''), url_form=url_form(),
         clients=client_table(client_rows, now),
         clients_more=pager('/clients' if more_clients else None,

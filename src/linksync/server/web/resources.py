@@ -23,11 +23,13 @@ the API's database session, bounded whatever the size of the database
 
 import urllib.parse
 
+import zope.component
 from twisted.logger import Logger
 from twisted.web import resource
 
+from linksync.server.interfaces import IClientProvider, IDigests
 from linksync.server.web import alerts as alerts_module
-from linksync.server.web import downloads, overview, search, urlpage
+from linksync.server.web import digest, downloads, overview, search, urlpage
 from linksync.server.web.access import FormGuard, basic_credentials, same_origin
 from linksync.server.web.markup import CSP, Safe, href, page, render
 from linksync.xmlrpc.resource import Unauthorized
@@ -134,6 +136,7 @@ class WebUI:
         root.putChild(b'agents', _Page(self, self.agents_page))
         root.putChild(b'alerts', _Alerts(self))
         root.putChild(b'url', _URL(self))
+        root.putChild(b'digest', _Digest(self))
 
     # -- answering ------------------------------------------------------------
 
@@ -247,17 +250,19 @@ class WebUI:
 
         def read(app):
             return (overview.summary(app, now),
-                    overview.clients_page(app, limit=overview.OVERVIEW_ROWS),
+                    overview.clients_page(app, limit=overview.OVERVIEW_ROWS,
+                                          now=now),
                     overview.agents_page(app, now,
-                                         limit=overview.OVERVIEW_ROWS))
-        data, clients, agents = self.session.read(read)
+                                         limit=overview.OVERVIEW_ROWS),
+                    overview.trends_data(app, now))
+        data, clients, agents, trends = self.session.read(read)
         queue = rate = None
         if self.metrics is not None:
             queue = self.metrics.read('linksync_check_queue')
             if queue is not None:
                 rate = self.metrics.checks_per_minute(now)
         return 'Status', overview.render_overview(
-            data, clients, agents, rate, queue, now), 'manager'
+            data, clients, agents, rate, queue, now, trends), 'manager'
 
     def search_page(self, request):
         self.require_manager(request)
@@ -303,9 +308,11 @@ class WebUI:
     def clients_page(self, request):
         self.require_manager(request)
         after = argument(request, 'after') or None
-        rows, next_after = self.session.read(overview.clients_page, after)
+        now = self.clock.seconds()
+        rows, next_after = self.session.read(overview.clients_page, after,
+                                             None, now)
         return 'Clients', overview.render_clients(
-            rows, next_after, after, self.clock.seconds()), 'manager'
+            rows, next_after, after, now), 'manager'
 
     def agents_page(self, request):
         self.require_manager(request)
@@ -336,12 +343,58 @@ class WebUI:
             after = alerts_module.parse_after(after) if after else None
         except ValueError as e:
             raise HTTPError(400, 'Bad request', str(e)) from None
-        data = self.session.read(alerts_module.alerts, client_id, after)
+        data = self.session.read(alerts_module.alerts, client_id, after,
+                                 None, self.clock.seconds())
         if data is None:
             raise HTTPError(404, 'Not found', 'No client %r.' % (client_id,))
         token = argument(request, 'token', None)
         return 'Link problems', alerts_module.render_alerts(
             data, self.clock.seconds(), token, layout == 'manager'), layout
+
+    def unsubscribe_page(self, request):
+        """The signed link of a digest e-mail (linksync.server.web.digest):
+        GET asks, POST (the page's button, or a mail program's one-click
+        unsubscribe) does it."""
+        fields = {}
+        if request.method == b'POST':
+            fields = self._form(request)
+        client_id = fields.get('client') or argument(request, 'client')
+        token = fields.get('token') or argument(request, 'token')
+        if not client_id or not token:
+            raise HTTPError(400, 'Bad request', 'This link lacks its client '
+                            'or its signature: use the whole link of the '
+                            'e-mail.')
+        if not digest.unsubscribe_signer(self.access.secret).verify(
+                client_id, token, self.clock.seconds()):
+            raise HTTPError(403, 'Link not valid', 'This unsubscribe link is '
+                            'not valid or has expired: use the link of the '
+                            'latest digest e-mail.')
+
+        def change(app, action):
+            digests = zope.component.getUtility(IDigests)
+            if zope.component.getUtility(IClientProvider).get(
+                    client_id) is None:
+                return None
+            if action == 'subscribe':
+                digests.subscribe(client_id)
+            elif action == 'unsubscribe':
+                digests.unsubscribe(client_id, self.clock.seconds())
+            return digests.subscribed(client_id)
+        if request.method == b'POST':
+            action = fields.get('action', 'unsubscribe')
+            if action not in ('subscribe', 'unsubscribe'):
+                raise HTTPError(400, 'Bad request', 'The action is subscribe '
+                                'or unsubscribe.')
+            subscribed = self.session.run(change, action)
+            body = None if subscribed is None else digest.render_done(
+                client_id, token, subscribed)
+        else:
+            subscribed = self.session.read(change, None)
+            body = None if subscribed is None else digest.render_question(
+                client_id, token, subscribed)
+        if body is None:
+            raise HTTPError(404, 'Not found', 'No client %r.' % (client_id,))
+        return 'Daily digest', body, 'public'
 
     def login_page(self, request, failed=False):
         target = safe_next(argument(request, 'next', '/'))
@@ -417,6 +470,28 @@ class _URL(_Page):
 
     def __init__(self, ui):
         super().__init__(ui, ui.url_page)
+
+
+class _Unsubscribe(_Page):
+    methods = (b'GET', b'HEAD', b'POST')
+
+    def __init__(self, ui):
+        super().__init__(ui, ui.unsubscribe_page)
+
+
+class _Digest(resource.Resource):
+    """/digest/: the unsubscribe page of the digest e-mails."""
+
+    def __init__(self, ui):
+        super().__init__()
+        self.ui = ui
+        self.putChild(b'unsubscribe', _Unsubscribe(ui))
+
+    def getChild(self, name, request):
+        return _Page(self.ui, _not_found)
+
+    def render(self, request):
+        return self.ui.respond(request, _not_found)
 
 
 class _Logout(_Page):
