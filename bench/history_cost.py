@@ -4,6 +4,10 @@
 in ten breaks on the fourth day), a day per transaction, in a FileStorage
 in a temporary directory, packs it, and prints the bytes on disk and the
 memory of all histories loaded (tracemalloc), in total and per URL.
+
+``--clients C`` measures the trends the status pages draw instead: the
+series of URLs per state and of checks, full, and C clients with 31 days
+of hourly samples each (their bound), in total and per client.
 """
 
 import argparse
@@ -66,12 +70,68 @@ def measure(n, directory):
     return size, memory
 
 
+def measure_trends(clients, directory):
+    """Bytes on disk and in memory of full trends with `clients` clients."""
+    from linksync.server.model import trends as model
+
+    path = os.path.join(directory, 'Data.fs')
+    db = ZODB.DB(FileStorage(path))
+    conn = db.open()
+    root = conn.root()
+    root['t'] = trends = model.Trends()
+    transaction.commit()
+    empty = os.path.getsize(path)
+    end = 40 * DAY
+    for t in range(end - model.STATE_KEEP, end, model.STATE_STEP):
+        trends.states.put(t, (900_000, 50_000, 30_000, 5_000, 15_000))
+    total = 0
+    for t in range(end - model.CHECK_KEEP, end, model.CHECK_STEP):
+        total += 600
+        trends.check_totals.put(t, (total,))
+    transaction.commit()
+    for hour, t in enumerate(range(end - model.CLIENT_KEEP, end,
+                                   model.CLIENT_STEP)):
+        for c in range(clients):
+            trends.client_series('client-%05d' % c, create=True).put(
+                t, (t, c % 7, hour % 3, 1, 1000 + c))
+        if hour % 24 == 0:
+            transaction.commit()
+    transaction.commit()
+    db.pack()
+    size = os.path.getsize(path) - empty
+    conn.close()
+    db.close()
+    db = ZODB.DB(FileStorage(path, read_only=True), cache_size=10 ** 7)
+    conn = db.open()
+    gc.collect()
+    tracemalloc.start()
+    loaded = conn.root()['t']
+    loaded.states.items(0, end)
+    loaded.check_totals.items(0, end)
+    for c in range(clients):
+        loaded.client_samples('client-%05d' % c, 0, end)
+    gc.collect()
+    memory = tracemalloc.get_traced_memory()[0]
+    conn.close()
+    db.close()
+    return size, memory
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('urls', type=int, nargs='?', default=10_000)
+    parser.add_argument('--clients', type=int,
+                        help='measure the trends of this many clients')
     args = parser.parse_args()
     directory = tempfile.mkdtemp(prefix='linksync-history-')
     try:
+        if args.clients:
+            size, memory = measure_trends(args.clients, directory)
+            print('trends of %d clients: disk=%d bytes (%.1f/client) '
+                  'memory=%d bytes (%.1f/client)' % (
+                      args.clients, size, size / args.clients, memory,
+                      memory / args.clients))
+            return
         size, memory = measure(args.urls, directory)
     finally:
         shutil.rmtree(directory)

@@ -100,6 +100,25 @@ def populated(tmp_path):
     return server, urls, wiki
 
 
+def _a_week_of_trends(server):
+    """Give the server's trends a week of past samples, stored as its
+    sampler stores them: a broken link a day, each mended the next."""
+    def fill(app):
+        trends = app.trends
+        now = server.clock.seconds()
+        total = 0
+        for i in range(7 * 288, 0, -1):            # every 5 minutes
+            t = now - i * 300
+            broken = 1 + (i // 288) % 4
+            trends.states.put(t, (8 - broken - 2, broken, 1, 1, 0))
+            total += 20 + i % 12 * 5
+            trends.check_totals.put(t, (total,))
+            if i % 12 == 0:                            # every hour
+                trends.client_series('wiki', create=True).put(
+                    t, (int(t), broken, 1, 1, 8))
+    server.run(fill)
+
+
 def _no_horizontal_scroll(page):
     return page.evaluate(
         'document.documentElement.scrollWidth <= window.innerWidth')
@@ -107,6 +126,8 @@ def _no_horizontal_scroll(page):
 
 def test_the_pages_in_a_browser(browser, populated, tmp_path):
     server, urls, wiki = populated
+    _a_week_of_trends(server)
+    server.advance(60)
     shots = tmp_path / 'screenshots'
     if os.environ.get('LINKSYNC_SCREENSHOTS'):
         shots = pathlib.Path(os.environ['LINKSYNC_SCREENSHOTS'])
@@ -156,7 +177,30 @@ def test_the_pages_in_a_browser(browser, populated, tmp_path):
     assert agents.count() == 2
     assert 'failing' in agents.nth(0).inner_text()     # client:blog
     assert 'running' in agents.nth(1).inner_text()     # client:wiki
+    # The trends: three pictures, each with its text alternative, drawn
+    # across the page, states by pattern and colour; the figures open.
+    charts = page.locator('svg.chart')
+    assert charts.count() == 3
+    for i in range(3):
+        chart = charts.nth(i)
+        assert chart.get_attribute('role') == 'img'
+        assert chart.get_attribute('aria-label').startswith(
+            ('URLs per state over the last', 'Checks per minute'))
+        assert chart.bounding_box()['width'] > 600
+        assert chart.bounding_box()['height'] > 50
+    assert 'Most unavailable: 4 at' in charts.nth(1).get_attribute(
+        'aria-label')
+    assert page.locator('ul.legend li').all_inner_texts()[-1].strip() == \
+        'unavailable (diagonal stripes)'
+    figures = page.locator('details').first
+    assert not figures.locator('table').is_visible()
+    figures.locator('summary').click()
+    assert figures.locator('tbody tr').count() >= 24
+    uptime = wiki_row.split('\t')
+    assert any(cell.count('%') == 3 for cell in uptime), wiki_row
     page.screenshot(path=str(shots / 'overview.png'), full_page=True)
+    page.locator('section:has(h2:text("Trends"))').screenshot(
+        path=str(shots / 'overview-charts.png'))
 
     # Searching by prefix: the broken URL (and the one it starts), its
     # state and reason.
@@ -231,6 +275,14 @@ def test_the_pages_in_a_browser(browser, populated, tmp_path):
     assert listed[:4] == sorted([urls['broken'], urls['gone'],
                                  urls['script'], urls['evil']])
     assert listed[4:] == [urls['temporary'], urls['gopher']]
+    # Its past: uptime and the problems per day, as bars with their text.
+    assert 'Links fine (time-weighted share of the links not in trouble)' \
+        in alerts.inner_text('main')
+    bars = alerts.locator('svg.chart.bars')
+    assert bars.get_attribute('aria-label').startswith(
+        'Links in trouble per day over the last 30 days')
+    assert bars.locator('rect').count() == 8       # 7 past days and today
+    assert bars.bounding_box()['width'] > 600
     alerts.screenshot(path=str(shots / 'alerts.png'), full_page=True)
     # As the client application shows it: in an iframe of its own page.
     embedding = stranger.new_page()
@@ -267,8 +319,8 @@ def test_the_pages_in_a_browser(browser, populated, tmp_path):
         mobile.screenshot(path=str(shots / ('phone-%s.png' % name)),
                           full_page=True)
     assert sorted(os.listdir(shots)) == [
-        'alerts-iframe.png', 'alerts.png', 'login.png', 'overview.png',
-        'phone-agents.png',
+        'alerts-iframe.png', 'alerts.png', 'login.png',
+        'overview-charts.png', 'overview.png', 'phone-agents.png',
         'phone-alerts.png', 'phone-clients.png', 'phone-overview.png',
         'phone-search.png', 'phone-url.png', 'search-state.png',
         'search.png', 'url.png']

@@ -69,13 +69,16 @@ class Series(persistent.Persistent):
     def slot(self, when):
         return int(when) // self.step * self.step
 
-    def put(self, when, values):
+    def put(self, when, values, replace=False):
         """Store `values` for the step of `when` unless that step has a
-        sample; forget samples older than `keep`. True when stored."""
+        sample (or, with `replace`, has other values); forget samples older
+        than `keep`. True when stored."""
         slot = self.slot(when)
-        if slot in self._samples:
+        values = tuple(values)
+        old = self._samples.get(slot)
+        if old is not None and (not replace or old == values):
             return False
-        self._samples[slot] = tuple(values)
+        self._samples[slot] = values
         old = list(self._samples.keys(
             max=slot - self.keep, excludemax=True))[:PRUNE_BATCH]
         for key in old:
@@ -144,7 +147,9 @@ class Trends(persistent.Persistent):
         """Sample the checks total and the URLs per state (`counts`, a
         dict by state)."""
         self.check_totals.put(now, (self.checks(),))
-        self.states.put(now, tuple(counts.get(s, 0) for s in STATE_ORDER))
+        # The latest figures of the step (a bucket written a minute).
+        self.states.put(now, tuple(counts.get(s, 0) for s in STATE_ORDER),
+                        replace=True)
 
     def note_client(self, client_id):
         """A client was added: sample it at the next minute."""
@@ -163,17 +168,12 @@ class Trends(persistent.Persistent):
     def _sample_client(self, now, client, problems):
         counts = problems.client_counts(client.id)
         series = self.client_series(client.id, create=True)
-        # Within the hour of its first sample, a client's newest figures
-        # replace the earlier ones.
-        slot = series.slot(now)
-        last = series.last()
         # The time itself first: the step's start is not the sample's.
         values = (int(now),) + tuple(
             counts.get(s, 0) for s in PROBLEM_STATES) + (client.url_count,)
-        if last is not None and last[0] == slot and last[1] != values:
-            series._samples[slot] = values
-        else:
-            series.put(now, values)
+        # Sampled once an hour by the round, and at once when added: the
+        # newest figures of the hour are kept.
+        series.put(now, values, replace=True)
 
     def sample_clients(self, now, clients, problems, batch=500):
         """Sample up to `batch` clients of the current hour's round (from
