@@ -92,7 +92,7 @@ def test_a_closed_kept_alive_connection_is_retried_once(clock):
 def test_garbage_and_silence(clock):
     server = testservers.RawHTTPServer({
         '/garbage': (GARBAGE, False), '/closed': (b'', True),
-        '/long': (b'HTTP/1.1 200 OK\r\nX: ' + b'y' * 70_000, False),
+        '/long': (b'HTTP/1.1 200 OK\r\nX: ' + b'y' * 300_000, False),
     }).start()
     garbage, closed, long = run(clock, server,
                                 ['/garbage', '/closed', '/long'])
@@ -100,3 +100,49 @@ def test_garbage_and_silence(clock):
     assert garbage[1].startswith('invalid HTTP answer')
     assert closed == (states.TEMPORARY, 'connection closed before an answer')
     assert long[0] == states.UNAVAILABLE
+
+
+def test_two_framings_never_desynchronise_a_kept_connection(clock):
+    # Content-Length values that disagree, or Content-Length beside
+    # chunked: the end of the body is not known for sure, so the
+    # connection is not reused; the head still gives the verdict.
+    server = testservers.RawHTTPServer({}).start()
+    answers = {
+        '/conflict': b'HTTP/1.1 200 OK\r\nContent-Length: 9\r\n'
+                     b'Content-Length: 2\r\n\r\nhi',
+        '/both': b'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n'
+                 b'Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n',
+        '/after': b'HTTP/1.1 204 No Content\r\n\r\n',
+    }
+    refused = b'HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n'
+
+    class Switch(dict):
+        def __getitem__(self, path):
+            method = server.requests[-1][0]
+            if method == 'HEAD':
+                return refused, False
+            return answers[path], False
+    server.answers = Switch()
+    results = run(clock, server, ['/conflict', '/both', '/after'],
+                  per_host_connections=1)
+    assert results == [(states.OK, '200 OK'), (states.OK, '200 OK'),
+                       (states.OK, '204 No Content')]
+    # The HEADs share the first connection; each GET answered with two
+    # framings ends its connection, so the next GET needs a new one.
+    assert server.requests[-3:] == [('GET', '/conflict'), ('GET', '/both'),
+                                    ('GET', '/after')]
+    assert server.connections == 3, server.requests
+
+
+def test_heads_as_browsers_read_them():
+    from linksync.server.checker.schemes.http11 import parse_head
+    status, phrase, headers, version = parse_head(
+        b'http/1.1 301 Moved\nLocation: /a\n  /b\nnot a header\n'
+        b'Set-Cookie: a=1\nSet-Cookie: b=2\nContent-Length: 3, 3')
+    assert (status, phrase, version) == (301, b'Moved', (1, 1))
+    assert headers == {b'location': b'/a /b',
+                       b'set-cookie': (b'a=1', b'b=2'),
+                       b'content-length': b'3'}
+    assert parse_head(b'HTTP/1.1 200 OK\r\nContent-Length: 1\r\n'
+                      b'Content-Length: 2')[2][b'content-length'] == \
+        b'conflict'

@@ -114,3 +114,27 @@ def test_typical_urls_take_the_fast_path():
     for url in ('http://example.com/', 'https://www.example.org/a/b?x=1&y=%2F',
                 'http://10.0.0.1/~joe/index.html'):
         assert urlnorm._is_normal(url) and normalize(url) == url
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('http://example.com/café', 'http://example.com/caf%C3%A9'),
+    ('http://BÜCHER.example/', 'http://xn--bcher-kva.example/'),
+    ('http://example.com/a b?c d', 'http://example.com/a%20b?c%20d'),
+    ('http://example.com/x/../y', 'http://example.com/y'),
+    ('  http://example.com/ok  ', 'http://example.com/ok'),
+    ('http://user:pässword@example.com/', 'http://user:p%C3%A4ssword@example.com/'),
+])
+def test_text_becomes_the_url_a_browser_requests(text, expected):
+    assert urlnorm.from_text(text) == expected
+
+
+@pytest.mark.parametrize('text, message', [
+    ('http://127.0.0.1:99999/', 'bad port'),
+    ('http:///x', 'no host'),
+    ('http://exa mple.com/', 'white space'),
+    ('no scheme here', 'no scheme'),
+    ('http://\u2028bad\u0000.example/', 'bad host name'),
+])
+def test_text_that_is_no_url_even_for_a_browser(text, message):
+    with pytest.raises(urlnorm.InvalidURL, match=message):
+        urlnorm.from_text(text)

@@ -68,6 +68,10 @@ class InvalidURL(ValueError):
     """The text is not a URL the server can monitor."""
 
 
+class NoHost(InvalidURL):
+    """A URL of a scheme that names a server has no host."""
+
+
 def normalize(url):
     """Return the normalised form of `url`; raise InvalidURL when invalid."""
     if not isinstance(url, str):
@@ -170,7 +174,7 @@ def _normalize_authority(scheme, authority, url):
             raise InvalidURL('bad host name in %r' % url)
     host = host.lower()
     if not host and scheme in DEFAULT_PORTS:
-        raise InvalidURL('no host in %r' % url)
+        raise NoHost('no host in %r' % url)
     if port:
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise InvalidURL('bad port in %r' % url)
@@ -183,6 +187,67 @@ def _normalize_authority(scheme, authority, url):
     if at:
         result = userinfo + '@' + result
     return result
+
+
+def from_text(text):
+    """The URL a browser requests for `text`, normalised.
+
+    Clients send URLs (ASCII, percent-encoded: :func:`normalize`), but a
+    person types and a server's ``Location`` header sends text: a browser
+    encodes a non-ASCII host name with IDNA (UTS 46) and percent-encodes
+    the UTF-8 of any other non-ASCII, white space or control character
+    before it sends a request. InvalidURL when even that is no URL.
+
+    >>> from_text('http://Bücher.example/café?q=ü ü')
+    'http://xn--bcher-kva.example/caf%C3%A9?q=%C3%BC%20%C3%BC'
+    >>> from_text('http://example.com/a/../b')
+    'http://example.com/b'
+    """
+    if not isinstance(text, str):
+        raise InvalidURL('not a string: %s' % type(text).__name__)
+    text = text.strip(' \t\r\n\f\v')
+    if _VALID_CHARS.fullmatch(text):
+        return normalize(text)
+    if len(text) > MAX_URL_LENGTH:
+        raise InvalidURL('longer than %d characters' % MAX_URL_LENGTH)
+    scheme, sep, rest = text.partition(':')
+    if not sep or not _SCHEME.fullmatch(scheme):
+        raise InvalidURL('no scheme in %r' % text[:200])
+    if rest.startswith('//'):
+        authority, path = _split_authority(rest[2:])
+        userinfo, at, hostport = authority.rpartition('@')
+        if hostport.startswith('['):
+            host, port = hostport, ''
+        else:
+            host, colon, port = hostport.partition(':')
+            port = colon + port
+        if not host.isascii():
+            host = _idna(host, text)
+        authority = (_encode(userinfo) + '@' if at else '') + host + \
+            _encode(port)
+        rest = '//' + authority + _encode(path)
+    else:
+        rest = _encode(rest)
+    return normalize(scheme + ':' + rest)
+
+
+def _idna(host, text):
+    import idna
+    try:
+        return idna.encode(host, uts46=True).decode('ascii')
+    except (idna.IDNAError, UnicodeError) as e:
+        raise InvalidURL('bad host name in %r: %s' % (text[:200], e)) \
+            from None
+
+
+def _encode(part):
+    """`part` with every character that is not printable ASCII
+    percent-encoded (as UTF-8)."""
+    if _VALID_CHARS.fullmatch(part):
+        return part
+    return ''.join(c if '\x21' <= c <= '\x7e' else ''.join(
+        '%%%02X' % b for b in c.encode('utf-8', 'surrogatepass'))
+        for c in part)
 
 
 def is_valid(url):

@@ -13,7 +13,7 @@ from twisted.internet import defer, error
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from linksync import states
+from linksync import states, urlnorm
 from linksync.server import interfaces
 from linksync.server.checker import classify
 from linksync.server.checker.connector import Connector, make_resolver
@@ -95,9 +95,18 @@ class Checker:
                                    scheme or 'no scheme')))
         else:
             try:
-                d = handler.check(url)
-            except Exception:
-                d = defer.fail()
+                # What a browser would request (the URLs of clients are
+                # in that form already; typed ones and redirects may not).
+                target = urlnorm.from_text(url)
+            except urlnorm.NoHost:
+                d = defer.succeed((states.UNSUPPORTED, 'no host in the URL'))
+            except urlnorm.InvalidURL as e:
+                d = defer.succeed((states.UNAVAILABLE, 'invalid URL: %s' % e))
+            else:
+                try:
+                    d = handler.check(target)
+                except Exception:
+                    d = defer.fail()
         d.addCallbacks(self._record, self._classify, (started,),
                        errbackArgs=(url, started))
         d.addBoth(self._ended)

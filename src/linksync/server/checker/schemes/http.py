@@ -103,11 +103,22 @@ def _request(method, parts, user_agent):
 
 
 def redirect_target(current, location):
-    """The normalised absolute URL a Location header points to."""
-    text = location.decode('latin-1', 'replace').strip()
-    text = urllib.parse.quote(text, safe="%/:=&?~#+!$,;'@()*[]")
+    """The normalised absolute URL a Location header points to, read as a
+    browser reads it: UTF-8 (else latin-1), relative to `current`, its
+    host IDNA-encoded and the rest percent-encoded.
+
+    >>> redirect_target('http://a.test/x/y', 'caf\xc3\xa9 1'.encode('latin-1'))
+    'http://a.test/x/caf%C3%A9%201'
+    >>> redirect_target('http://a.test/', 'http://b\xfccher.test/'.encode('utf-8'))
+    'http://xn--bcher-kva.test/'
+    """
     try:
-        return urlnorm.normalize(urllib.parse.urljoin(current, text))
+        text = location.decode('utf-8')
+    except UnicodeDecodeError:
+        text = location.decode('latin-1')
+    text = text.strip(' \t\r\n\f\v')
+    try:
+        return urlnorm.from_text(urllib.parse.urljoin(current, text))
     except (urlnorm.InvalidURL, ValueError) as e:
         raise classify.Unavailable('invalid redirect target: %s' % e) \
             from None

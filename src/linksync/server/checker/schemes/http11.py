@@ -22,12 +22,17 @@ on a new connection.
 """
 
 import collections
+import re
 
 from twisted.internet import defer, error, protocol
 from twisted.web._newclient import ParseError
 
-#: The head of an answer may not be longer.
-MAX_HEAD = 64 * 1024
+#: The head of an answer may not be longer (Chromium allows 256 KiB).
+MAX_HEAD = 256 * 1024
+
+#: The end of a head: an empty line, its line breaks CR LF or bare LF.
+_HEAD_END = re.compile(b'\r?\n\r?\n')
+_LINE_BREAK = re.compile(b'\r?\n')
 
 
 class StaleConnection(Exception):
@@ -35,26 +40,55 @@ class StaleConnection(Exception):
 
 
 def parse_head(head):
-    """(status, phrase, {lower-case name: last value}, version) of a head."""
-    lines = head.split(b'\r\n')
+    """(status, phrase, {lower-case name: last value}, version) of a head.
+
+    Read as browsers read it: lines may end with a bare LF, the version
+    may be lower case, a folded line continues the header before it, a
+    line that is no header is skipped. Every ``Set-Cookie`` is kept (a
+    tuple, in order). Content-Length values that disagree read as
+    ``b'conflict'``: the body's end is then unknown, so the connection is
+    not reused (a pooled connection must never be desynchronised).
+    """
+    lines = _LINE_BREAK.split(head)
     status_line = lines[0]
     parts = status_line.split(b' ', 2)
-    if len(parts) < 2 or not parts[0].startswith(b'HTTP/') or \
+    if len(parts) < 2 or not parts[0][:5].upper() == b'HTTP/' or \
             not parts[1].isdigit() or len(parts[1]) != 3:
         raise ParseError('bad status line', status_line[:100])
     try:
-        major, minor = parts[0][5:].split(b'.')
-        version = (int(major), int(minor))
+        major, _, minor = parts[0][5:].partition(b'.')
+        version = (int(major), int(minor or 0))
     except ValueError:
         raise ParseError('bad HTTP version', parts[0][:20]) from None
     headers = {}
+    cookies = []
+    lengths = set()
+    name = None
     for line in lines[1:]:
         if not line:
             continue
+        if line[:1] in (b' ', b'\t'):
+            if name is not None and name != b'set-cookie':
+                headers[name] = (headers[name] + b' ' + line.strip()).strip()
+            continue
         name, sep, value = line.partition(b':')
-        if not sep:
-            raise ParseError('bad header line', line[:100])
-        headers[name.strip().lower()] = value.strip()
+        name = name.strip().lower()
+        if not sep or not name:
+            name = None
+            continue
+        value = value.strip()
+        if name == b'set-cookie':
+            cookies.append(value)
+            continue
+        if name == b'content-length':
+            lengths.update(v.strip() for v in value.split(b','))
+        headers[name] = value
+    if cookies:
+        headers[b'set-cookie'] = tuple(cookies)
+    if len(lengths) > 1:
+        headers[b'content-length'] = b'conflict'
+    elif lengths:
+        headers[b'content-length'] = lengths.pop()
     return int(parts[1]), parts[2] if len(parts) > 2 else b'', headers, \
         version
 
@@ -101,22 +135,26 @@ class HTTPClient(protocol.Protocol):
             return
         self.got_bytes = True
         if self.answer is None:
+            # (Searched from where the last search stopped, less the 3
+            # bytes an end split across two reads may have begun with.)
+            start = max(len(self.buffer) - 3, 0)
             self.buffer += data
             while True:
-                end = self.buffer.find(b'\r\n\r\n')
-                if end < 0:
+                found = _HEAD_END.search(self.buffer, start)
+                if found is None or found.start() > MAX_HEAD:
                     if len(self.buffer) > MAX_HEAD:
                         self._fail(ParseError('answer head too long', ''))
                     return
                 try:
-                    answer = parse_head(self.buffer[:end])
+                    answer = parse_head(self.buffer[:found.start()])
                 except ParseError as e:
                     self._fail(e)
                     return
-                data = self.buffer[end + 4:]
+                data = self.buffer[found.end():]
                 self.buffer = b''
                 if 100 <= answer[0] < 200:
                     self.buffer = data  # an interim answer: read on
+                    start = 0
                     continue
                 break
             self.answer = answer
@@ -145,6 +183,8 @@ class HTTPClient(protocol.Protocol):
             self.mode, self.left = 'length', 0
         elif b'chunked' in headers.get(b'transfer-encoding', b'').lower():
             self.mode, self.cstate = 'chunked', 'size'
+            if b'content-length' in headers:
+                self.keep = False   # two framings: trust neither for reuse
         elif b'content-length' in headers:
             try:
                 self.mode, self.left = 'length', int(
@@ -191,7 +231,7 @@ class HTTPClient(protocol.Protocol):
             end = buf.find(b'\r\n')
             if end < 0:
                 if len(buf) > 4096:
-                    self._fail(ParseError('bad chunked body', ''))
+                    self._done(keep=False)      # the head is the verdict
                     return True
                 self.buffer = buf
                 return False
@@ -204,7 +244,9 @@ class HTTPClient(protocol.Protocol):
             try:
                 size = int(line.split(b';', 1)[0], 16)
             except ValueError:
-                self._fail(ParseError('bad chunk size', line[:20]))
+                # A broken body after a good head: the head is the
+                # verdict, the connection is not reused.
+                self._done(keep=False)
                 return True
             if size == 0:
                 self.cstate = 'trailer'
