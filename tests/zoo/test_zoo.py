@@ -84,11 +84,12 @@ def ftp_tree(root):
 
 
 def pyftp_tree(root, latin1=False):
-    """pyftpdlib on a tree with a non-ASCII name, in UTF-8 or latin-1."""
+    """pyftpdlib on a tree with a non-ASCII name, speaking UTF-8 or
+    latin-1 on the wire (pyftpdlib decodes a path with its encoding, then
+    opens the file by that name: the name on disk is the machine's)."""
     (root / 'docs').mkdir(parents=True)
     (root / 'home').mkdir()
-    name = 'café.txt'.encode('latin-1' if latin1 else 'utf-8')
-    with open(os.path.join(os.fsencode(root), name), 'wb') as f:
+    with open(root / 'café.txt', 'wb') as f:
         f.write(b'hello\n')
     return zoo_servers.PyFTPServer(
         root, users={'joe': ('s3cret', root / 'home')},

@@ -115,6 +115,35 @@ def cookie_gate(method, path, hdrs):
                                      'Location: /page'], method)]
 
 
+def session_start(method, path, hdrs):
+    return [full(302, 'Found', b'', ['Set-Cookie: sid=abc123; Path=/; '
+                                     'HttpOnly', 'Location: /app'], method)]
+
+
+def session_page(method, path, hdrs):
+    if any('sid=abc123' in c for c in hdrs.get('cookie', [])):
+        return [full(method=method)]
+    return [full(403, 'Forbidden', b'log in first\n', method=method)]
+
+
+_spins = iter(range(10 ** 9))
+
+
+def cookie_spin(method, path, hdrs):
+    return [full(302, 'Found', b'', ['Set-Cookie: n=%d' % next(_spins),
+                                     'Location: /spin'], method)]
+
+
+def cookie_gate_for(domain):
+    def gate(method, path, hdrs):
+        if any('consent=yes' in c for c in hdrs.get('cookie', [])):
+            return [full(method=method)]
+        return [full(302, 'Found', b'', ['Set-Cookie: consent=yes; Domain='
+                                         + domain, 'Location: /page'],
+                     method)]
+    return gate
+
+
 def browser_only(method, path, hdrs):
     agent = ' '.join(hdrs.get('user-agent', []))
     if 'Mozilla/' in agent:
@@ -266,8 +295,20 @@ def _redirect_cases():
         Case('redirect-cookie-consent', 'redirect',
              'sets a cookie and redirects to itself; 200 with the cookie',
              '{base}/page', OK, 'the browser sends the cookie back and lands',
-             routes({'/page': cookie_gate}),
-             xfail='no cookies across redirects'),
+             routes({'/page': cookie_gate})),
+        Case('redirect-cookie-session', 'redirect',
+             '/login sets a session and redirects to /app, 403 without it',
+             '{base}/login', OK, 'the browser keeps the session and lands',
+             routes({'/login': session_start, '/app': session_page})),
+        Case('redirect-cookie-every-time', 'redirect',
+             'a new cookie and a redirect to itself on every request',
+             '{base}/spin', GONE, 'the browser gives up: too many redirects',
+             routes({'/spin': cookie_spin})),
+        Case('redirect-cookie-other-site', 'redirect',
+             'a cookie for another domain, and a redirect to itself',
+             '{base}/page', GONE,
+             'the browser refuses the cookie: a redirect loop',
+             routes({'/page': cookie_gate_for('other.example')})),
         Case('redirect-no-location', 'redirect', '302 without Location',
              BASE, OK, 'the browser shows the 302 body; nothing to follow',
              answer(302, 'Found', body=b'moved somewhere\n')),
@@ -606,8 +647,7 @@ def _ftp_cases():
              kind='pyftp'),
         Case('pyftp-latin1-name', 'ftp', 'a latin-1 server, file café.txt',
              '{base}/caf%E9.txt', OK, 'the browser downloads it',
-             kind='pyftp-latin1',
-             xfail='FTP paths are decoded as UTF-8 (latin-1 names crash)'),
+             kind='pyftp-latin1'),
         Case('pyftp-dir', 'ftp', 'pyftpdlib: a directory', '{base}/docs/', OK,
              'the browser lists it', kind='pyftp'),
         Case('pyftp-missing', 'ftp', 'pyftpdlib: no such file',

@@ -4,7 +4,9 @@
   out or loses the connection (many servers refuse or break HEAD while GET
   works), reading the first bytes of the body only.
 * Redirects are followed by hand, each hop a request of its own under the
-  politeness rules of its host, up to a limit, with loops detected.
+  politeness rules of its host, up to a limit, with loops detected; the
+  cookies they set go back with the next requests of the same check
+  (linksync.server.checker.schemes.cookies), as a browser's would.
 * Connections are kept alive and reused per host (linksync.server.checker.schemes.http11:
   a lean HTTP/1.1 client and a pool of at most ``per_host_connections``
   idle connections per host).
@@ -24,6 +26,7 @@ from zope.interface import implementer
 from linksync import __version__, urlnorm
 from linksync.server.checker import classify
 from linksync.server.checker.schemes import http11
+from linksync.server.checker.schemes.cookies import CookieJar
 
 #: A browser-compatible agent: servers that turn away agents not starting
 #: with "Mozilla/5.0" then answer as they would to a browser.
@@ -82,8 +85,9 @@ def retry_after(headers, now):
     return max(0.0, when.timestamp() - now)
 
 
-def _request(method, parts, user_agent):
-    """The bytes of a request for the split URL `parts`."""
+def _request(method, parts, user_agent, cookie=None):
+    """The bytes of a request for the split URL `parts` (with the
+    ``Cookie`` header value `cookie`)."""
     netloc = parts.netloc
     auth = b''
     if '@' in netloc:
@@ -96,6 +100,8 @@ def _request(method, parts, user_agent):
     target = parts.path or '/'
     if parts.query:
         target += '?' + parts.query
+    if cookie:
+        auth += b'Cookie: ' + cookie + b'\r\n'
     return b''.join((method, b' ', target.encode('ascii'),
                      b' HTTP/1.1\r\nHost: ', netloc.encode('ascii'),
                      b'\r\nUser-Agent: ', user_agent,
@@ -162,7 +168,11 @@ class HTTPChecker:
         One generator per check; the requests below are plain Deferred
         chains (this is the checker's hot path).
         """
-        seen = {url}
+        # The cookies of this check (made on the first Set-Cookie), and
+        # what the jar held when each URL was requested: a URL seen again
+        # with the same cookies is a loop.
+        jar = None
+        seen = {url: None}
         current = url
         redirects = 0
         while True:
@@ -170,45 +180,60 @@ class HTTPChecker:
             if not parts.hostname:
                 raise classify.Unsupported('no host in the URL')
             try:
-                code, phrase, location, paused = yield self.request(
-                    b'HEAD', parts)
+                code, phrase, location, paused, cookies = \
+                    yield self.request(b'HEAD', parts, jar)
             except (classify.TimedOut, http11.StaleConnection,
                     http11.ParseError,
                     ConnectionError, error.ConnectionLost,
                     error.ConnectionDone):
-                code = paused = None
+                code = paused = cookies = None
+            if cookies:
+                jar = self._keep(jar, parts, cookies)
             # A host that asked to wait (429, 503 with Retry-After) is not
             # asked again at once.
             if code is None or not (head_trusted(code) or paused):
-                code, phrase, location, paused = yield self.request(
-                    b'GET', parts)
+                code, phrase, location, paused, cookies = \
+                    yield self.request(b'GET', parts, jar)
+                if cookies:
+                    jar = self._keep(jar, parts, cookies)
             if code not in REDIRECTS or location is None:
                 return classify.http_status(code, phrase, redirects)
             target = redirect_target(current, location)
             if target.split(':', 1)[0] not in ('http', 'https'):
                 raise classify.Unsupported(
                     'redirected to an unsupported scheme: %s' % target[:200])
-            if target in seen:
+            held = jar.state() if jar is not None else None
+            if target in seen and seen[target] == held:
                 raise classify.Unavailable(
                     'redirect loop at %s' % target[:200])
             if redirects >= self.max_redirects:
                 raise classify.Unavailable(
                     'too many redirects (more than %d)' % self.max_redirects)
-            seen.add(target)
+            seen[target] = held
             current = target
             redirects += 1
 
-    def request(self, method, parts):
-        """One request under the politeness rules and the total timeout:
-        a Deferred (status, phrase, Location or None, whether the host
-        asked to wait)."""
+    def _keep(self, jar, parts, cookies):
+        if jar is None:
+            jar = CookieJar()
+        jar.update(parts.scheme, parts.hostname, parts.path or '/', cookies,
+                   self.clock.seconds())
+        return jar
+
+    def request(self, method, parts, jar=None):
+        """One request under the politeness rules and the total timeout,
+        with the cookies of `jar` (a CookieJar or None): a Deferred
+        (status, phrase, Location or None, whether the host asked to wait,
+        the Set-Cookie values or None)."""
         host = parts.hostname
+        cookie = jar.header(parts.scheme, host, parts.path or '/') \
+            if jar is not None else None
         d = self.politeness.acquire(host)
-        d.addCallback(self._start, method, parts, host)
+        d.addCallback(self._start, method, parts, host, cookie)
         return d
 
-    def _start(self, slot, method, parts, host):
-        d = self._exchange(method, parts, host).addTimeout(
+    def _start(self, slot, method, parts, host, cookie=None):
+        d = self._exchange(method, parts, host, cookie).addTimeout(
             self.timeout, self.clock,
             onTimeoutCancel=classify.on_timeout(
                 'no answer to %s within %g s' % (method.decode('ascii'),
@@ -221,10 +246,10 @@ class HTTPChecker:
         d.addCallback(self._answered, host)
         return d
 
-    def _exchange(self, method, parts, host):
+    def _exchange(self, method, parts, host, cookie=None):
         port = parts.port or (443 if parts.scheme == 'https' else 80)
         key = (parts.scheme, host, port)
-        data = _request(method, parts, self.user_agent)
+        data = _request(method, parts, self.user_agent, cookie)
         head_only = method == b'HEAD'
         client = self.pool.take(key)
         if client is not None:
@@ -254,7 +279,8 @@ class HTTPChecker:
                 host, retry_after(headers, self.clock.seconds()))
         else:
             self.politeness.answered(host)
-        return code, phrase, headers.get(b'location'), paused
+        return code, phrase, headers.get(b'location'), paused, \
+            headers.get(b'set-cookie')
 
     def close(self):
         self.pool.close()
