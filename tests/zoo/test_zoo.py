@@ -8,7 +8,6 @@ zoo server (or, for cases with no server to reach, in small steps), so no
 verdict depends on the machine's speed.
 """
 
-import os
 import socket
 
 import pytest
