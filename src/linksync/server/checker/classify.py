@@ -130,12 +130,52 @@ def phrase(code, given=b''):
 BOT_WALL = frozenset((999,))
 
 
-def http_status(code, given_phrase=b'', redirects=0):
-    """(state, reason) of the final HTTP status of a check."""
+#: Statuses a bot-protection service answers with its challenge page.
+CHALLENGE_STATUSES = frozenset((403, 405, 429, 503))
+
+
+def challenge(code, headers):
+    """The name of the bot-protection service whose challenge page (a
+    CAPTCHA, a script a browser runs) an answer is, None when it is none.
+
+    Told by the headers these services mark their challenges with, not by
+    a plain 403: a link that is really forbidden stays broken.
+
+    >>> challenge(403, {b'cf-mitigated': b'challenge'})
+    'Cloudflare'
+    >>> challenge(403, {b'server': b'nginx'}) is None
+    True
+    """
+    if code not in CHALLENGE_STATUSES:
+        return None
+    get = headers.get
+    if get(b'cf-mitigated', b'').lower() == b'challenge':
+        return 'Cloudflare'
+    if get(b'x-amzn-waf-action', b'').lower() in (b'challenge', b'captcha'):
+        return 'AWS WAF'
+    if get(b'x-vercel-mitigated', b'').lower() == b'challenge':
+        return 'Vercel'
+    if b'x-datadome' in headers or b'x-dd-b' in headers or any(
+            c.lower().startswith(b'datadome=')
+            for c in get(b'set-cookie', ())):
+        return 'DataDome'
+    if get(b'server', b'').lower().startswith(b'ddos-guard'):
+        return 'DDoS-Guard'
+    return None
+
+
+def http_status(code, given_phrase=b'', redirects=0, challenged=None):
+    """(state, reason) of the final HTTP status of a check; `challenged`
+    names the bot-protection service whose challenge the answer is."""
     reason = phrase(code, given_phrase)
     if redirects:
         reason += ' after %d redirect%s' % (
             redirects, '' if redirects == 1 else 's')
+    if challenged:
+        # A person passes the challenge and reads the page: not broken,
+        # but not seen either.
+        return states.TEMPORARY, 'a %s bot challenge (%s): a browser may ' \
+            'pass it' % (challenged, reason)
     if 200 <= code < 400 or code == 401:
         return states.OK, reason
     if code == 429:

@@ -180,7 +180,7 @@ class HTTPChecker:
             if not parts.hostname:
                 raise classify.Unsupported('no host in the URL')
             try:
-                code, phrase, location, paused, cookies = \
+                code, phrase, location, paused, cookies, challenged = \
                     yield self.request(b'HEAD', parts, jar)
             except (classify.TimedOut, http11.StaleConnection,
                     http11.ParseError,
@@ -192,12 +192,13 @@ class HTTPChecker:
             # A host that asked to wait (429, 503 with Retry-After) is not
             # asked again at once.
             if code is None or not (head_trusted(code) or paused):
-                code, phrase, location, paused, cookies = \
+                code, phrase, location, paused, cookies, challenged = \
                     yield self.request(b'GET', parts, jar)
                 if cookies:
                     jar = self._keep(jar, parts, cookies)
             if code not in REDIRECTS or location is None:
-                return classify.http_status(code, phrase, redirects)
+                return classify.http_status(code, phrase, redirects,
+                                            challenged)
             target = redirect_target(current, location)
             if target.split(':', 1)[0] not in ('http', 'https'):
                 raise classify.Unsupported(
@@ -224,7 +225,8 @@ class HTTPChecker:
         """One request under the politeness rules and the total timeout,
         with the cookies of `jar` (a CookieJar or None): a Deferred
         (status, phrase, Location or None, whether the host asked to wait,
-        the Set-Cookie values or None)."""
+        the Set-Cookie values or None, the bot-protection service whose
+        challenge the answer is or None)."""
         host = parts.hostname
         cookie = jar.header(parts.scheme, host, parts.path or '/') \
             if jar is not None else None
@@ -273,6 +275,7 @@ class HTTPChecker:
 
     def _answered(self, answer, host):
         code, phrase, headers = answer
+        challenged = classify.challenge(code, headers)
         paused = code == 429 or (code == 503 and b'retry-after' in headers)
         if paused:
             self.politeness.pause(
@@ -280,7 +283,7 @@ class HTTPChecker:
         else:
             self.politeness.answered(host)
         return code, phrase, headers.get(b'location'), paused, \
-            headers.get(b'set-cookie')
+            headers.get(b'set-cookie'), challenged
 
     def close(self):
         self.pool.close()
