@@ -23,6 +23,10 @@ and the ratio. Traffic goes only to 127.0.0.0/8.
 (``--due``) are due, the others checked a moment ago; it reports the time
 and peak memory of registering, and of scheduling and checking the due
 ones (``--max-check-seconds`` bounds that part; what was done is reported).
+
+With ``LINKSYNC_BENCH_PROFILE=FILE`` in the environment, the linksync
+server's reactor thread is profiled from registration to the last stored
+state, and the pstats data written to FILE.
 """
 
 import argparse
@@ -187,6 +191,13 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
     server.start()
     proxy = xmlrpc.client.ServerProxy(server.url)
     client = server.register_client('bench')
+    profile = os.environ.get('LINKSYNC_BENCH_PROFILE')
+    if profile:
+        # The reactor thread's profile (cProfile follows the thread that
+        # enables it), written as pstats data to that file.
+        import cProfile
+        profiler = cProfile.Profile()
+        server.rt.call(profiler.enable)
     t0 = time.monotonic()
     for i in range(0, len(urls), 1000):
         proxy.registerURLs(*client, urls[i:i + 1000])
@@ -195,6 +206,9 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
     while scheduler.written < len(urls):
         time.sleep(0.05)
     result['seconds'] = time.monotonic() - t0
+    if profile:
+        server.rt.call(profiler.disable)
+        profiler.dump_stats(profile)
 
     def count(app):
         found = {}
