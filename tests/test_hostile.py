@@ -254,6 +254,45 @@ def test_alerts_basic_auth_is_throttled(server):
                          accept=None).status == 200
 
 
+def test_an_alerts_password_is_hashed_off_the_reactor(server):
+    from linksync import testing
+    server.register_client('fred', 'fred-password')
+    server.register_client('barney', 'barney-password')
+    server.run(lambda app: app.clients.get('barney').set_password(
+        'barney-password'))
+    slow = SlowHash()
+    threads = []
+    api = api_of(server)
+    api.verify_password = lambda password, stored: threads.append(
+        threading.current_thread()) or slow(password, stored)
+    alerts = server.base_url + '/alerts/barney'
+    outcome = []
+
+    def wrong_password():
+        outcome.append(testing.fetch(alerts, user='barney', password='wrong',
+                                     accept=None).status)
+    attacker = threading.Thread(target=wrong_password)
+    attacker.start()
+    try:
+        assert slow.started.wait(60)
+        assert threads[0] is not server.rt.thread
+        # The hash is running: the reactor answers others meanwhile.
+        assert server.proxy().checkConnection('fred', 'fred-password') == 2
+        assert outcome == []
+    finally:
+        slow.release.set()
+        attacker.join(60)
+    assert outcome == [401]
+    # The right password is hashed in a thread too, then remembered.
+    for _ in range(2):
+        answer = testing.fetch(alerts, user='barney',
+                               password='barney-password', accept=None)
+        assert answer.status == 200 and 'Link problems of barney' in \
+            answer.text
+    assert len(threads) == 2
+    assert server.rt.thread not in threads
+
+
 def test_a_multicall_has_a_bounded_number_of_calls(server):
     from linksync.xmlrpc.resource import MAX_MULTICALL_CALLS
     proxy = server.proxy()
