@@ -222,8 +222,9 @@ CHECKER_OPTIONS = [
            help='User-Agent header of the checker (default: "Mozilla/5.0 '
                 '(compatible; linksync/VERSION; +URL)")'),
     Option('allow-network', type=network, multiple=True, metavar='CIDR',
-           help='let the checker reach this loopback, private, link-local '
-                'or multicast network (repeatable; refused by default)'),
+           help='let the checker, the calls to client callbacks and the '
+                'export agents reach this loopback, private, link-local or '
+                'multicast network (repeatable; refused by default)'),
     Option('ca-file', metavar='FILE',
            help='PEM file of further certificate authorities to trust for '
                 'HTTPS, besides the system ones'),
@@ -331,6 +332,12 @@ COMMAND_OPTIONS = STORAGE_OPTIONS + [
            help='XML-RPC URL of the running server, used when it holds the '
                 'database (default: from --listen)'),
 ] + [o for o in SERVER_OPTIONS if o.dest in ('listen', 'secret')]
+
+
+#: The options of the commands that call clients or export targets
+#: themselves when no server runs (`sync`, `agent`).
+CALLING_OPTIONS = COMMAND_OPTIONS + [
+    o for o in CHECKER_OPTIONS if o.dest == 'allow_network']
 
 
 def known_options():
