@@ -158,10 +158,7 @@ class _ResponseParser(protocol.Protocol):
             return
         try:
             if self.inflater is not None:
-                data = self.inflater.decompress(
-                    data, self.limit - self.received + 1)
-                if self.inflater.unconsumed_tail:
-                    raise _TooLarge()
+                data = self._inflate(data)
             self.received += len(data)
             if self.received > self.limit:
                 raise _TooLarge()
@@ -177,6 +174,28 @@ class _ResponseParser(protocol.Protocol):
             self._fail(CallbackError('%s: not a well-formed XML-RPC answer '
                                      '(%s: %s)' % (self.describe(),
                                                    type(e).__name__, e)))
+
+    def _inflate(self, data):
+        """Inflate the next bytes of a gzip answer, within the limit; a
+        new gzip member may start where one ends (RFC 1952)."""
+        parts = []
+        room = self.limit - self.received + 1
+        while True:
+            if room <= 0:
+                # (max_length 0 would mean no limit at all.)
+                raise _TooLarge()
+            part = self.inflater.decompress(data, room)
+            if self.inflater.unconsumed_tail:
+                raise _TooLarge()
+            parts.append(part)
+            room -= len(part)
+            if not self.inflater.eof:
+                break
+            data = self.inflater.unused_data
+            self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if not data:
+                break
+        return b''.join(parts)
 
     def _fail(self, exc):
         self.error = exc

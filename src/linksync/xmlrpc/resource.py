@@ -12,7 +12,7 @@ server side linksync needs:
   struct in its place and does not stop the others);
 * request bodies over a limit are refused with 413 before they are parsed
   (and before they are stored: see :class:`LimitedRequest`); gzip request
-  bodies are inflated up to the same limit; DTDs and entities are refused
+  bodies, of one member or several, are inflated up to the same limit; DTDs and entities are refused
   (defusedxml), so entity-expansion bombs never expand;
 * :class:`Unauthorized` raised by a method answers HTTP 401;
 * any other error is logged and answered with a Fault; nothing a client
@@ -392,15 +392,38 @@ class TooLarge(Exception):
 
 
 def inflate(data, limit):
-    """Inflate a gzip body, refusing to produce more than `limit` bytes."""
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        result = decompressor.decompress(data, limit + 1)
-    except zlib.error as e:
-        raise ValueError('bad gzip body: %s' % e) from None
-    if len(result) > limit or decompressor.unconsumed_tail:
-        raise TooLarge()
-    return result
+    r"""Inflate a gzip body, refusing to produce more than `limit` bytes.
+
+    A body of several gzip members (what ``cat a.gz b.gz`` makes, and RFC
+    1952 allows) inflates to their contents one after the other, the limit
+    holding for them all; NUL bytes padding the end are ignored.
+
+    >>> import gzip
+    >>> inflate(gzip.compress(b'<a>') + gzip.compress(b'</a>'), 100)
+    b'<a></a>'
+    >>> inflate(gzip.compress(b'x' * 60) * 2, 100)
+    Traceback (most recent call last):
+    ...
+    linksync.xmlrpc.resource.TooLarge
+    """
+    parts = []
+    produced = 0
+    rest = data
+    while True:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            part = decompressor.decompress(rest, limit - produced + 1)
+        except zlib.error as e:
+            raise ValueError('bad gzip body: %s' % e) from None
+        produced += len(part)
+        if produced > limit or decompressor.unconsumed_tail:
+            raise TooLarge()
+        parts.append(part)
+        if not decompressor.eof:
+            raise ValueError('bad gzip body: it ends within a member')
+        rest = decompressor.unused_data
+        if not rest.strip(b'\0'):
+            return b''.join(parts)
 
 
 def parse_request(body):
