@@ -80,10 +80,18 @@ def text(value):
     return str(value)
 
 
+def metrics_access(text):
+    """open, loopback or secret (who may read /metrics)."""
+    value = str(text).strip().lower()
+    if value not in ('open', 'loopback', 'secret'):
+        raise BadValue('not one of open, loopback, secret: %r' % (text,))
+    return value
+
+
 # Give argparse readable type names in its error messages.
 for _func, _name in ((seconds, 'seconds'), (positive_int, 'number'),
                      (hostport, 'HOST:PORT'), (network, 'CIDR'),
-                     (mail_address, 'ADDRESS')):
+                     (mail_address, 'ADDRESS'), (metrics_access, 'WHO')):
     _func.__name__ = _name
 
 
@@ -262,6 +270,13 @@ WEB_OPTIONS = [
            metavar='SECONDS',
            help='how long the alerts page link that getInfoFrameURL hands '
                 'out stays valid'),
+    Option('metrics-access', type=metrics_access, default='loopback',
+           metavar='WHO',
+           help='who may read /metrics: open (anybody), loopback (requests '
+                'from this machine; from elsewhere only with the management '
+                'secret, as the password of HTTP Basic credentials) or '
+                'secret (only with the secret; choose it when a proxy on '
+                'this machine forwards requests from elsewhere)'),
     Option('metrics-listen', metavar='ENDPOINT',
            help='also serve this process\'s /metrics (only) on this Twisted '
                 'endpoint: how Prometheus reaches a process without the api '

@@ -76,7 +76,9 @@ class APIService(web.ListeningService):
                            server.metrics),
             pages.overview)
         pages.install(root)
-        root.putChild(b'metrics', MetricsResource(server.metrics))
+        root.putChild(b'metrics', MetricsResource(
+            server.metrics, access, getattr(server.settings,
+                                            'metrics_access', 'loopback')))
         server.metrics.gauge(
             'linksync_urls', 'Monitored URLs by state',
             lambda: {(state,): n for state, n in self.session.read(
