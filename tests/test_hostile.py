@@ -304,3 +304,38 @@ def test_a_multicall_has_a_bounded_number_of_calls(server):
     assert info.value.faultCode == -32602
     assert 'at most %d calls (30000 given)' % MAX_MULTICALL_CALLS in \
         info.value.faultString
+
+
+def test_a_multicall_answer_is_bounded(tmp_path):
+    import http.client
+    server = ServerFixture(data=str(tmp_path / 'var'), secret=SECRET,
+                           max_answer_bytes=100_000).start()
+    call = {'methodName': 'system.listMethods', 'params': []}
+    body = xmlrpc.client.dumps(([call] * 200,), 'system.multicall').encode()
+    conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=30)
+    conn.request('POST', '/RPC2', body=body,
+                 headers={'Content-Type': 'text/xml'})
+    data = conn.getresponse().read()
+    conn.close()
+    assert len(data) <= 100_000
+    [answers], _ = xmlrpc.client.loads(data)
+    assert len(answers) == 200
+    ran = [a for a in answers if isinstance(a, list)]
+    assert 10 < len(ran) < 100
+    assert all(a == ran[0] and 'system.multicall' in a[0] for a in ran)
+    assert answers[:len(ran)] == ran
+    passed, *rest = answers[len(ran):]
+    assert passed['faultCode'] == 413
+    assert passed['faultString'] == (
+        'the answer of this system.multicall would pass 100000 bytes: this '
+        'call ran, its answer is left out; split the calls')
+    assert rest and all(a['faultString'].startswith('not run: ')
+                        for a in rest)
+    # A single answer too large is a fault.
+    proxy = ServerFixture(data=str(tmp_path / 'small'), secret=SECRET,
+                          max_answer_bytes=500).start().proxy()
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        proxy.system.listMethods()
+    assert info.value.faultCode == 413
+    assert info.value.faultString == (
+        'the answer is larger than 500 bytes: ask for less at once')

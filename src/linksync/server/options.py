@@ -153,6 +153,12 @@ PROCESS_OPTIONS = [
                 'the password); repeatable'),
     Option('max-request-bytes', type=positive_int, default=20 * 1024 * 1024,
            metavar='N', help='larger XML-RPC requests are refused (413)'),
+    Option('max-answer-bytes', type=positive_int, default=16 * 1024 * 1024,
+           metavar='N',
+           help='longest XML-RPC answer: a larger one is a fault 413, and '
+                'a system.multicall whose answer passes it runs no further '
+                'calls; a client that does not read its answers is sent no '
+                'more than about this much'),
     Option('max-connections', type=positive_int, default=900, metavar='N',
            help='open connections in all, at most (more are closed at '
                 'once; keep it below the limit of open files)'),

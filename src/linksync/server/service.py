@@ -35,7 +35,7 @@ from linksync.server.web.metrics import (
     Metrics, MetricsResource, MetricsService)
 from linksync.server.web.resources import WebUI
 from linksync.xmlrpc import site as web
-from linksync.xmlrpc.resource import XMLRPCResource
+from linksync.xmlrpc.resource import DEFAULT_MAX_ANSWER_BYTES, XMLRPCResource
 
 log = Logger()
 
@@ -73,7 +73,9 @@ class APIService(web.ListeningService):
         operations.install(self.api, table, server)
         root = web.Root(
             XMLRPCResource(table, server.settings.max_request_bytes,
-                           server.metrics),
+                           server.metrics, max_answer_bytes=getattr(
+                               server.settings, 'max_answer_bytes',
+                               DEFAULT_MAX_ANSWER_BYTES)),
             pages.overview)
         pages.install(root)
         root.putChild(b'metrics', MetricsResource(
