@@ -284,6 +284,16 @@ def test_metrics_listen_follows_metrics_access(tmp_path):
         metrics_listen='tcp:0:interface=127.0.0.1').start()
     assert status(server.metrics_url) == 401
     assert status(server.metrics_url, password=server.secret) == 200
+    # A process whose roles need no secret has none: it says so.
+    worker = testing.ServerFixture(
+        data=str(tmp_path / 'worker'), secret='', roles=('syncer',),
+        metrics_access='secret',
+        metrics_listen='tcp:0:interface=127.0.0.1').start()
+    answer = testing.fetch(worker.metrics_url, accept=None, password='')
+    assert answer.status == 401
+    assert 'This process has no management secret: give it one with ' \
+        '--secret or $LINKSYNC_SECRET, or choose --metrics-access open.' \
+        in answer.text
 
 
 def test_metrics_access_is_an_option_of_serve(capsys):

@@ -44,10 +44,13 @@ import ipaddress
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry,
                                Counter, Gauge, Histogram, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
+from twisted.logger import Logger
 from twisted.web import pages, resource, server
 
 from linksync.server.web.access import Access
 from linksync.xmlrpc.site import ListeningService
+
+log = Logger()
 
 #: Check and sync durations are seconds; these buckets span 10 ms to 10 min.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
@@ -232,9 +235,14 @@ class MetricsResource(resource.Resource):
                               b'Basic realm="linksync", charset="UTF-8"')
             request.setHeader(b'content-type', b'text/plain; charset=utf-8')
             request.setHeader(b'cache-control', b'no-store')
-            return (b'/metrics needs the management secret here (as the '
-                    b'password of HTTP Basic credentials, any user name): '
-                    b'--metrics-access %s\n' % self.mode.encode('ascii'))
+            text = b'/metrics needs the management secret here (as the ' \
+                b'password of HTTP Basic credentials, any user name): ' \
+                b'--metrics-access %s\n' % self.mode.encode('ascii')
+            if not self.access.secret:
+                text += b'This process has no management secret: give it ' \
+                    b'one with --secret or $LINKSYNC_SECRET, or choose ' \
+                    b'--metrics-access open.\n'
+            return text
         request.setHeader(b'content-type', CONTENT_TYPE_LATEST.encode())
         return self.metrics.exposition()
 
@@ -260,9 +268,15 @@ class MetricsService(ListeningService):
         super().startService()
         server_ = self.server
         access = Access(server_.secret, server_.clock)
-        root = _MetricsOnly(MetricsResource(
-            server_.metrics, access, getattr(server_.settings,
-                                             'metrics_access', 'loopback')))
+        mode = getattr(server_.settings, 'metrics_access', 'loopback')
+        if mode != 'open' and not server_.secret:
+            log.warn('--metrics-access {mode}: this process has no '
+                     'management secret (its roles need none), so its '
+                     '/metrics open {who}; give it --secret or '
+                     '$LINKSYNC_SECRET for others', mode=mode,
+                     who='to nobody' if mode == 'secret'
+                     else 'only to this machine')
+        root = _MetricsOnly(MetricsResource(server_.metrics, access, mode))
         self.listen(self.server.reactor, self.server.settings.metrics_listen,
                     server.Site(root))
 
