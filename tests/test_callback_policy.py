@@ -166,3 +166,47 @@ def test_the_option_says_what_it_opens(capsys):
         out = ' '.join(capsys.readouterr().out.split())
         assert '--allow-network CIDR' in out, command
         assert 'the calls to client callbacks and the export agents' in out
+
+
+def test_an_https_callback_is_vetted_and_its_name_verified():
+    import xmlrpc.client
+    from twisted.internet import endpoints, ssl
+    from twisted.web import client as web_client, resource, server
+    from linksync.server.checker.netpolicy import NetworkPolicy
+    from linksync.testing import servers as testservers
+    from linksync.xmlrpc.proxy import CallbackError
+
+    class Answer(resource.Resource):
+        isLeaf = True
+
+        def render_POST(self, request):
+            return xmlrpc.client.dumps((True,), methodresponse=True).encode()
+    rt = testing.reactor_thread()
+    ca = testservers.make_certificate([], ca=True)
+    trust = web_client.BrowserLikePolicyForHTTPS(
+        trustRoot=ssl.Certificate.loadPEM(ca[1]))
+
+    def listen(names):
+        key, cert = testservers.make_certificate(names, issuer=ca)
+        options = ssl.PrivateCertificate.loadPEM(key + cert).options()
+        site = server.Site(Answer())
+        site.noisy = False
+        port = rt.call(endpoints.SSL4ServerEndpoint(
+            rt.reactor, 0, options, interface='127.0.0.1').listen, site)
+        testing.on_cleanup(rt.call, port.stopListening)
+        return 'https://localhost:%d/RPC2' % port.getHost().port
+
+    def call(url, policy):
+        proxy = CallbackProxy(url, rt.reactor, agent=make_agent(
+            rt.reactor, persistent=False, policy=policy, tls_policy=trust),
+            timeout=30)
+        return proxy.call('ping')
+    good = listen(['localhost'])
+    assert rt.call(call, good, NetworkPolicy([LOOPBACK])) is True
+    with pytest.raises(CallbackError, match='blocked by policy'):
+        rt.call(call, good, NetworkPolicy([], advise=True))
+    # The certificate is checked against the host name of the URL.
+    wrong = listen(['other.example'])
+    with pytest.raises(CallbackError) as info:
+        rt.call(call, wrong, NetworkPolicy([LOOPBACK]))
+    assert 'blocked by policy' not in str(info.value)
