@@ -528,6 +528,41 @@ def test_gzip_bomb_is_refused(tmp_path):
     assert b'inflated' in data
 
 
+def test_a_gzip_body_of_several_members_is_accepted(server, fred):
+    body = xmlrpc.client.dumps((['http://a.example/', 'http://b.example/'],),
+                               'registerURLs').encode()
+    body = body.replace(b'<params>', b'<params><param><value><string>fred'
+                        b'</string></value></param><param><value><string>'
+                        b'fred-password</string></value></param>')
+    # Three members, cut in the middle of the document, as `cat a.gz b.gz`
+    # would join them; NUL bytes pad the end.
+    third = len(body) // 3
+    members = b''.join(gzip.compress(body[i:i + third])
+                       for i in range(0, len(body), third)) + b'\0' * 8
+    status, headers, data = post(server, members,
+                                 {'Content-Encoding': 'gzip'})
+    assert status == 200
+    assert xmlrpc.client.loads(data)[0] == ([],)
+    assert server.read(lambda app: sorted(app.urls.keys())) == [
+        'http://a.example/', 'http://b.example/']
+    # Garbage after a member is no member.
+    status, headers, data = post(server, gzip.compress(body) + b'garbage',
+                                 {'Content-Encoding': 'gzip'})
+    assert status == 200 and b'not a well-formed XML-RPC request' in data
+
+
+def test_a_gzip_bomb_of_several_members_is_refused(tmp_path):
+    server = ServerFixture(data=str(tmp_path / 'var'),
+                           max_request_bytes=1_000_000).start()
+    # Each member inflates to under the limit, all of them to far more.
+    member = gzip.compress(b' ' * 900_000)
+    bomb = gzip.compress(b'<?xml version="1.0"?><methodCall>') + member * 50
+    assert len(bomb) < 1_000_000
+    status, _, data = post(server, bomb, {'Content-Encoding': 'gzip'})
+    assert status == 413
+    assert b'inflated' in data
+
+
 def test_unknown_content_encoding(server):
     status, _, _ = post(server, b'xx', {'Content-Encoding': 'br'})
     assert status == 415

@@ -164,6 +164,23 @@ def test_gzip_answers_are_inflated_within_the_limit(rt, answers):
         rt.call(small.get_all_links, 'fred', 'pw')
 
 
+def test_gzip_answers_of_several_members(rt, answers):
+    links = ['http://example.com/%d' % i for i in range(1000)]
+    body = response(links)
+    half = len(body) // 2
+    answers.body = gzip.compress(body[:half]) + gzip.compress(body[half:])
+    answers.headers = {b'content-encoding': b'gzip'}
+    proxy = CallbackProxy(answers.url, global_reactor)
+    assert rt.call(proxy.get_all_links, 'fred', 'pw') == links
+    # The limit holds for all the members together.
+    answers.body = gzip.compress(b'<?xml version="1.0"?>') + \
+        gzip.compress(b' ' * 60_000) * 20
+    small = CallbackProxy(answers.url, global_reactor,
+                          max_response_bytes=100_000)
+    with pytest.raises(CallbackError, match='larger than 100000 bytes'):
+        rt.call(small.get_all_links, 'fred', 'pw')
+
+
 def test_timeout(rt, answers):
     answers.hold = True
     clock_proxy = CallbackProxy(answers.url, global_reactor, timeout=0.2)

@@ -148,3 +148,94 @@ def test_a_request_in_time_is_served_and_its_deadline_forgotten(slow_site):
     sock.settimeout(0.2)
     with pytest.raises(socket.timeout):
         sock.recv(1)                    # still open, nothing sent
+
+
+def _kernel_buffers():
+    """The most a TCP sender's and a receiver's kernel buffers hold on
+    loopback before the receiving program reads (0 when unknown)."""
+    try:
+        with open('/proc/sys/net/ipv4/tcp_wmem') as w, \
+                open('/proc/sys/net/ipv4/tcp_rmem') as r:
+            return int(w.read().split()[2]) + int(r.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+class Big(resource.Resource):
+    """Answers every POST with `size` bytes, counting the answers made."""
+
+    isLeaf = True
+    # More than the kernel's buffers take while the client reads nothing.
+    size = max(8 * 1024 * 1024, 2 * _kernel_buffers())
+
+    def __init__(self):
+        super().__init__()
+        self.answered = 0
+
+    def render_POST(self, request):
+        self.answered += 1
+        return b'%08d' % self.answered + b'x' * (self.size - 8)
+
+
+@pytest.fixture
+def big_site():
+    rt = testing.reactor_thread()
+    clock = task.Clock()
+    big = Big()
+    site = LinkSyncSite(big, 1024, request_deadline=10.0, reactor=clock,
+                        timeout=None)
+    service = ListeningService()
+    rt.call(service.listen, rt.reactor, 'tcp:0:interface=127.0.0.1', site)
+    port = rt.call(lambda: service.listening)
+    testing.on_cleanup(rt.call, service.stopService)
+    return rt, clock, big, service, port.getHost().port
+
+
+def channels(rt, service):
+    return rt.call(lambda: [p.wrappedProtocol
+                            for p in service.connections.protocols])
+
+
+def reader(port):
+    sock = socket.socket()
+    sock.settimeout(30)
+    sock.connect(('127.0.0.1', port))
+    return sock
+
+
+PIPELINED = b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n' * 5
+
+
+def test_a_client_reading_nothing_gets_one_answer_made(big_site):
+    rt, clock, big, service, port = big_site
+    sock = reader(port)
+    sock.sendall(PIPELINED)
+    # The first answer fills what the transport takes; the others wait
+    # until the client reads (Twisted alone made all five: 40 MB held).
+    wait_until(lambda: rt.call(lambda: big.answered) == 5 or any(
+        getattr(c, '_held', None) is not None
+        for c in channels(rt, service)))
+    assert rt.call(lambda: big.answered) == 1
+    # Reading, the client gets every answer, in order.
+    received = b''
+    while received.count(b'HTTP/1.1 200 OK') < 5 or \
+            len(received) - received.rfind(b'\r\n\r\n') - 4 < Big.size:
+        data = sock.recv(1 << 20)
+        assert data
+        received += data
+    assert [received.find(b'\r\n\r\n%08d' % n) > 0 for n in range(1, 6)] \
+        == [True] * 5
+    assert rt.call(lambda: big.answered) == 5
+
+
+def test_a_client_reading_nothing_is_disconnected_at_the_deadline(big_site):
+    rt, clock, big, service, port = big_site
+    sock = reader(port)
+    sock.sendall(PIPELINED)
+    wait_until(lambda: any(getattr(c, '_held', None) is not None
+                           for c in channels(rt, service)))
+    rt.call(clock.advance, 9)
+    assert len(channels(rt, service)) == 1
+    rt.call(clock.advance, 1)
+    wait_until(lambda: channels(rt, service) == [])
+    assert rt.call(lambda: big.answered) == 1

@@ -254,6 +254,45 @@ def test_alerts_basic_auth_is_throttled(server):
                          accept=None).status == 200
 
 
+def test_an_alerts_password_is_hashed_off_the_reactor(server):
+    from linksync import testing
+    server.register_client('fred', 'fred-password')
+    server.register_client('barney', 'barney-password')
+    server.run(lambda app: app.clients.get('barney').set_password(
+        'barney-password'))
+    slow = SlowHash()
+    threads = []
+    api = api_of(server)
+    api.verify_password = lambda password, stored: threads.append(
+        threading.current_thread()) or slow(password, stored)
+    alerts = server.base_url + '/alerts/barney'
+    outcome = []
+
+    def wrong_password():
+        outcome.append(testing.fetch(alerts, user='barney', password='wrong',
+                                     accept=None).status)
+    attacker = threading.Thread(target=wrong_password)
+    attacker.start()
+    try:
+        assert slow.started.wait(60)
+        assert threads[0] is not server.rt.thread
+        # The hash is running: the reactor answers others meanwhile.
+        assert server.proxy().checkConnection('fred', 'fred-password') == 2
+        assert outcome == []
+    finally:
+        slow.release.set()
+        attacker.join(60)
+    assert outcome == [401]
+    # The right password is hashed in a thread too, then remembered.
+    for _ in range(2):
+        answer = testing.fetch(alerts, user='barney',
+                               password='barney-password', accept=None)
+        assert answer.status == 200 and 'Link problems of barney' in \
+            answer.text
+    assert len(threads) == 2
+    assert server.rt.thread not in threads
+
+
 def test_a_multicall_has_a_bounded_number_of_calls(server):
     from linksync.xmlrpc.resource import MAX_MULTICALL_CALLS
     proxy = server.proxy()
@@ -265,3 +304,38 @@ def test_a_multicall_has_a_bounded_number_of_calls(server):
     assert info.value.faultCode == -32602
     assert 'at most %d calls (30000 given)' % MAX_MULTICALL_CALLS in \
         info.value.faultString
+
+
+def test_a_multicall_answer_is_bounded(tmp_path):
+    import http.client
+    server = ServerFixture(data=str(tmp_path / 'var'), secret=SECRET,
+                           max_answer_bytes=100_000).start()
+    call = {'methodName': 'system.listMethods', 'params': []}
+    body = xmlrpc.client.dumps(([call] * 200,), 'system.multicall').encode()
+    conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=30)
+    conn.request('POST', '/RPC2', body=body,
+                 headers={'Content-Type': 'text/xml'})
+    data = conn.getresponse().read()
+    conn.close()
+    assert len(data) <= 100_000
+    [answers], _ = xmlrpc.client.loads(data)
+    assert len(answers) == 200
+    ran = [a for a in answers if isinstance(a, list)]
+    assert 10 < len(ran) < 100
+    assert all(a == ran[0] and 'system.multicall' in a[0] for a in ran)
+    assert answers[:len(ran)] == ran
+    passed, *rest = answers[len(ran):]
+    assert passed['faultCode'] == 413
+    assert passed['faultString'] == (
+        'the answer of this system.multicall would pass 100000 bytes: this '
+        'call ran, its answer is left out; split the calls')
+    assert rest and all(a['faultString'].startswith('not run: ')
+                        for a in rest)
+    # A single answer too large is a fault.
+    proxy = ServerFixture(data=str(tmp_path / 'small'), secret=SECRET,
+                          max_answer_bytes=500).start().proxy()
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        proxy.system.listMethods()
+    assert info.value.faultCode == 413
+    assert info.value.faultString == (
+        'the answer is larger than 500 bytes: ask for less at once')

@@ -208,3 +208,104 @@ def test_checks_in_progress_and_active_are_gauges(tmp_path):
     assert '# HELP linksync_checks_in_progress Checks started' in text
     server.stop()               # the checks are cancelled: none is left
     assert checker.in_progress == 0 and checker.politeness.active == 0
+
+
+# -- who may read /metrics (--metrics-access) ------------------------------------
+
+def outward_address():
+    """An address of this machine that is not loopback (the one its
+    default route leaves from), or None."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(('192.0.2.1', 9))     # no packet is sent
+        except OSError:
+            return None
+        address = s.getsockname()[0]
+    return None if address.startswith('127.') or address == '0.0.0.0' \
+        else address
+
+
+def metrics_server(tmp_path, interface='127.0.0.1', **settings):
+    server = testing.ServerFixture(
+        data=str(tmp_path / 'var'), listen='tcp:0:interface=%s' % interface,
+        roles=('api',), **settings).start()
+    return server, 'http://%s:%d/metrics' % (interface, server.port)
+
+
+def status(url, **kw):
+    return testing.fetch(url, accept=None, **kw).status
+
+
+def test_metrics_are_open_to_this_machine_and_need_the_secret_from_others(
+        tmp_path):
+    address = outward_address()
+    if address is None:
+        pytest.skip('this machine has no address but loopback')
+    server, url = metrics_server(tmp_path, interface=address)
+    answer = testing.fetch(url, accept=None)
+    assert answer.status == 401
+    assert answer.headers['WWW-Authenticate'].startswith('Basic ')
+    assert '--metrics-access loopback' in answer.text
+    assert 'linksync_' not in answer.text
+    assert status(url, password='wrong') == 401
+    answer = testing.fetch(url, accept=None, password=server.secret)
+    assert answer.status == 200 and 'linksync_clients 0.0' in answer.text
+    # From loopback, no login.
+    _, local = metrics_server(tmp_path / 'local')
+    assert status(local) == 200
+    # --metrics-access open: anybody.
+    _, url = metrics_server(tmp_path / 'open', interface=address,
+                            metrics_access='open')
+    assert status(url) == 200
+
+
+def test_metrics_access_secret_asks_even_this_machine(tmp_path):
+    server, url = metrics_server(tmp_path, metrics_access='secret')
+    assert status(url) == 401
+    assert status(url, password=server.secret) == 200
+    # A login session opens them too.
+    login = testing.fetch(server.base_url + '/login',
+                          form={'secret': server.secret, 'next': '/'})
+    cookie = login.headers['Set-Cookie'].split(';')[0]
+    assert status(url, cookie=cookie) == 200
+    # Wrong guesses are throttled with the pages' login.
+    access = server.service.api.api.web_access
+    for i in range(access.throttle.free + 1):
+        assert status(url, password='guess%d' % i) == 401
+    assert status(url, password=server.secret) == 401
+    server.advance(access.throttle.max_delay)
+    assert status(url, password=server.secret) == 200
+
+
+def test_metrics_listen_follows_metrics_access(tmp_path):
+    server = testing.ServerFixture(
+        data=str(tmp_path / 'var'), roles=('agents',), metrics_access='secret',
+        metrics_listen='tcp:0:interface=127.0.0.1').start()
+    assert status(server.metrics_url) == 401
+    assert status(server.metrics_url, password=server.secret) == 200
+    # A process whose roles need no secret has none: it says so.
+    worker = testing.ServerFixture(
+        data=str(tmp_path / 'worker'), secret='', roles=('syncer',),
+        metrics_access='secret',
+        metrics_listen='tcp:0:interface=127.0.0.1').start()
+    answer = testing.fetch(worker.metrics_url, accept=None, password='')
+    assert answer.status == 401
+    assert 'This process has no management secret: give it one with ' \
+        '--secret or $LINKSYNC_SECRET, or choose --metrics-access open.' \
+        in answer.text
+
+
+def test_metrics_access_is_an_option_of_serve(capsys):
+    from linksync import cli
+    with pytest.raises(SystemExit):
+        cli.main(['serve', '--help'])
+    out = ' '.join(capsys.readouterr().out.split())
+    assert '--metrics-access WHO who may read /metrics: open (anybody), ' \
+        'loopback' in out
+    assert '(default: loopback)' in out
+    parser = config.argument_parser('linksync serve', config.SERVER_OPTIONS)
+    with pytest.raises(SystemExit):
+        parser.parse_args(['--metrics-access', 'everybody'])
+    assert "not one of open, loopback, secret: 'everybody'" in \
+        capsys.readouterr().err

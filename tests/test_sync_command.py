@@ -70,11 +70,19 @@ def test_sync_in_its_own_process(tmp_path):
     server.stop()                   # the command opens the database itself
     env = dict(os.environ, LINKSYNC_SECRET=server.secret)
 
-    def run(*args):
+    def run(*args, allow=('--allow-network', '127.0.0.0/8')):
         return subprocess.run(
             [sys.executable, '-m', 'linksync.cli', 'sync', *args,
-             '--data', data], env=env, capture_output=True, text=True,
-            timeout=120)
+             '--data', data, *allow], env=env, capture_output=True,
+            text=True, timeout=120)
+    # The callback listens on loopback: refused until the option opens it.
+    done = run('--force', 'fred', allow=())
+    assert (done.returncode, done.stderr) == (1, '')
+    assert done.stdout == (
+        'fred: failed: %s (xmlrpc_getAllLinks): blocked by policy: '
+        '127.0.0.1 is a loopback address (--allow-network 127.0.0.1/32 '
+        'opens it)\n' % dummy.url)
+    assert dummy.credentials == []
     done = run('--force', 'fred')
     assert (done.returncode, done.stdout, done.stderr) == (
         0, 'fred: ok: 2 links, 1 registered, 1 unregistered, 2 states '

@@ -17,11 +17,13 @@ class RunContext:
     """What running agents needs from its surroundings.
 
     `clock` has seconds() and callLater(); `secret` is the server's
-    management secret (it unseals callback passwords); `mailer` an IMailer.
+    management secret (it unseals callback passwords); `mailer` an IMailer;
+    `policy` vets the addresses HTTP calls connect to (see
+    linksync.xmlrpc.proxy.make_agent; None: any).
     """
 
     def __init__(self, reactor, clock=None, secret=None, mailer=None,
-                 retries=2, backoff=1.0, timeout=None):
+                 retries=2, backoff=1.0, timeout=None, policy=None):
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.secret = secret
@@ -29,6 +31,7 @@ class RunContext:
         self.retries = retries
         self.backoff = backoff
         self.timeout = timeout
+        self.policy = policy
         self._http = None
 
     @property
@@ -36,7 +39,7 @@ class RunContext:
         """The HTTP agent (connection pool) shared by callback calls."""
         if self._http is None:
             from linksync.xmlrpc.proxy import make_agent
-            self._http = make_agent(self.reactor)
+            self._http = make_agent(self.reactor, policy=self.policy)
         return self._http
 
 

@@ -28,7 +28,7 @@ def add_arguments(parser):
 
     def action(name, help):
         sub = actions.add_parser(name, help=help, description=help)
-        config.add_arguments(sub, config.COMMAND_OPTIONS)
+        config.add_arguments(sub, config.CALLING_OPTIONS)
         sub.set_defaults(parser=sub)
         return sub
 
@@ -57,7 +57,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    settings = config.resolve(args, config.COMMAND_OPTIONS)
+    settings = config.resolve(args, config.CALLING_OPTIONS)
     try:
         return ACTIONS[args.action](args, settings)
     except (agentops.NoTrack, UnknownAgent) as e:

@@ -7,7 +7,7 @@ from linksync.server import syncer  # noqa: F401 (declares the operation)
 HELP = "synchronise clients' link databases now (forced, or those due)"
 
 #: The options of the syncer that matter when no server runs.
-OPTIONS = config.COMMAND_OPTIONS + [
+OPTIONS = config.CALLING_OPTIONS + [
     o for o in config.SYNC_OPTIONS if o.dest != 'sync_tick']
 
 

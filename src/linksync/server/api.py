@@ -205,32 +205,6 @@ class LinkSyncAPI:
             raise Unauthorized()
         return client
 
-    def authenticate(self, client_id, password, peer='-'):
-        """The client with these credentials; Unauthorized otherwise.
-
-        Hashes in the calling thread when the password is not remembered;
-        throttled like verify() and, for an unknown id, as slow as a
-        wrong password."""
-        provider = zope.component.getUtility(IClientProvider)
-        client = provider.get(client_id) if isinstance(client_id, str) \
-            else None
-        if not isinstance(password, str):
-            raise Unauthorized()
-        if client is not None and self._remembered(client_id, password,
-                                                   client.password_hash):
-            return client
-        if self.throttle.blocked(client_id, peer):
-            self.throttle.refuse()
-            raise Unauthorized()
-        stored = client.password_hash if client is not None else \
-            passwords.dummy_hash()
-        if not self.verify_password(password, stored) or client is None:
-            self.throttle.failed(client_id, peer)
-            raise Unauthorized()
-        self.throttle.succeeded(client_id)
-        self._remember(client_id, client.password_hash, password)
-        return client
-
     def _digest(self, password):
         """The keyed digest remembered for `password`."""
         return hashlib.blake2b(password.encode('utf-8', 'surrogatepass'),

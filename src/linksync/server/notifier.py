@@ -29,6 +29,7 @@ from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from linksync.server.checker.netpolicy import callback_policy
 from linksync.server.model import records as changes
 from linksync.server.model.credentials import CredentialError
 from linksync.agents.agent import PushSyncAgent, RecordUploader
@@ -283,7 +284,8 @@ class AgentService(service.Service):
         self.context = RunContext(
             server.reactor, server.clock, server.secret, server.mailer,
             retries=getattr(settings, 'notify_attempts', 3) - 1,
-            timeout=getattr(settings, 'notify_timeout', None))
+            timeout=getattr(settings, 'notify_timeout', None),
+            policy=callback_policy(settings))
         self.session = None
         self.loop = None
         self._round = None

@@ -91,10 +91,18 @@ def text(value):
     return str(value)
 
 
+def metrics_access(text):
+    """open, loopback or secret (who may read /metrics)."""
+    value = str(text).strip().lower()
+    if value not in ('open', 'loopback', 'secret'):
+        raise BadValue('not one of open, loopback, secret: %r' % (text,))
+    return value
+
+
 # Give argparse readable type names in its error messages.
 for _func, _name in ((seconds, 'seconds'), (positive_int, 'number'),
                      (hostport, 'HOST:PORT'), (network, 'CIDR'),
-                     (mail_address, 'ADDRESS')):
+                     (mail_address, 'ADDRESS'), (metrics_access, 'WHO')):
     _func.__name__ = _name
 
 
@@ -160,6 +168,12 @@ PROCESS_OPTIONS = [
                 'and --public-url; off by default)'),
     Option('max-request-bytes', type=positive_int, default=20 * 1024 * 1024,
            metavar='N', help='larger XML-RPC requests are refused (413)'),
+    Option('max-answer-bytes', type=positive_int, default=16 * 1024 * 1024,
+           metavar='N',
+           help='longest XML-RPC answer: a larger one is a fault 413, and '
+                'a system.multicall whose answer passes it runs no further '
+                'calls; a client that does not read its answers is sent no '
+                'more than about this much'),
     Option('max-connections', type=positive_int, default=900, metavar='N',
            help='open connections in all, at most (more are closed at '
                 'once; keep it below the limit of open files)'),
@@ -237,8 +251,9 @@ CHECKER_OPTIONS = [
            help='User-Agent header of the checker (default: "Mozilla/5.0 '
                 '(compatible; linksync/VERSION; +URL)")'),
     Option('allow-network', type=network, multiple=True, metavar='CIDR',
-           help='let the checker reach this loopback, private, link-local '
-                'or multicast network (repeatable; refused by default)'),
+           help='let the checker, the calls to client callbacks and the '
+                'export agents reach this loopback, private, link-local or '
+                'multicast network (repeatable; refused by default)'),
     Option('ca-file', metavar='FILE',
            help='PEM file of further certificate authorities to trust for '
                 'HTTPS, besides the system ones'),
@@ -276,6 +291,13 @@ WEB_OPTIONS = [
            metavar='SECONDS',
            help='how long the alerts page link that getInfoFrameURL hands '
                 'out stays valid'),
+    Option('metrics-access', type=metrics_access, default='loopback',
+           metavar='WHO',
+           help='who may read /metrics: open (anybody), loopback (requests '
+                'from this machine; from elsewhere only with the management '
+                'secret, as the password of HTTP Basic credentials) or '
+                'secret (only with the secret; choose it when a proxy on '
+                'this machine forwards requests from elsewhere)'),
     Option('metrics-listen', metavar='ENDPOINT',
            help='also serve this process\'s /metrics (only) on this Twisted '
                 'endpoint: how Prometheus reaches a process without the api '
@@ -346,6 +368,12 @@ COMMAND_OPTIONS = STORAGE_OPTIONS + [
            help='XML-RPC URL of the running server, used when it holds the '
                 'database (default: from --listen)'),
 ] + [o for o in SERVER_OPTIONS if o.dest in ('listen', 'secret')]
+
+
+#: The options of the commands that call clients or export targets
+#: themselves when no server runs (`sync`, `agent`).
+CALLING_OPTIONS = COMMAND_OPTIONS + [
+    o for o in CHECKER_OPTIONS if o.dest == 'allow_network']
 
 
 def known_options():

@@ -36,7 +36,7 @@ from linksync.server.web.metrics import (
     Metrics, MetricsResource, MetricsService)
 from linksync.server.web.resources import WebUI
 from linksync.xmlrpc import site as web
-from linksync.xmlrpc.resource import XMLRPCResource
+from linksync.xmlrpc.resource import DEFAULT_MAX_ANSWER_BYTES, XMLRPCResource
 
 log = Logger()
 
@@ -74,10 +74,14 @@ class APIService(web.ListeningService):
         operations.install(self.api, table, server)
         root = web.Root(
             XMLRPCResource(table, server.settings.max_request_bytes,
-                           server.metrics),
+                           server.metrics, max_answer_bytes=getattr(
+                               server.settings, 'max_answer_bytes',
+                               DEFAULT_MAX_ANSWER_BYTES)),
             pages.overview)
         pages.install(root)
-        root.putChild(b'metrics', MetricsResource(server.metrics))
+        root.putChild(b'metrics', MetricsResource(
+            server.metrics, access, getattr(server.settings,
+                                            'metrics_access', 'loopback')))
         server.metrics.gauge(
             'linksync_urls', 'Monitored URLs by state',
             lambda: {(state,): n for state, n in self.session.read(

@@ -55,6 +55,7 @@ from zope.interface import implementer
 from linksync import states, urlnorm
 from linksync.server.admin import operations as admin
 from linksync.server.model import registration
+from linksync.server.checker.netpolicy import callback_policy
 from linksync.xmlrpc.proxy import (DEFAULT_TIMEOUT, CallbackError, CallbackProxy,
                                make_agent, make_pool)
 from linksync.server.model.client import RUNNING_SYNCERS
@@ -124,13 +125,15 @@ class Syncer:
     the network and the units of work, `secret` (the server's management
     secret) opens the callback credentials. With `metrics` (the server's
     linksync.server.web.metrics.Metrics), every synchronisation is counted by outcome
-    and timed on `clock`.
+    and timed on `clock`. `policy` vets the addresses the callbacks connect
+    to (linksync.server.checker.netpolicy.callback_policy; None: any).
     """
 
     def __init__(self, session, clock, reactor, secret,
                  interval=DEFAULT_INTERVAL, retry=DEFAULT_RETRY,
                  timeout=DEFAULT_TIMEOUT, max_links=DEFAULT_MAX_LINKS,
-                 batch_size=BATCH_SIZE, unit_size=UNIT_SIZE, metrics=None):
+                 batch_size=BATCH_SIZE, unit_size=UNIT_SIZE, metrics=None,
+                 policy=None):
         self.session = session
         self.metrics = metrics
         self.clock = clock
@@ -143,7 +146,9 @@ class Syncer:
         self.batch_size = min(batch_size, BATCH_SIZE)
         self.unit_size = unit_size
         self.pool = make_pool(reactor)
-        self.agent = make_agent(reactor, pool=self.pool)
+        # The callbacks' addresses are vetted as the checker's are
+        # (--allow-network; None: any address).
+        self.agent = make_agent(reactor, pool=self.pool, policy=policy)
         self._lock = defer.DeferredLock()
         self._current = None
         self._stopping = False
@@ -154,6 +159,7 @@ class Syncer:
                       metrics=None):
         """A Syncer configured by the ``--sync-*`` options of `settings`."""
         return cls(session, clock, reactor, secret, metrics=metrics,
+                   policy=callback_policy(settings),
                    interval=getattr(settings, 'sync_interval',
                                     DEFAULT_INTERVAL),
                    retry=getattr(settings, 'sync_retry', DEFAULT_RETRY),

@@ -150,6 +150,9 @@ class ServerFixture:
         # The checker must not ask the machine's DNS servers about
         # the names tests use: an unused loopback port answers nothing.
         settings.setdefault('dns_server', [('127.0.0.1', 9)])
+        # Callbacks and export targets of tests listen on loopback, which
+        # the network policy refuses unless it is opened.
+        settings.setdefault('allow_network', [config.network('127.0.0.0/8')])
         self.settings = config.defaults(data=data, secret=secret, **settings)
         self.service = None
         self.url = None

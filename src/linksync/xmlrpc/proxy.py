@@ -13,7 +13,14 @@ a remote party the server does not control, so every call here has:
   entities are refused;
 * a :class:`CallbackError` whose message names the client's URL and the
   problem, for every way the call can fail (a Fault from the client is
-  passed on as :class:`CallbackFault`, a subclass).
+  passed on as :class:`CallbackFault`, a subclass);
+* optionally an address policy (``make_agent(policy=...)``): the host is
+  resolved, each address it resolved to is vetted by the policy, and the
+  connection goes to exactly an address it allows (no second look-up a
+  DNS trick could answer differently); when it allows none, the call fails
+  with :class:`CallbackRefused`, naming the reason, before anything is
+  sent. A policy is any object with ``refusal(address) -> None or text``
+  (the server passes its --allow-network policy).
 """
 
 import io
@@ -21,10 +28,16 @@ import xmlrpc.client
 import zlib
 
 from defusedxml.xmlrpc import DefusedExpatParser
-from twisted.internet import defer, error, protocol
+from twisted.internet import defer, endpoints, error, protocol
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.interfaces import (IResolutionReceiver,
+                                         IStreamClientEndpoint)
+from twisted.logger import Logger
 from twisted.python import failure
 from twisted.web import client as web_client
 from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory
+from zope.interface import implementer
 
 from linksync import __version__
 
@@ -32,6 +45,8 @@ DEFAULT_TIMEOUT = 120
 DEFAULT_CONNECT_TIMEOUT = 30
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 USER_AGENT = 'linksync/%s (link monitoring server)' % __version__
+
+log = Logger()
 
 #: Fault codes and texts by which servers say "no such method".
 _NOT_FOUND_CODES = (-32601, 8001)
@@ -78,6 +93,14 @@ class CallbackConnectionError(CallbackError):
     def __init__(self, message, refused=False):
         super().__init__(message)
         self.refused = refused
+
+
+class CallbackRefused(CallbackConnectionError):
+    """The address policy refused every address of the host: nothing was
+    sent (try again once the policy opens it)."""
+
+    def __init__(self, message):
+        super().__init__(message, refused=True)
 
 
 class CallbackFault(CallbackError):
@@ -135,10 +158,7 @@ class _ResponseParser(protocol.Protocol):
             return
         try:
             if self.inflater is not None:
-                data = self.inflater.decompress(
-                    data, self.limit - self.received + 1)
-                if self.inflater.unconsumed_tail:
-                    raise _TooLarge()
+                data = self._inflate(data)
             self.received += len(data)
             if self.received > self.limit:
                 raise _TooLarge()
@@ -154,6 +174,28 @@ class _ResponseParser(protocol.Protocol):
             self._fail(CallbackError('%s: not a well-formed XML-RPC answer '
                                      '(%s: %s)' % (self.describe(),
                                                    type(e).__name__, e)))
+
+    def _inflate(self, data):
+        """Inflate the next bytes of a gzip answer, within the limit; a
+        new gzip member may start where one ends (RFC 1952)."""
+        parts = []
+        room = self.limit - self.received + 1
+        while True:
+            if room <= 0:
+                # (max_length 0 would mean no limit at all.)
+                raise _TooLarge()
+            part = self.inflater.decompress(data, room)
+            if self.inflater.unconsumed_tail:
+                raise _TooLarge()
+            parts.append(part)
+            room -= len(part)
+            if not self.inflater.eof:
+                break
+            data = self.inflater.unused_data
+            self.inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if not data:
+                break
+        return b''.join(parts)
 
     def _fail(self, exc):
         self.error = exc
@@ -209,14 +251,112 @@ def make_pool(reactor, persistent=True):
 
 
 def make_agent(reactor, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
-               persistent=True, tls_policy=None, pool=None):
-    """A Twisted HTTP Agent for calling clients (keep-alive pool)."""
+               persistent=True, tls_policy=None, pool=None, policy=None,
+               resolver=None):
+    """A Twisted HTTP Agent for calling clients (keep-alive pool).
+
+    With `policy`, every connection goes through :class:`VettedEndpoints`:
+    to an address of the host that ``policy.refusal`` allows, resolved by
+    `resolver` (an IHostnameResolver; default: the reactor's).
+    """
     if pool is None:
         pool = make_pool(reactor, persistent)
+    if policy is not None:
+        return web_client.Agent.usingEndpointFactory(
+            reactor, VettedEndpoints(reactor, policy, connect_timeout,
+                                     tls_policy, resolver), pool=pool)
     kw = {'connectTimeout': connect_timeout, 'pool': pool}
     if tls_policy is not None:
         kw['contextFactory'] = tls_policy
     return web_client.Agent(reactor, **kw)
+
+
+@implementer(IAgentEndpointFactory)
+class VettedEndpoints:
+    """The endpoints of an Agent whose connections an address policy
+    vets, on the address the host resolved to, at connect time."""
+
+    def __init__(self, reactor, policy, connect_timeout=DEFAULT_CONNECT_TIMEOUT,
+                 tls_policy=None, resolver=None):
+        self.reactor = reactor
+        self.policy = policy
+        self.connect_timeout = connect_timeout
+        self.tls_policy = tls_policy
+        self.resolver = resolver
+
+    def endpointForURI(self, uri):
+        if uri.scheme not in (b'http', b'https'):
+            raise web_client.SchemeNotSupported(
+                'unsupported scheme: %r' % (uri.scheme,))
+        tls = None
+        if uri.scheme == b'https':
+            tls_policy = self.tls_policy or \
+                web_client.BrowserLikePolicyForHTTPS()
+            tls = tls_policy.creatorForNetloc(uri.host, uri.port)
+        return _VettedEndpoint(self, uri.host.decode('ascii'), uri.port,
+                               tls)
+
+
+@implementer(IResolutionReceiver)
+class _Addresses:
+    """Collects the addresses of a host name resolution."""
+
+    def __init__(self):
+        self.addresses = []
+        self.done = defer.Deferred()
+
+    def resolutionBegan(self, resolution):
+        pass
+
+    def addressResolved(self, address):
+        self.addresses.append(address.host)
+
+    def resolutionComplete(self):
+        self.done.callback(self.addresses)
+
+
+@implementer(IStreamClientEndpoint)
+class _VettedEndpoint:
+    """Resolve, vet, connect to exactly the address vetted."""
+
+    def __init__(self, factory, host, port, tls):
+        self.factory = factory
+        self.host = host.strip('[]')
+        self.port = port
+        self.tls = tls
+
+    def _resolve(self):
+        if isIPAddress(self.host) or isIPv6Address(self.host):
+            return defer.succeed([self.host])
+        receiver = _Addresses()
+        resolver = self.factory.resolver or self.factory.reactor.nameResolver
+        resolver.resolveHostName(receiver, self.host, self.port)
+        return receiver.done
+
+    @defer.inlineCallbacks
+    def connect(self, protocol_factory):
+        addresses = yield self._resolve()
+        if not addresses:
+            raise error.DNSLookupError(self.host)
+        policy = self.factory.policy
+        refusals = [policy.refusal(address) for address in addresses]
+        allowed = [a for a, r in zip(addresses, refusals) if r is None]
+        if not allowed:
+            reason = refusals[0]
+            if self.host != addresses[0]:
+                reason = '%s (the address of %s)' % (reason, self.host)
+            log.warn('refused to connect to {host}:{port}: {reason}',
+                     host=self.host, port=self.port, reason=reason)
+            raise CallbackRefused(reason)
+        address = allowed[0]
+        kind = endpoints.TCP6ClientEndpoint if isIPv6Address(address) \
+            else endpoints.TCP4ClientEndpoint
+        endpoint = kind(self.factory.reactor, address, self.port,
+                        timeout=self.factory.connect_timeout)
+        if self.tls is not None:
+            endpoint = endpoints.wrapClientTLS(self.tls, endpoint)
+        connected = yield endpoint.connect(protocol_factory)
+        return connected
 
 
 class CallbackProxy:
@@ -322,6 +462,8 @@ class CallbackProxy:
     def _explain(self, fail, method, describe):
         if fail.check(xmlrpc.client.Fault):
             raise CallbackFault(self.url, method, fail.value)
+        if fail.check(CallbackRefused):
+            raise CallbackRefused('%s: %s' % (describe(), fail.value))
         if fail.check(CallbackError):
             return fail
         if fail.check(defer.TimeoutError):

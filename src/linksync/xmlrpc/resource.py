@@ -12,8 +12,12 @@ server side linksync needs:
   struct in its place and does not stop the others);
 * request bodies over a limit are refused with 413 before they are parsed
   (and before they are stored: see :class:`LimitedRequest`); gzip request
-  bodies are inflated up to the same limit; DTDs and entities are refused
+  bodies, of one member or several, are inflated up to the same limit; DTDs and entities are refused
   (defusedxml), so entity-expansion bombs never expand;
+* an answer is at most ``max_answer_bytes`` long (16 MiB by default): a
+  larger one is a Fault 413 instead; a ``system.multicall`` whose answer
+  grows past it stops there (see :meth:`XMLRPCResource._multicall`), so a
+  small request cannot ask for an answer without end;
 * :class:`Unauthorized` raised by a method answers HTTP 401;
 * any other error is logged and answered with a Fault; nothing a client
   sends can stop the service;
@@ -33,7 +37,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python import failure
 from twisted.web import resource, server
 
-from linksync.xmlrpc.faults import Fault, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, PARSE_ERROR, UNAUTHORIZED
+from linksync.xmlrpc.faults import Fault, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, PARSE_ERROR, TOO_LARGE, UNAUTHORIZED
 
 # The call log: one line per call, under a name of its own for filters.
 log = Logger(namespace='linksync.xmlrpc')
@@ -343,6 +347,9 @@ class LimitedRequest(server.Request):
         return b'request body larger than %d bytes\n' % self._limit()
 
     def process(self):
+        hold = getattr(self.channel, 'hold', None)
+        if hold is not None and hold(self):
+            return      # the client reads nothing: later (site.ReadingChannel)
         if self.refused:
             if not self.channel or not self.channel.transport or \
                     getattr(self.channel.transport, 'disconnecting', False):
@@ -392,15 +399,38 @@ class TooLarge(Exception):
 
 
 def inflate(data, limit):
-    """Inflate a gzip body, refusing to produce more than `limit` bytes."""
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        result = decompressor.decompress(data, limit + 1)
-    except zlib.error as e:
-        raise ValueError('bad gzip body: %s' % e) from None
-    if len(result) > limit or decompressor.unconsumed_tail:
-        raise TooLarge()
-    return result
+    r"""Inflate a gzip body, refusing to produce more than `limit` bytes.
+
+    A body of several gzip members (what ``cat a.gz b.gz`` makes, and RFC
+    1952 allows) inflates to their contents one after the other, the limit
+    holding for them all; NUL bytes padding the end are ignored.
+
+    >>> import gzip
+    >>> inflate(gzip.compress(b'<a>') + gzip.compress(b'</a>'), 100)
+    b'<a></a>'
+    >>> inflate(gzip.compress(b'x' * 60) * 2, 100)
+    Traceback (most recent call last):
+    ...
+    linksync.xmlrpc.resource.TooLarge
+    """
+    parts = []
+    produced = 0
+    rest = data
+    while True:
+        decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            part = decompressor.decompress(rest, limit - produced + 1)
+        except zlib.error as e:
+            raise ValueError('bad gzip body: %s' % e) from None
+        produced += len(part)
+        if produced > limit or decompressor.unconsumed_tail:
+            raise TooLarge()
+        parts.append(part)
+        if not decompressor.eof:
+            raise ValueError('bad gzip body: it ends within a member')
+        rest = decompressor.unused_data
+        if not rest.strip(b'\0'):
+            return b''.join(parts)
 
 
 def parse_request(body):
@@ -428,6 +458,46 @@ def parse_request(body):
 #: The most calls one system.multicall may carry: beyond, a fault at once,
 #: so a small request cannot ask for an answer many times its size.
 MAX_MULTICALL_CALLS = 1000
+#: The longest answer (bytes of XML, before gzip) the server makes.
+DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
+
+_RESPONSE_HEAD = (b"<?xml version='1.0'?>\n<methodResponse>\n<params>\n"
+                  b"<param>\n<value><array><data>\n")
+_RESPONSE_TAIL = b"</data></array></value>\n</param>\n</params>\n" \
+    b"</methodResponse>\n"
+_PARAMS_HEAD = '<params>\n<param>\n'
+_PARAMS_TAIL = '</param>\n</params>\n'
+
+
+def marshal_value(value):
+    """The XML-RPC ``<value>`` of `value` (bytes), as the standard
+    library's marshaller writes it within an answer."""
+    text = xmlrpc.client.dumps((value,), allow_none=False)
+    assert text.startswith(_PARAMS_HEAD) and text.endswith(_PARAMS_TAIL)
+    return text[len(_PARAMS_HEAD):-len(_PARAMS_TAIL)].encode('utf-8')
+
+
+class Marshalled:
+    """An answer whose body is made already (a multicall's, marshalled as
+    its calls were answered)."""
+
+    __slots__ = ('data',)
+
+    def __init__(self, data):
+        self.data = data
+
+
+def multicall_answer(entries):
+    """The answer body of a system.multicall from the marshalled values of
+    its entries: the bytes xmlrpc.client.dumps((entries,),
+    methodresponse=True) gives for the unmarshalled entries.
+
+    >>> entries = [[1], {'faultCode': 2, 'faultString': 'x'}]
+    >>> made = multicall_answer([marshal_value(e) for e in entries])
+    >>> made == xmlrpc.client.dumps((entries,), methodresponse=True).encode()
+    True
+    """
+    return _RESPONSE_HEAD + b''.join(entries) + _RESPONSE_TAIL
 
 
 class XMLRPCResource(resource.Resource):
@@ -436,10 +506,12 @@ class XMLRPCResource(resource.Resource):
     isLeaf = True
 
     def __init__(self, table, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
-                 metrics=None, max_multicall_calls=MAX_MULTICALL_CALLS):
+                 metrics=None, max_multicall_calls=MAX_MULTICALL_CALLS,
+                 max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
         super().__init__()
         self.table = table
         self.max_multicall_calls = max_multicall_calls
+        self.max_answer_bytes = max_answer_bytes
         self.max_request_bytes = max_request_bytes
         self.metrics = metrics
         # The call counters by (method, outcome), labelled once.
@@ -546,7 +618,9 @@ class XMLRPCResource(resource.Resource):
         return None
 
     def _answer(self, result, accepts_gzip):
-        """The Answer carrying `result` (a value or a Fault)."""
+        """The Answer carrying `result` (a value, a Fault or Marshalled)."""
+        if isinstance(result, Marshalled):
+            return self._packed(result.data, accepts_gzip)
         try:
             if isinstance(result, Fault):
                 payload = xmlrpc.client.dumps(result, methodresponse=True)
@@ -559,6 +633,14 @@ class XMLRPCResource(resource.Resource):
                 INTERNAL_ERROR, 'cannot marshal the result: %s' % e),
                 methodresponse=True)
         data = payload.encode('utf-8')
+        if len(data) > self.max_answer_bytes:
+            data = xmlrpc.client.dumps(Fault(
+                TOO_LARGE, 'the answer is larger than %d bytes: ask for '
+                'less at once' % self.max_answer_bytes),
+                methodresponse=True).encode('utf-8')
+        return self._packed(data, accepts_gzip)
+
+    def _packed(self, data, accepts_gzip):
         if len(data) > GZIP_RESPONSE_THRESHOLD and accepts_gzip:
             return Answer(200, XML_CONTENT_TYPE,
                           gzip.compress(data, compresslevel=5), gzipped=True)
@@ -613,6 +695,12 @@ class XMLRPCResource(resource.Resource):
 
     @defer.inlineCallbacks
     def _multicall(self, call, params):
+        """Run the calls in order; the answer is marshalled as they are
+        answered. Should it pass max_answer_bytes, the call whose answer
+        would pass it gets a fault 413 in place of its answer (it ran), and
+        the calls after it are not run (a fault 413 each, room for which is
+        kept): the answer stays within the bound (or within one short
+        fault per call, when the bound is smaller than that)."""
         if len(params) != 1 or not isinstance(params[0], (list, tuple)):
             raise Fault(INVALID_PARAMS,
                         'system.multicall takes one array of call structs')
@@ -621,7 +709,17 @@ class XMLRPCResource(resource.Resource):
                         'calls (%d given): split them'
                         % (self.max_multicall_calls, len(params[0])))
         results = []
-        for entry in params[0]:
+        size = len(_RESPONSE_HEAD) + len(_RESPONSE_TAIL)
+        calls = params[0]
+        not_run = marshal_value({
+            'faultCode': TOO_LARGE,
+            'faultString': 'not run: the answer of this system.multicall '
+            'would pass %d bytes; split the calls' % self.max_answer_bytes})
+        full = False
+        for index, entry in enumerate(calls):
+            if full:
+                results.append(not_run)
+                continue
             if not isinstance(entry, dict) or \
                     not isinstance(entry.get('methodName'), str) or \
                     not isinstance(entry.get('params', []), (list, tuple)):
@@ -644,11 +742,32 @@ class XMLRPCResource(resource.Resource):
                                            entry['methodName'])
                 else:
                     call.client_id = call.client_id or sub.client_id
-                    results.append([value])
-                    continue
-            results.append({'faultCode': fault.faultCode,
-                            'faultString': fault.faultString})
-        return results
+                    try:
+                        marshalled = marshal_value([value])
+                    except Exception as e:
+                        log.failure('cannot marshal the result of a call')
+                        fault = Fault(INTERNAL_ERROR, 'cannot marshal the '
+                                      'result: %s' % e)
+                    else:
+                        # Room is kept for the faults of the calls after
+                        # this one, should they not be run.
+                        room = self.max_answer_bytes - size - len(not_run) \
+                            * (len(calls) - index - 1)
+                        if len(marshalled) <= room:
+                            size += len(marshalled)
+                            results.append(marshalled)
+                            continue
+                        fault = Fault(TOO_LARGE, 'the answer of this '
+                                      'system.multicall would pass %d '
+                                      'bytes: this call ran, its answer is '
+                                      'left out; split the calls'
+                                      % self.max_answer_bytes)
+                        full = True
+            marshalled = marshal_value({'faultCode': fault.faultCode,
+                                        'faultString': fault.faultString})
+            size += len(marshalled)
+            results.append(marshalled)
+        return Marshalled(multicall_answer(results))
 
     def _introspect(self, name, params):
         if name == 'system.listMethods':

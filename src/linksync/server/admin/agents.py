@@ -14,6 +14,7 @@ from linksync.agents.agent import agent_kinds
 from linksync.agents.errors import AgentError, UnknownAgent
 from linksync.agents.manager import get_manager
 from linksync.agents.runner import AgentRunner, RunContext
+from linksync.server.checker.netpolicy import callback_policy
 from linksync.server.mail import make_mailer
 from linksync.server.notifier import ensure_client_agents
 from linksync.server.secret import load_secret
@@ -151,7 +152,8 @@ def run_context(context):
             if getattr(settings, 'smtp', None) else None
     return RunContext(context.reactor, context.clock, secret, mailer,
                       retries=getattr(settings, 'notify_attempts', 3) - 1,
-                      timeout=getattr(settings, 'notify_timeout', None))
+                      timeout=getattr(settings, 'notify_timeout', None),
+                      policy=callback_policy(settings))
 
 
 def _runner(context, name):

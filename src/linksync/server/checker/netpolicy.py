@@ -23,6 +23,14 @@ True
 >>> NetworkPolicy(['127.0.0.0/8']).refusal('127.0.0.5') is None
 True
 
+The same policy vets the server's other outgoing calls: client callbacks
+(the notifier's and the syncer's ``updateManyStates``,
+``xmlrpc_getAllLinks``) and export agents (:func:`callback_policy`), whose
+refusals say which option opens the address:
+
+>>> callback_policy(None).refusal('127.0.0.1')
+'blocked by policy: 127.0.0.1 is a loopback address (--allow-network 127.0.0.1/32 opens it)'
+
 IPv6 forms that carry an IPv4 address (IPv4-mapped and -compatible, the
 SIIT ``::ffff:0:0:0/96`` form, NAT64, 6to4 and Teredo) are judged by the
 IPv4 address inside them, since that is where the packets end up.
@@ -78,11 +86,13 @@ def embedded_ipv4(ip):
 
 
 class NetworkPolicy:
-    """Refuses non-global addresses except in the allowed networks."""
+    """Refuses non-global addresses except in the allowed networks; with
+    `advise`, a refusal names the ``--allow-network`` that opens it."""
 
-    def __init__(self, allowed=()):
+    def __init__(self, allowed=(), advise=False):
         self.allowed = [ipaddress.ip_network(n, strict=False)
                         if isinstance(n, str) else n for n in allowed or ()]
+        self.advise = advise
 
     def refusal(self, address):
         """None when `address` (text) may be reached, else the reason."""
@@ -105,4 +115,16 @@ class NetworkPolicy:
                 break
         else:
             name = 'non-global'
-        return 'blocked by policy: %s is a %s address' % (address, name)
+        refusal = 'blocked by policy: %s is a %s address' % (address, name)
+        if self.advise:
+            refusal += ' (--allow-network %s/%d opens it)' % (
+                ip, ip.max_prefixlen)
+        return refusal
+
+
+def callback_policy(settings):
+    """The policy of the server's calls to clients and export targets:
+    the checker's (the ``--allow-network`` ranges of `settings`), its
+    refusals naming the option."""
+    return NetworkPolicy(getattr(settings, 'allow_network', None) or (),
+                         advise=True)

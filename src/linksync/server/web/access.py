@@ -21,7 +21,10 @@ from another site's ``Origin`` too.
 A client's alerts page (``/alerts/CLIENT_ID``) opens with the management
 secret too, and also with
 
-* the client's own credentials as HTTP Basic (user name: the client id);
+* the client's own credentials as HTTP Basic (user name: the client id),
+  checked as XML-RPC logins are (LinkSyncAPI.verify: a password not
+  remembered is hashed in the API's hashing threads, never in the reactor
+  thread, and wrong ones are throttled per id and address);
 * ``?token=EXPIRES.SIGNATURE``: the link ``getInfoFrameURL`` hands out.
   Clients embed the page in an iframe, where a password prompt is out of
   place and browsers withhold third-party cookies; the token opens that one

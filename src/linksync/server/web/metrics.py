@@ -25,19 +25,32 @@ What records what:
 A process without the ``api`` role serves its metrics with
 :class:`MetricsService` on ``--metrics-listen``.
 
+Who may read them is ``--metrics-access`` (:func:`metrics_allowed`):
+``open`` (anybody), ``loopback`` (the default: a request from the machine
+itself; from elsewhere, the management secret as the password of HTTP
+Basic credentials, ``basic_auth`` in Prometheus' scrape configuration,
+or a login session) or ``secret`` (the management secret, from anywhere).
+The secret is checked by the web pages' access rules
+(linksync.server.web.access), throttled as they are.
+
 The status page (linksync.server.web) shows some of the same numbers: it reads
 them here (:meth:`Metrics.read`, :meth:`Metrics.checks_per_minute`), so a
 part that does not run in this process is simply absent from both.
 """
 
 import collections
+import ipaddress
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry,
                                Counter, Gauge, Histogram, generate_latest)
 from prometheus_client.core import GaugeMetricFamily
+from twisted.logger import Logger
 from twisted.web import pages, resource, server
 
+from linksync.server.web.access import Access
 from linksync.xmlrpc.site import ListeningService
+
+log = Logger()
 
 #: Check and sync durations are seconds; these buckets span 10 ms to 10 min.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
@@ -157,16 +170,79 @@ class _Callbacks:
             yield family
 
 
+#: The values of --metrics-access.
+METRICS_ACCESS = ('open', 'loopback', 'secret')
+
+
+def is_loopback(host):
+    """True when the peer address `host` (text) is the machine itself.
+
+    >>> [is_loopback(h) for h in ('127.0.0.1', '127.8.0.1', '::1',
+    ...                           '::ffff:127.0.0.1', '192.0.2.2', '-')]
+    [True, True, True, True, False, False]
+    """
+    try:
+        ip = ipaddress.ip_address(str(host).split('%', 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(ip, 'ipv4_mapped', None)
+    return (mapped or ip).is_loopback
+
+
+def metrics_allowed(mode, host, is_manager):
+    """Whether a request from `host` may read the metrics under
+    --metrics-access `mode`; `is_manager()` tells whether it carries the
+    management secret (asked only when that decides).
+
+    >>> def manager(): return False
+    >>> [metrics_allowed(m, '192.0.2.2', manager) for m in METRICS_ACCESS]
+    [True, False, False]
+    >>> [metrics_allowed(m, '127.0.0.1', manager) for m in METRICS_ACCESS]
+    [True, True, False]
+    >>> metrics_allowed('secret', '192.0.2.2', lambda: True)
+    True
+    """
+    if mode == 'open' or mode == 'loopback' and is_loopback(host):
+        return True
+    return bool(is_manager())
+
+
 class MetricsResource(resource.Resource):
-    """GET /metrics: the server's metrics for Prometheus."""
+    """GET /metrics: the server's metrics for Prometheus, for those that
+    `mode` (--metrics-access) lets in; `access` is the IWebAccess that
+    knows the management secret."""
 
     isLeaf = True
 
-    def __init__(self, metrics):
+    def __init__(self, metrics, access=None, mode='open'):
         super().__init__()
+        if mode not in METRICS_ACCESS:
+            raise ValueError('--metrics-access is one of %s, not %r'
+                             % (', '.join(METRICS_ACCESS), mode))
+        if mode != 'open' and access is None:
+            raise ValueError('--metrics-access %s needs the access rules '
+                             'of the server' % mode)
         self.metrics = metrics
+        self.access = access
+        self.mode = mode
 
     def render_GET(self, request):
+        host = getattr(request.getClientAddress(), 'host', '-')
+        if not metrics_allowed(self.mode, host,
+                               lambda: self.access.is_manager(request)):
+            request.setResponseCode(401)
+            request.setHeader(b'www-authenticate',
+                              b'Basic realm="linksync", charset="UTF-8"')
+            request.setHeader(b'content-type', b'text/plain; charset=utf-8')
+            request.setHeader(b'cache-control', b'no-store')
+            text = b'/metrics needs the management secret here (as the ' \
+                b'password of HTTP Basic credentials, any user name): ' \
+                b'--metrics-access %s\n' % self.mode.encode('ascii')
+            if not self.access.secret:
+                text += b'This process has no management secret: give it ' \
+                    b'one with --secret or $LINKSYNC_SECRET, or choose ' \
+                    b'--metrics-access open.\n'
+            return text
         request.setHeader(b'content-type', CONTENT_TYPE_LATEST.encode())
         return self.metrics.exposition()
 
@@ -190,7 +266,17 @@ class MetricsService(ListeningService):
 
     def startService(self):
         super().startService()
-        root = _MetricsOnly(MetricsResource(self.server.metrics))
+        server_ = self.server
+        access = Access(server_.secret, server_.clock)
+        mode = getattr(server_.settings, 'metrics_access', 'loopback')
+        if mode != 'open' and not server_.secret:
+            log.warn('--metrics-access {mode}: this process has no '
+                     'management secret (its roles need none), so its '
+                     '/metrics open {who}; give it --secret or '
+                     '$LINKSYNC_SECRET for others', mode=mode,
+                     who='to nobody' if mode == 'secret'
+                     else 'only to this machine')
+        root = _MetricsOnly(MetricsResource(server_.metrics, access, mode))
         self.listen(self.server.reactor, self.server.settings.metrics_listen,
                     server.Site(root))
 

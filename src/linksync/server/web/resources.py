@@ -25,7 +25,8 @@ import urllib.parse
 
 import zope.component
 from twisted.logger import Logger
-from twisted.web import resource
+from twisted.python import failure
+from twisted.web import resource, server
 
 from linksync.server.interfaces import IClientProvider, IDigests
 from linksync.server.web import alerts as alerts_module
@@ -209,17 +210,58 @@ class WebUI:
         raise Redirect(href('/login', next=request.uri.decode(
             'ascii', 'replace')))
 
-    def _client_may_see(self, app, client_id, password, peer):
+    def _is_manager(self, request):
+        """access.is_manager(request), asked once per request (a wrong
+        secret counts once against the throttle)."""
+        verdict = getattr(request, 'linksync_manager', None)
+        if verdict is None:
+            verdict = request.linksync_manager = \
+                self.access.is_manager(request)
+        return verdict
+
+    def _client_credentials(self, request, client_id):
+        """The password of HTTP Basic credentials naming `client_id` (as
+        the user), or None."""
+        credentials = basic_credentials(request)
+        if credentials is not None and credentials[0] == client_id and \
+                credentials[1] is not None:
+            return credentials[1]
+        return None
+
+    def verify_alerts_client(self, request, client_id):
+        """Verify the client's own credentials of an alerts request before
+        its page is made: None when there is nothing to verify (or the
+        answer is known at once), else a Deferred firing once the password
+        was hashed, in the API's hashing threads (never in the reactor
+        thread) and throttled as XML-RPC logins are. The verdict is kept on
+        the request for :meth:`alerts_layout`."""
+        password = self._client_credentials(request, client_id)
+        if password is None or self._is_manager(request) or \
+                argument(request, 'token', None) is not None:
+            return None
+        peer = getattr(request.getClientAddress(), 'host', '-')
         try:
-            self.api.authenticate(client_id, password, peer)
+            verifying = self.api.verify(client_id, password, peer)
         except Unauthorized:
-            return False
-        return True
+            request.linksync_client_verified = False
+            return None
+        if verifying is None:
+            request.linksync_client_verified = True
+            return None
+
+        def verdict(result):
+            request.linksync_client_verified = not isinstance(
+                result, failure.Failure)
+            if isinstance(result, failure.Failure) and \
+                    not result.check(Unauthorized):
+                log.failure('verifying the credentials of {client} failed',
+                            result, client=client_id)
+        return verifying.addBoth(verdict)
 
     def alerts_layout(self, request, client_id):
         """How the request may see a client's alerts page: 'manager' or
         'frame'; raises 401 or 403 when it may not."""
-        if self.access.is_manager(request):
+        if self._is_manager(request):
             return 'manager'
         token = argument(request, 'token', None)
         if token is not None:
@@ -230,11 +272,9 @@ class WebUI:
                             'page has expired or is not valid. Open the '
                             'page of your application that shows it again '
                             'for a new one.')
-        credentials = basic_credentials(request)
-        if credentials is not None and credentials[0] == client_id and \
-                credentials[1] is not None and self.session.read(
-                    self._client_may_see, client_id, credentials[1],
-                    getattr(request.getClientAddress(), 'host', '-')):
+        # Verified before, by verify_alerts_client (in a thread).
+        if self._client_credentials(request, client_id) is not None and \
+                getattr(request, 'linksync_client_verified', False):
             return 'frame'
         raise HTTPError(401, 'Not allowed', "This page needs the client's "
                         'credentials (or the link the application shows).',
@@ -526,10 +566,41 @@ class _Alerts(resource.Resource):
             client_id = ''
         if not client_id:
             return _Page(self.ui, _not_found)
-        return _Page(self.ui, lambda r: self.ui.alerts_page(r, client_id))
+        return _AlertsPage(self.ui, client_id)
 
     def render(self, request):
         return self.ui.respond(request, _not_found)
+
+
+class _AlertsPage(_Page):
+    """A client's alerts page: a client's own password is verified first,
+    off the reactor thread, and the page made once that is done."""
+
+    def __init__(self, ui, client_id):
+        super().__init__(ui, lambda r: ui.alerts_page(r, client_id))
+        self.client_id = client_id
+
+    def render(self, request):
+        if request.method not in self.methods:
+            return super().render(request)
+        try:
+            verifying = self.ui.verify_alerts_client(request, self.client_id)
+        except HTTPError:
+            verifying = None        # a bad parameter: the page says so
+        if verifying is None:
+            return super().render(request)
+
+        def answer(_):
+            if request._disconnected:
+                return
+            data = super(_AlertsPage, self).render(request)
+            request.write(data)
+            request.finish()
+        verifying.addCallback(answer).addErrback(
+            lambda f: log.failure('answering {path} failed', f,
+                                  path=request.uri[:200].decode(
+                                      'ascii', 'replace')))
+        return server.NOT_DONE_YET
 
 
 def _not_found(request):
