@@ -15,11 +15,14 @@ bytes each; more are ignored.
 
 >>> jar = CookieJar()
 >>> jar.update('http', 'www.a.test', '/x/y', [b'id=1; Path=/',
-...            b'c=2; Domain=a.test', b'evil=1; Domain=b.test'], now=0)
+...            b'c=2; Domain=a.test; Path=/', b'evil=1; Domain=b.test',
+...            b'deep=3'], now=0)
 True
 >>> jar.header('http', 'shop.a.test', '/')
 b'c=2'
->>> jar.header('http', 'www.a.test', '/x/z')
+>>> jar.header('http', 'www.a.test', '/x/z')    # the longest path first
+b'deep=3; id=1; c=2'
+>>> jar.header('https', 'www.a.test', '/')
 b'id=1; c=2'
 >>> jar.update('http', 'www.a.test', '/', [b'id=1; Path=/'], now=0)
 False
