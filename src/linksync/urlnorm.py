@@ -61,7 +61,9 @@ _PERCENT = re.compile(r'%[0-9a-f]{2}|%[0-9A-F][a-f]|%[a-f][0-9A-F]')
 # user, no port, a path, no fragment, only upper-case percent escapes.
 # Most URLs clients send are like this; they skip the general rules.
 _NORMAL = re.compile(r"https?://[a-z0-9\-._~!$&'()*+,;=]+"
+                     r"(?::(?P<port>[1-9][0-9]{0,4}))?"
                      r"/(?:[\x21\x22\x24\x26-\x7e]|%[0-9A-F]{2})*")
+_DEFAULT_PORT_TEXT = {'http': '80', 'https': '443'}
 
 
 class InvalidURL(ValueError):
@@ -85,8 +87,14 @@ def normalize(url):
 
 def _is_normal(url):
     """True when `url` is known to be its own normal form at a glance."""
-    return len(url) <= MAX_URL_LENGTH and url.isascii() and \
-        '/.' not in url and _NORMAL.fullmatch(url) is not None
+    if len(url) > MAX_URL_LENGTH or not url.isascii() or '/.' in url:
+        return False
+    found = _NORMAL.fullmatch(url)
+    if found is None:
+        return False
+    port = found.group('port')
+    return port is None or (int(port) < 65536 and port != _DEFAULT_PORT_TEXT[
+        url[:5].rstrip(':')])
 
 
 def _normalize(url):
@@ -146,12 +154,15 @@ def _remove_dot_segments(path):
     return '/'.join(out) + sep + query
 
 
+_AUTHORITY_END = re.compile(r'[/?]')
+
+
 def _split_authority(rest):
     """Split 'host:port/path?query' into ('host:port', '/path?query')."""
-    for i, char in enumerate(rest):
-        if char in '/?':
-            return rest[:i], rest[i:]
-    return rest, ''
+    found = _AUTHORITY_END.search(rest)
+    if found is None:
+        return rest, ''
+    return rest[:found.start()], rest[found.start():]
 
 
 def _normalize_authority(scheme, authority, url):
@@ -205,6 +216,8 @@ def from_text(text):
     """
     if not isinstance(text, str):
         raise InvalidURL('not a string: %s' % type(text).__name__)
+    if _is_normal(text):
+        return text
     text = text.strip(' \t\r\n\f\v')
     if _VALID_CHARS.fullmatch(text):
         return normalize(text)
