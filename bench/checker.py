@@ -177,12 +177,31 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         t0 = time.monotonic()
         server.rt.call(server._start)
         checker = server.service.getServiceNamed('checker').scheduler
+        connection = checker.session.connection
+        connection.getTransferCounts(True)
+        profile = os.environ.get('LINKSYNC_BENCH_PROFILE')
+        if profile:
+            import cProfile
+            profiler = cProfile.Profile()
+            server.rt.call(profiler.enable)
+        cpu0 = time.process_time()
         deadline = t0 + (max_check_seconds or 10**9)
         while checker.written < due and time.monotonic() < deadline:
             time.sleep(0.5)
+        result['check_cpu_seconds'] = time.process_time() - cpu0
+        if profile:
+            server.rt.call(profiler.disable)
+            profiler.dump_stats(profile)
         result['check_seconds'] = time.monotonic() - t0
         result['checked'] = checker.written
         result['due'] = due
+        # What the checker's database connection loaded and stored, and
+        # its cache (objects, those not ghosts) at the end.
+        loads, stores = server.rt.call(connection.getTransferCounts, True)
+        result['loads'], result['stores'] = loads, stores
+        cache = connection._cache
+        result['cache_objects'] = len(cache)
+        result['cache_non_ghosts'] = cache.cache_non_ghost_count
         result['peak_rss_mib'] = _rss()
         server.stop()
         result['data'] = data
@@ -349,6 +368,15 @@ def main(argv=None):
                       result['checked'], result['due'],
                       result['check_seconds'],
                       result['checked'] / result['check_seconds']))
+            print('  checking CPU: %.0f s (%.0f us per check); the checker\'s '
+                  'connection loaded %d and stored %d objects (%.1f and %.1f '
+                  'per check); its cache holds %d objects, %d of them loaded'
+                  % (result['check_cpu_seconds'], 1e6 * result[
+                      'check_cpu_seconds'] / max(result['checked'], 1),
+                     result['loads'], result['stores'],
+                     result['loads'] / max(result['checked'], 1),
+                     result['stores'] / max(result['checked'], 1),
+                     result['cache_objects'], result['cache_non_ghosts']))
             print('  peak RSS of the process: %.0f MiB (limit 1024 MiB)' % (
                 result['peak_rss_mib']))
             return 0

@@ -468,3 +468,36 @@ def test_the_notify_timeout_is_an_option(tmp_path):
                               'seconds'), error
     finally:
         silent.close()
+
+
+def test_a_stop_during_an_upload_retry_loses_nothing_and_counts_no_failure(
+        tmp_path, callback):
+    import gc
+
+    from twisted.logger import globalLogPublisher
+    errors = []
+
+    def observe(event):
+        if event.get('log_failure') is not None or event.get('isError'):
+            errors.append(event)
+    server = make_server(tmp_path, notify_attempts=3)
+    register(server, callback, ['http://a.example/'])
+    callback.down()
+    set_state(server, 'http://a.example/', 'unavailable', '503')
+    globalLogPublisher.addObserver(observe)
+    try:
+        # The round's first upload fails; the retry waits on the clock,
+        # which does not move: the server stops meanwhile.
+        server.advance(30)
+        server.stop()
+        gc.collect()
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert [e for e in errors if 'Unhandled' in str(e.get('log_format', '')) +
+            str(e.get('log_text', '')) or e.get('log_failure') is not None
+            and 'Cancelled' in repr(e['log_failure'])] == []
+    server.restart()
+    assert notifications(server) == (True, 0)          # no failure counted
+    callback.up()
+    tick(server, 30)
+    assert callback.rows() == [['http://a.example/', 'unavailable', '503']]

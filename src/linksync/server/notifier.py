@@ -442,7 +442,13 @@ class AgentService(service.Service):
                 self.session.connection.cacheGC()
                 uploads = [self._upload(aid, items, uploader)
                            for aid, (items, uploader) in sorted(work.items())]
-                outcomes = yield defer.DeferredList(uploads)
+                outcomes = yield defer.DeferredList(uploads,
+                                                    consumeErrors=True)
+                if any(not ok for ok, _ in outcomes):
+                    # Only a stop cancels an upload (_upload never fails
+                    # otherwise): nothing is settled, the pointers stay
+                    # where they were, and it is all sent again later.
+                    return results
                 # Only the clients that took every part so far go on (one
                 # gone or disabled since the last part is left out too).
                 before, sent = sent, {}
