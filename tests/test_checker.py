@@ -287,9 +287,49 @@ def test_https_self_signed_is_unavailable_with_a_tls_reason(clock):
     checker = make_checker(clock)
     url = web.url('/status/200')
     state, reason = testservers.run_checks(checker, [url], [web])[url]
-    assert state == GONE
-    assert reason.startswith('TLS failure')
+    assert (state, reason) == (GONE, 'TLS: certificate is self-signed')
     assert web.log == []
+
+
+def test_https_reasons_name_the_certificate_problem(clock, tmp_path):
+    # What a browser's warning says, not OpenSSL's "certificate verify
+    # failed" for each of them.
+    import datetime
+    utc = datetime.timezone.utc
+    ca = testservers.make_certificate([], ca=True)
+    # A stranger of the trusted CA's name, and one of another name.
+    stranger = testservers.make_certificate([], ca=True)
+    other = testservers.make_certificate(['other-ca.example'], ca=True)
+    names = ['127.0.0.1', 'localhost']
+    certs = {
+        'unknown': testservers.make_certificate(names, issuer=stranger),
+        'unknown 2': testservers.make_certificate(names, issuer=other),
+        'expired': testservers.make_certificate(
+            names, issuer=ca, not_before=datetime.datetime(2024, 1, 1,
+                                                           tzinfo=utc),
+            not_after=datetime.datetime(2025, 1, 1, tzinfo=utc)),
+        'not yet': testservers.make_certificate(
+            names, issuer=ca, not_before=datetime.datetime(2999, 1, 1,
+                                                           tzinfo=utc),
+            not_after=datetime.datetime(2999, 2, 1, tzinfo=utc)),
+        'good': testservers.make_certificate(names, issuer=ca),
+    }
+    servers = {kind: testservers.HTTPTestServer(clock=clock, tls=cert).start()
+               for kind, cert in certs.items()}
+    (tmp_path / 'ca.pem').write_bytes(ca[1])
+    checker = make_checker(clock, ca_file=str(tmp_path / 'ca.pem'))
+    urls = {kind: web.url('/status/200') for kind, web in servers.items()}
+    results = testservers.run_checks(checker, list(urls.values()),
+                                     list(servers.values()))
+    got = {kind: results[url] for kind, url in urls.items()}
+    assert got == {
+        'unknown': (GONE, 'TLS: certificate issued by an unknown authority'),
+        'unknown 2': (GONE,
+                      'TLS: certificate issued by an unknown authority'),
+        'expired': (GONE, 'TLS: certificate expired on 2025-01-01'),
+        'not yet': (GONE, 'TLS: certificate is not valid before 2999-01-01'),
+        'good': (OK, '200 OK')}
+    assert [len(servers[kind].log) for kind in certs] == [0, 0, 0, 0, 1]
 
 
 def test_https_trusted_through_a_ca_file(clock, tmp_path):
@@ -315,8 +355,12 @@ def test_https_name_mismatch_is_a_tls_failure(clock, tmp_path):
     checker = make_checker(clock, ca_file=str(tmp_path / 'ca.pem'))
     url = web.url('/status/200')
     state, reason = testservers.run_checks(checker, [url], [web])[url]
-    assert (state, reason) == (GONE, 'TLS failure: hostname mismatch: the '
-                               'certificate is not for 127.0.0.1')
+    assert (state, reason) == (
+        GONE, 'TLS: certificate is for other.example, not 127.0.0.1')
+    # Reached by a name, the name is given.
+    url = 'https://localhost:%d/status/200' % web.port
+    assert testservers.run_checks(checker, [url], [web])[url] == (
+        GONE, 'TLS: certificate is for other.example, not localhost')
 
 
 # -- FTP ---------------------------------------------------------------------------------

@@ -234,11 +234,14 @@ class RawHTTPServer:
 
 # -- certificates ---------------------------------------------------------------
 
-def make_certificate(names, issuer=None, ca=False):
+def make_certificate(names, issuer=None, ca=False, not_before=None,
+                     not_after=None):
     """(key PEM, certificate PEM) for `names` (host names or IPs).
 
     Self-signed without `issuer`; else signed by `issuer` = (key PEM,
-    certificate PEM). `ca` makes a certificate authority.
+    certificate PEM). `ca` makes a certificate authority. Valid from
+    yesterday for 30 days, or from `not_before` to `not_after` (UTC
+    datetimes; an expired certificate, one not valid yet).
     """
     import ipaddress
 
@@ -260,8 +263,10 @@ def make_certificate(names, issuer=None, ca=False):
                .subject_name(subject).issuer_name(issuer_name)
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(days=1))
-               .not_valid_after(now + datetime.timedelta(days=30))
+               .not_valid_before(not_before or
+                                 now - datetime.timedelta(days=1))
+               .not_valid_after(not_after or
+                                now + datetime.timedelta(days=30))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
                               critical=True))
     if names:
