@@ -266,6 +266,44 @@ def test_the_policy_applies_to_the_resolved_address(clock, web):
         OK, '200 OK')
 
 
+def silent_dns():
+    """The address of a UDP socket on 127.0.0.1 that never answers (a
+    silent name server)."""
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(('127.0.0.1', 0))
+    testing.on_cleanup(sock.close)
+    return sock.getsockname()
+
+
+def start_checks(checker, urls):
+    """Start checking `urls` in the reactor thread: {url: (state, reason)}
+    filled as verdicts come."""
+    results = {}
+
+    def start():
+        for url in urls:
+            checker.check(url).addCallback(
+                lambda result, url=url: results.__setitem__(url, result))
+    testing.reactor_thread().call(start)
+    return results
+
+
+def test_a_silent_name_server_is_named_in_the_reason(clock):
+    checker = make_checker(clock, connect_timeout=3.0,
+                           dns_server=[silent_dns()])
+    url = 'http://www.silent.test/'
+    results = start_checks(checker, [url])
+    rt = testing.reactor_thread()
+    rt.call(clock.advance, 2.9)
+    assert results == {}
+    # Within the connect timeout, on the checker's clock; no GET follows
+    # a HEAD whose host name had no answer.
+    rt.call(clock.advance, 0.1)
+    assert results == {url: (
+        TEMP, 'DNS: no answer from the name server within 3 s')}
+
+
 def test_a_redirect_into_a_blocked_network_is_refused(clock):
     checker = make_checker(clock, allow_network=[
         config.network('127.0.0.7/32')])
