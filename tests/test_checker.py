@@ -478,6 +478,31 @@ def test_mailto_checks_syntax_and_mail_records(clock):
     assert got['flaky'][0] == TEMP
 
 
+def test_mailto_look_ups_end_at_the_checker_timeouts(clock):
+    # A mail domain whose name server never answers: the verdict comes at
+    # the connect timeout on the checker's clock, not after twisted.names
+    # gives up by itself (a minute of real time).
+    checker = make_checker(clock, connect_timeout=3.0, timeout=5.0,
+                           dns_server=[silent_dns()])
+    url = 'mailto:joe@silent.test'
+    results = start_checks(checker, [url])
+    rt = testing.reactor_thread()
+    rt.call(clock.advance, 2.9)
+    assert results == {}
+    rt.call(clock.advance, 0.1)
+    assert results == {url: (
+        TEMP, 'DNS: no answer from the name server within 3 s')}
+    # The total timeout bounds the whole check (all its domains).
+    checker = make_checker(clock, connect_timeout=10.0, timeout=5.0,
+                           dns_server=[silent_dns()])
+    results = start_checks(checker, [url])
+    rt.call(clock.advance, 4.9)
+    assert results == {}
+    rt.call(clock.advance, 0.1)
+    assert results == {url: (
+        TEMP, 'DNS: no answer from the name server within 5 s')}
+
+
 def test_a_ca_file_without_certificates_is_a_clear_error(clock, tmp_path):
     path = tmp_path / 'empty.pem'
     path.write_text('nothing here')

@@ -80,7 +80,9 @@ class Checker:
             per_host_connections=settings.per_host_connections)
         self.ftp = FTPChecker(clock, self.politeness, self.connector,
                               timeout=settings.timeout)
-        self.mailto = MailtoChecker(resolver)
+        self.mailto = MailtoChecker(
+            resolver, clock, connect_timeout=settings.connect_timeout,
+            timeout=settings.timeout)
         self.handlers = {'http': self.http, 'https': self.http,
                          'ftp': self.ftp, 'mailto': self.mailto}
 
