@@ -195,6 +195,42 @@ def test_per_host_delay_and_connection_limit_hold(clock):
     assert peak == 3
 
 
+def test_the_per_host_delay_runs_from_the_sending(clock):
+    # The first request to a host is slow to go out (its name server holds
+    # the answer); the second may not reach the host sooner than the delay
+    # after the first: the delay runs from the sending, not from the
+    # granting of the first request's slot.
+    import time
+    web = testservers.HTTPTestServer('127.0.0.2', clock=clock).start()
+    dns = testservers.DNSTestServer({'slow.test': [('A', '127.0.0.2')]},
+                                    held=['slow.test']).start()
+    checker = make_checker(clock, per_host_delay=1.0,
+                           per_host_connections=2, dns_server=[dns.address])
+    urls = ['http://slow.test:%d/status/200?%d' % (web.port, i)
+            for i in (1, 2)]
+    results = start_checks(checker, urls)
+    rt = testing.reactor_thread()
+    for _ in range(5000):
+        if rt.call(lambda: dns.in_progress):
+            break
+        time.sleep(0.002)
+    # The first look-up is held past the delay: 1.5 s.
+    for _ in range(6):
+        rt.call(clock.advance, 0.25)
+    assert web.log == []
+    dns.release()
+    for _ in range(5000):
+        if len(results) == 2:
+            break
+        if rt.call(testservers._settled, checker, [web, dns]):
+            rt.call(clock.advance, 0.25)
+        time.sleep(0.002)
+    assert results == {url: (OK, '200 OK') for url in urls}
+    first, second = [hit.time for hit in web.log]
+    assert first == 1.5
+    assert second - first >= 1.0
+
+
 # -- the network policy ----------------------------------------------------------------
 
 def test_loopback_is_refused_unless_allowed(clock, web):

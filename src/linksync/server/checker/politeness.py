@@ -1,13 +1,19 @@
 """Politeness: how many requests run at once, and how often one host is hit.
 
 Every request the checker makes (a HEAD, a GET, each redirect hop, an FTP
-session) first asks :meth:`Politeness.acquire` for a slot and gives it back
-when done. A slot is granted when
+session) first asks :meth:`Politeness.acquire` for a slot, tells the slot
+when the request is sent (:meth:`Slot.sent`: written to its connection)
+and gives it back when done. A slot is granted when
 
 * fewer than ``concurrency`` requests are in progress in the whole server,
 * fewer than ``per_host`` requests are in progress to that host, and
-* at least the host's delay passed since the last request to it started
-  (``per_host_delay``; longer while the host is paused).
+* at least the host's delay passed since the last request to it was sent
+  (``per_host_delay``; longer while the host is paused), and none granted
+  earlier is still on its way (resolving, connecting).
+
+The delay is timed from the sending, not from the granting: a request
+whose connection took long (a slow name server, a busy reactor) would
+otherwise reach the host just before the next one.
 
 A host answering 429, or 503 with ``Retry-After``, is paused for the time it
 asks (capped by ``max_pause``); one that keeps doing so is paused ever
@@ -24,13 +30,15 @@ from twisted.internet import defer
 
 
 class _Host:
-    __slots__ = ('name', 'waiting', 'active', 'next_start', 'timer',
-                 'in_ring', 'strikes')
+    __slots__ = ('name', 'waiting', 'active', 'unsent', 'next_start',
+                 'timer', 'in_ring', 'strikes')
 
     def __init__(self, name):
         self.name = name
         self.waiting = collections.deque()
         self.active = 0
+        #: Slots granted whose request is not sent yet.
+        self.unsent = 0
         self.next_start = 0.0
         self.timer = None
         self.in_ring = False
@@ -38,19 +46,27 @@ class _Host:
 
 
 class Slot:
-    """Permission for one request to a host; release() it when done."""
+    """Permission for one request to a host; sent() when the request is
+    written, release() when done."""
 
-    __slots__ = ('_politeness', 'host', '_released')
+    __slots__ = ('_politeness', 'host', '_released', '_sent')
 
     def __init__(self, politeness, host):
         self._politeness = politeness
         self.host = host
         self._released = False
+        self._sent = False
+
+    def sent(self):
+        """The request was written: the host's delay runs from now."""
+        if not self._sent and not self._released:
+            self._sent = True
+            self._politeness._sent(self.host)
 
     def release(self):
         if not self._released:
             self._released = True
-            self._politeness._release(self.host)
+            self._politeness._release(self.host, self._sent)
 
 
 class Politeness:
@@ -93,10 +109,20 @@ class Politeness:
     #: Idle hosts are forgotten every this many releases.
     SWEEP_EVERY = 10_000
 
-    def _release(self, host):
+    def _sent(self, host):
+        h = self._hosts[host]
+        h.unsent -= 1
+        h.next_start = max(h.next_start,
+                           self.clock.seconds() + self.per_host_delay)
+        self._ready(h)
+        self._pump()
+
+    def _release(self, host, sent):
         h = self._hosts[host]
         h.active -= 1
         self.active -= 1
+        if not sent:
+            h.unsent -= 1
         self._ready(h)
         self._pump()
         self._releases = getattr(self, '_releases', 0) + 1
@@ -168,6 +194,8 @@ class Politeness:
                 continue
             if h.active >= self.per_host:
                 continue  # back in the ring when one of its slots is freed
+            if h.unsent and self.per_host_delay:
+                continue  # back in the ring when that request is sent
             if now is None:
                 now = self.clock.seconds()
             if h.next_start > now:
@@ -176,7 +204,9 @@ class Politeness:
                 continue
             d = h.waiting.popleft()
             h.active += 1
+            h.unsent += 1
             self.active += 1
+            # (Timed again when the request is sent.)
             h.next_start = now + self.per_host_delay
             self._ready(h)
             d.callback(Slot(self, h.name))

@@ -313,7 +313,7 @@ class HTTPChecker:
         return d
 
     def _start(self, slot, method, parts, host, cookie=None):
-        d = self._exchange(method, parts, host, cookie).addTimeout(
+        d = self._exchange(method, parts, host, slot, cookie).addTimeout(
             self.timeout, self.clock,
             onTimeoutCancel=classify.on_timeout(
                 'no answer to %s within %g s' % (method.decode('ascii'),
@@ -326,29 +326,33 @@ class HTTPChecker:
         d.addCallback(self._answered, host)
         return d
 
-    def _exchange(self, method, parts, host, cookie=None):
+    def _exchange(self, method, parts, host, slot, cookie=None):
         port = parts.port or (443 if parts.scheme == 'https' else 80)
         key = (parts.scheme, host, port)
         data = _request(method, parts, self.user_agent, cookie)
         head_only = method == b'HEAD'
         client = self.pool.take(key)
         if client is not None:
-            d = client.request(data, head_only, BODY_LIMIT)
+            d = self._send(client, data, head_only, slot)
         else:
             d = self.pool.get(key, fresh=True)
-            d.addCallback(self._send, data, head_only)
-        d.addErrback(self._stale, key, data, head_only)
+            d.addCallback(self._send, data, head_only, slot)
+        d.addErrback(self._stale, key, data, head_only, slot)
         return d
 
-    def _send(self, client, data, head_only):
-        return client.request(data, head_only, BODY_LIMIT)
+    def _send(self, client, data, head_only, slot):
+        d = client.request(data, head_only, BODY_LIMIT)
+        # The host's delay runs from the writing of the request, not from
+        # the granting of its slot (politeness).
+        slot.sent()
+        return d
 
-    def _stale(self, failure, key, data, head_only):
+    def _stale(self, failure, key, data, head_only, slot):
         # The server closed the kept-alive connection meanwhile: once more
         # on a new one.
         failure.trap(http11.StaleConnection)
         d = self.pool.get(key, fresh=True)
-        d.addCallback(self._send, data, head_only)
+        d.addCallback(self._send, data, head_only, slot)
         return d
 
     def _answered(self, answer, host):
