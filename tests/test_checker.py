@@ -168,6 +168,38 @@ def test_retry_after_is_capped_and_adaptive(clock, web):
     assert web.log[-1].time >= second + 120
 
 
+def test_a_wait_limit_reports_a_paused_host_at_once(clock, web):
+    # The one-shot command's checker: a host asking for a pause longer
+    # than max_wait is not waited for; a shorter one is.
+    rt = testing.reactor_thread()
+    settings = config.defaults(allow_network=[LOOPBACK], per_host_delay=1.0,
+                               per_host_connections=1,
+                               dns_server=[('127.0.0.1', 9)])
+    checker = rt.call(Checker, settings, rt.reactor, clock, max_wait=5.0)
+    testing.on_cleanup(rt.call, checker.close)
+    urls = [web.url('/status/429?retry-after=120'), web.url('/status/200'),
+            web.url('/redirect/1')]
+    results = testservers.run_checks(checker, urls, [web])
+    assert [results[url] for url in urls] == [
+        (TEMP, '429 Unknown Status'),   # (Twisted's phrase)
+        (TEMP, 'host asked to wait 120 s'),
+        (TEMP, 'host asked to wait 120 s')]
+    assert clock.seconds() < 5
+    assert [hit.path for hit in web.log] == ['/status/429?retry-after=120']
+    # Later requests to that host are refused at once too.
+    url = web.url('/status/204')
+    assert testservers.run_checks(checker, [url], [web])[url] == (
+        TEMP, 'host asked to wait 120 s')
+    # A pause within the limit is waited for.
+    other = testservers.HTTPTestServer('127.0.0.4', clock=clock).start()
+    urls = [other.url('/status/503?retry-after=3'), other.url('/status/200')]
+    results = testservers.run_checks(checker, urls, [other])
+    assert [results[url] for url in urls] == [
+        (TEMP, '503 Service Unavailable'), (OK, '200 OK')]
+    first, second = [hit.time for hit in other.log]
+    assert second - first >= 3
+
+
 # -- politeness, seen from the servers -------------------------------------------------
 
 def test_per_host_delay_and_connection_limit_hold(clock):

@@ -18,7 +18,10 @@ otherwise reach the host just before the next one.
 A host answering 429, or 503 with ``Retry-After``, is paused for the time it
 asks (capped by ``max_pause``); one that keeps doing so is paused ever
 longer (the pause doubles up to the cap) and is back to normal once it
-answers well again.
+answers well again. With ``max_wait`` (the one-shot ``linksync check``,
+which has nobody to come back later), a pause longer than that is not
+waited for: the requests to that host fail at once with the reason "host
+asked to wait N s".
 
 Hosts wait in a round-robin ring, so one host with thousands of waiting
 requests does not hold back the others. Time comes from the injected clock.
@@ -28,10 +31,12 @@ import collections
 
 from twisted.internet import defer
 
+from linksync.server.checker import classify
+
 
 class _Host:
     __slots__ = ('name', 'waiting', 'active', 'unsent', 'next_start',
-                 'timer', 'in_ring', 'strikes')
+                 'timer', 'in_ring', 'strikes', 'pause_end', 'asked')
 
     def __init__(self, name):
         self.name = name
@@ -43,6 +48,10 @@ class _Host:
         self.timer = None
         self.in_ring = False
         self.strikes = 0
+        #: When the host's latest pause ends, and the wait it asked for
+        #: (None: none said).
+        self.pause_end = 0.0
+        self.asked = None
 
 
 class Slot:
@@ -76,8 +85,9 @@ class Politeness:
     DEFAULT_PAUSE = 60.0
 
     def __init__(self, clock, concurrency=100, per_host=2,
-                 per_host_delay=1.0, max_pause=3600.0):
+                 per_host_delay=1.0, max_pause=3600.0, max_wait=None):
         self.clock = clock
+        self.max_wait = max_wait
         self.concurrency = concurrency
         self.per_host = per_host
         self.per_host_delay = per_host_delay
@@ -150,7 +160,12 @@ class Politeness:
             # least the growing pause.
             wanted = max(seconds, adaptive if h.strikes > 1 else 0)
         wanted = max(0.0, min(wanted, self.max_pause))
-        h.next_start = max(h.next_start, self.clock.seconds() + wanted)
+        now = self.clock.seconds()
+        h.next_start = max(h.next_start, now + wanted)
+        h.pause_end = now + wanted
+        h.asked = seconds
+        if self._too_long(h, now):
+            self._refuse(h)
         return wanted
 
     def answered(self, host):
@@ -183,6 +198,25 @@ class Politeness:
                 and h.next_start <= self.clock.seconds():
             self._hosts.pop(h.name, None)
 
+    def _too_long(self, h, now):
+        """True when `h` is paused for longer than max_wait."""
+        return self.max_wait is not None and \
+            h.pause_end - now > self.max_wait
+
+    def _refuse(self, h):
+        """Fail the requests waiting for `h`: it asked to wait too long."""
+        if h.timer is not None:
+            if h.timer.active():
+                h.timer.cancel()
+            h.timer = None
+        left = h.pause_end - self.clock.seconds()
+        if h.asked is not None:
+            reason = 'host asked to wait %.0f s' % h.asked
+        else:
+            reason = 'host asked to wait (paused %.0f s)' % left
+        while h.waiting:
+            h.waiting.popleft().errback(classify.Temporary(reason))
+
     def _pump(self):
         ring = self._ring
         now = None
@@ -199,6 +233,9 @@ class Politeness:
             if now is None:
                 now = self.clock.seconds()
             if h.next_start > now:
+                if self._too_long(h, now):
+                    self._refuse(h)
+                    continue
                 h.timer = self.clock.callLater(
                     h.next_start - now, self._wake, h)
                 continue

@@ -322,8 +322,10 @@ class HTTPChecker:
         def release(result):
             slot.release()
             return result
-        d.addBoth(release)
+        # A pause the host asks for is known before its next request may
+        # start.
         d.addCallback(self._answered, host)
+        d.addBoth(release)
         return d
 
     def _exchange(self, method, parts, host, slot, cookie=None):
