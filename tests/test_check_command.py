@@ -34,6 +34,26 @@ def test_check_prints_state_and_reason():
     assert [h.path for h in web.log].count('/redirect/2') == 2
 
 
+def test_check_does_not_sit_out_a_long_retry_after():
+    # The host asks for an hour: its other URLs are reported at once, and
+    # the other host's are checked as usual.
+    web = testservers.HTTPTestServer('127.0.0.2').start()
+    other = testservers.HTTPTestServer('127.0.0.3').start()
+    busy, later, fine = (web.url('/status/429?retry-after=3600'),
+                         web.url('/status/200'), other.url('/status/200'))
+    done = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), 'linksync'), 'check',
+         '--allow-network', '127.0.0.0/8', '--per-host-delay', '30',
+         busy, later, fine],
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        '%s\ttemporary unavailable\t429 Unknown Status' % busy,
+        '%s\ttemporary unavailable\thost asked to wait 3600 s' % later,
+        '%s\tok\t200 OK' % fine]
+    assert [h.path for h in web.log] == ['/status/429?retry-after=3600']
+
+
 def test_check_refuses_loopback_by_default():
     web = testservers.HTTPTestServer('127.0.0.2').start()
     url = web.url('/status/200')

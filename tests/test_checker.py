@@ -168,6 +168,38 @@ def test_retry_after_is_capped_and_adaptive(clock, web):
     assert web.log[-1].time >= second + 120
 
 
+def test_a_wait_limit_reports_a_paused_host_at_once(clock, web):
+    # The one-shot command's checker: a host asking for a pause longer
+    # than max_wait is not waited for; a shorter one is.
+    rt = testing.reactor_thread()
+    settings = config.defaults(allow_network=[LOOPBACK], per_host_delay=1.0,
+                               per_host_connections=1,
+                               dns_server=[('127.0.0.1', 9)])
+    checker = rt.call(Checker, settings, rt.reactor, clock, max_wait=5.0)
+    testing.on_cleanup(rt.call, checker.close)
+    urls = [web.url('/status/429?retry-after=120'), web.url('/status/200'),
+            web.url('/redirect/1')]
+    results = testservers.run_checks(checker, urls, [web])
+    assert [results[url] for url in urls] == [
+        (TEMP, '429 Unknown Status'),   # (Twisted's phrase)
+        (TEMP, 'host asked to wait 120 s'),
+        (TEMP, 'host asked to wait 120 s')]
+    assert clock.seconds() < 5
+    assert [hit.path for hit in web.log] == ['/status/429?retry-after=120']
+    # Later requests to that host are refused at once too.
+    url = web.url('/status/204')
+    assert testservers.run_checks(checker, [url], [web])[url] == (
+        TEMP, 'host asked to wait 120 s')
+    # A pause within the limit is waited for.
+    other = testservers.HTTPTestServer('127.0.0.4', clock=clock).start()
+    urls = [other.url('/status/503?retry-after=3'), other.url('/status/200')]
+    results = testservers.run_checks(checker, urls, [other])
+    assert [results[url] for url in urls] == [
+        (TEMP, '503 Service Unavailable'), (OK, '200 OK')]
+    first, second = [hit.time for hit in other.log]
+    assert second - first >= 3
+
+
 # -- politeness, seen from the servers -------------------------------------------------
 
 def test_per_host_delay_and_connection_limit_hold(clock):
@@ -193,6 +225,42 @@ def test_per_host_delay_and_connection_limit_hold(clock):
         running += change
         peak = max(peak, running)
     assert peak == 3
+
+
+def test_the_per_host_delay_runs_from_the_sending(clock):
+    # The first request to a host is slow to go out (its name server holds
+    # the answer); the second may not reach the host sooner than the delay
+    # after the first: the delay runs from the sending, not from the
+    # granting of the first request's slot.
+    import time
+    web = testservers.HTTPTestServer('127.0.0.2', clock=clock).start()
+    dns = testservers.DNSTestServer({'slow.test': [('A', '127.0.0.2')]},
+                                    held=['slow.test']).start()
+    checker = make_checker(clock, per_host_delay=1.0,
+                           per_host_connections=2, dns_server=[dns.address])
+    urls = ['http://slow.test:%d/status/200?%d' % (web.port, i)
+            for i in (1, 2)]
+    results = start_checks(checker, urls)
+    rt = testing.reactor_thread()
+    for _ in range(5000):
+        if rt.call(lambda: dns.in_progress):
+            break
+        time.sleep(0.002)
+    # The first look-up is held past the delay: 1.5 s.
+    for _ in range(6):
+        rt.call(clock.advance, 0.25)
+    assert web.log == []
+    dns.release()
+    for _ in range(5000):
+        if len(results) == 2:
+            break
+        if rt.call(testservers._settled, checker, [web, dns]):
+            rt.call(clock.advance, 0.25)
+        time.sleep(0.002)
+    assert results == {url: (OK, '200 OK') for url in urls}
+    first, second = [hit.time for hit in web.log]
+    assert first == 1.5
+    assert second - first >= 1.0
 
 
 # -- the network policy ----------------------------------------------------------------
@@ -266,6 +334,44 @@ def test_the_policy_applies_to_the_resolved_address(clock, web):
         OK, '200 OK')
 
 
+def silent_dns():
+    """The address of a UDP socket on 127.0.0.1 that never answers (a
+    silent name server)."""
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(('127.0.0.1', 0))
+    testing.on_cleanup(sock.close)
+    return sock.getsockname()
+
+
+def start_checks(checker, urls):
+    """Start checking `urls` in the reactor thread: {url: (state, reason)}
+    filled as verdicts come."""
+    results = {}
+
+    def start():
+        for url in urls:
+            checker.check(url).addCallback(
+                lambda result, url=url: results.__setitem__(url, result))
+    testing.reactor_thread().call(start)
+    return results
+
+
+def test_a_silent_name_server_is_named_in_the_reason(clock):
+    checker = make_checker(clock, connect_timeout=3.0,
+                           dns_server=[silent_dns()])
+    url = 'http://www.silent.test/'
+    results = start_checks(checker, [url])
+    rt = testing.reactor_thread()
+    rt.call(clock.advance, 2.9)
+    assert results == {}
+    # Within the connect timeout, on the checker's clock; no GET follows
+    # a HEAD whose host name had no answer.
+    rt.call(clock.advance, 0.1)
+    assert results == {url: (
+        TEMP, 'DNS: no answer from the name server within 3 s')}
+
+
 def test_a_redirect_into_a_blocked_network_is_refused(clock):
     checker = make_checker(clock, allow_network=[
         config.network('127.0.0.7/32')])
@@ -287,9 +393,49 @@ def test_https_self_signed_is_unavailable_with_a_tls_reason(clock):
     checker = make_checker(clock)
     url = web.url('/status/200')
     state, reason = testservers.run_checks(checker, [url], [web])[url]
-    assert state == GONE
-    assert reason.startswith('TLS failure')
+    assert (state, reason) == (GONE, 'TLS: certificate is self-signed')
     assert web.log == []
+
+
+def test_https_reasons_name_the_certificate_problem(clock, tmp_path):
+    # What a browser's warning says, not OpenSSL's "certificate verify
+    # failed" for each of them.
+    import datetime
+    utc = datetime.timezone.utc
+    ca = testservers.make_certificate([], ca=True)
+    # A stranger of the trusted CA's name, and one of another name.
+    stranger = testservers.make_certificate([], ca=True)
+    other = testservers.make_certificate(['other-ca.example'], ca=True)
+    names = ['127.0.0.1', 'localhost']
+    certs = {
+        'unknown': testservers.make_certificate(names, issuer=stranger),
+        'unknown 2': testservers.make_certificate(names, issuer=other),
+        'expired': testservers.make_certificate(
+            names, issuer=ca, not_before=datetime.datetime(2024, 1, 1,
+                                                           tzinfo=utc),
+            not_after=datetime.datetime(2025, 1, 1, tzinfo=utc)),
+        'not yet': testservers.make_certificate(
+            names, issuer=ca, not_before=datetime.datetime(2999, 1, 1,
+                                                           tzinfo=utc),
+            not_after=datetime.datetime(2999, 2, 1, tzinfo=utc)),
+        'good': testservers.make_certificate(names, issuer=ca),
+    }
+    servers = {kind: testservers.HTTPTestServer(clock=clock, tls=cert).start()
+               for kind, cert in certs.items()}
+    (tmp_path / 'ca.pem').write_bytes(ca[1])
+    checker = make_checker(clock, ca_file=str(tmp_path / 'ca.pem'))
+    urls = {kind: web.url('/status/200') for kind, web in servers.items()}
+    results = testservers.run_checks(checker, list(urls.values()),
+                                     list(servers.values()))
+    got = {kind: results[url] for kind, url in urls.items()}
+    assert got == {
+        'unknown': (GONE, 'TLS: certificate issued by an unknown authority'),
+        'unknown 2': (GONE,
+                      'TLS: certificate issued by an unknown authority'),
+        'expired': (GONE, 'TLS: certificate expired on 2025-01-01'),
+        'not yet': (GONE, 'TLS: certificate is not valid before 2999-01-01'),
+        'good': (OK, '200 OK')}
+    assert [len(servers[kind].log) for kind in certs] == [0, 0, 0, 0, 1]
 
 
 def test_https_trusted_through_a_ca_file(clock, tmp_path):
@@ -315,8 +461,12 @@ def test_https_name_mismatch_is_a_tls_failure(clock, tmp_path):
     checker = make_checker(clock, ca_file=str(tmp_path / 'ca.pem'))
     url = web.url('/status/200')
     state, reason = testservers.run_checks(checker, [url], [web])[url]
-    assert (state, reason) == (GONE, 'TLS failure: hostname mismatch: the '
-                               'certificate is not for 127.0.0.1')
+    assert (state, reason) == (
+        GONE, 'TLS: certificate is for other.example, not 127.0.0.1')
+    # Reached by a name, the name is given.
+    url = 'https://localhost:%d/status/200' % web.port
+    assert testservers.run_checks(checker, [url], [web])[url] == (
+        GONE, 'TLS: certificate is for other.example, not localhost')
 
 
 # -- FTP ---------------------------------------------------------------------------------
@@ -394,6 +544,31 @@ def test_mailto_checks_syntax_and_mail_records(clock):
     assert got['bad'][0] == GONE and 'invalid' in got['bad'][1]
     assert got['no address'] == (GONE, 'no e-mail address in the URL')
     assert got['flaky'][0] == TEMP
+
+
+def test_mailto_look_ups_end_at_the_checker_timeouts(clock):
+    # A mail domain whose name server never answers: the verdict comes at
+    # the connect timeout on the checker's clock, not after twisted.names
+    # gives up by itself (a minute of real time).
+    checker = make_checker(clock, connect_timeout=3.0, timeout=5.0,
+                           dns_server=[silent_dns()])
+    url = 'mailto:joe@silent.test'
+    results = start_checks(checker, [url])
+    rt = testing.reactor_thread()
+    rt.call(clock.advance, 2.9)
+    assert results == {}
+    rt.call(clock.advance, 0.1)
+    assert results == {url: (
+        TEMP, 'DNS: no answer from the name server within 3 s')}
+    # The total timeout bounds the whole check (all its domains).
+    checker = make_checker(clock, connect_timeout=10.0, timeout=5.0,
+                           dns_server=[silent_dns()])
+    results = start_checks(checker, [url])
+    rt.call(clock.advance, 4.9)
+    assert results == {}
+    rt.call(clock.advance, 0.1)
+    assert results == {url: (
+        TEMP, 'DNS: no answer from the name server within 5 s')}
 
 
 def test_a_ca_file_without_certificates_is_a_clear_error(clock, tmp_path):

@@ -4,7 +4,11 @@ For people debugging a link: the same checker as the server's, with the
 same options (politeness, timeouts, --allow-network, ...), on the URLs
 given; one line per URL: the URL, its state and the reason, separated by
 tabs. Exit status 0 when every URL is ok, 1 otherwise; an invalid URL is
-reported unavailable and the others are still checked. Ctrl-C or SIGTERM
+reported unavailable and the others are still checked. A host that asks to
+be left alone (429, or 503 with Retry-After) for longer than
+:data:`MAX_WAIT` seconds is not waited for: its other URLs are reported
+"temporary unavailable" at once with the reason "host asked to wait N s"
+(the server's checker waits and checks them later). Ctrl-C or SIGTERM
 ends the run at once with status 130 or 143: the URLs checked by then are
 printed, the others are not.
 """
@@ -16,6 +20,9 @@ from linksync import states, urlnorm
 from linksync.server import options as config
 
 HELP = 'check URLs once and print their state and reason (no database)'
+
+#: Longest pause asked by a host (Retry-After) the command waits for.
+MAX_WAIT = 5.0
 
 
 def add_arguments(parser):
@@ -39,7 +46,7 @@ def run(args, out=sys.stdout):
             # One bad URL does not keep the others from being checked.
             results[i] = (states.UNAVAILABLE, 'invalid URL: %s' % e)
     try:
-        checker = Checker(settings, reactor)
+        checker = Checker(settings, reactor, max_wait=MAX_WAIT)
     except (OSError, ValueError) as e:
         raise CommandError(str(e)) from None
     interrupted = []

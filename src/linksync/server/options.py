@@ -236,7 +236,7 @@ CHECKER_OPTIONS = [
     Option('per-host-connections', type=positive_int, default=2,
            metavar='N', help='requests in progress at once to one host'),
     Option('per-host-delay', type=seconds, default=1.0, metavar='SECONDS',
-           help='least time between the starts of two requests to one '
+           help='least time between the sending of two requests to one '
                 'host'),
     Option('connect-timeout', type=seconds, default=10.0, metavar='SECONDS',
            help='time allowed to resolve a host and connect to it'),

@@ -234,11 +234,14 @@ class RawHTTPServer:
 
 # -- certificates ---------------------------------------------------------------
 
-def make_certificate(names, issuer=None, ca=False):
+def make_certificate(names, issuer=None, ca=False, not_before=None,
+                     not_after=None):
     """(key PEM, certificate PEM) for `names` (host names or IPs).
 
     Self-signed without `issuer`; else signed by `issuer` = (key PEM,
-    certificate PEM). `ca` makes a certificate authority.
+    certificate PEM). `ca` makes a certificate authority. Valid from
+    yesterday for 30 days, or from `not_before` to `not_after` (UTC
+    datetimes; an expired certificate, one not valid yet).
     """
     import ipaddress
 
@@ -260,8 +263,10 @@ def make_certificate(names, issuer=None, ca=False):
                .subject_name(subject).issuer_name(issuer_name)
                .public_key(key.public_key())
                .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(days=1))
-               .not_valid_after(now + datetime.timedelta(days=30))
+               .not_valid_before(not_before or
+                                 now - datetime.timedelta(days=1))
+               .not_valid_after(not_after or
+                                now + datetime.timedelta(days=30))
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None),
                               critical=True))
     if names:
@@ -346,14 +351,23 @@ class FTPTestServer:
 # -- DNS --------------------------------------------------------------------------
 
 class _Zone(common.ResolverBase):
-    def __init__(self, records, failing):
+    def __init__(self, records, failing, held=(), holding=None):
         super().__init__()
         self.records = records
         self.failing = failing
+        self.held = held
+        self.holding = holding if holding is not None else []
 
     def _lookup(self, name, cls, type, timeout=None):
         name = (name.decode('ascii') if isinstance(name, bytes)
                 else str(name)).lower().rstrip('.')
+        if name in self.held:
+            d = defer.Deferred()
+            self.holding.append(d)
+            return d.addCallback(lambda _: self._answer(name, type))
+        return self._answer(name, type)
+
+    def _answer(self, name, type):
         if name in self.failing:
             return defer.fail(dns.DNSQueryTimeoutError(name))
         if name not in self.records:
@@ -380,21 +394,38 @@ class DNSTestServer:
 
     `records` maps a name to a list of ('A', '1.2.3.4'), ('MX', (10,
     'mx.example')) or ('AAAA', '::1'); unknown names are NXDOMAIN; names
-    in `failing` get a server failure.
+    in `failing` get a server failure. Queries for names in `held` are
+    answered only when release() is called (``in_progress`` counts them,
+    so run_checks can settle on this server too).
     """
 
     _TYPES = {'A': dns.A, 'MX': dns.MX, 'AAAA': dns.AAAA}
 
-    def __init__(self, records, failing=()):
+    def __init__(self, records, failing=(), held=()):
         self.records = {name.lower(): [(self._TYPES[t], v) for t, v in rrs]
                         for name, rrs in records.items()}
         self.failing = set(failing)
+        self.held = set(held)
+        self.holding = []
         self._port = None
+
+    @property
+    def in_progress(self):
+        return len(self.holding)
+
+    def release(self):
+        """Answer the held queries (in the reactor thread)."""
+        def release():
+            holding, self.holding[:] = list(self.holding), []
+            for d in holding:
+                d.callback(None)
+        self.rt.call(release)
 
     def start(self):
         self.rt = testing.reactor_thread()
         factory = dns_server.DNSServerFactory(
-            authorities=[_Zone(self.records, self.failing)])
+            authorities=[_Zone(self.records, self.failing, self.held,
+                               self.holding)])
         factory.noisy = False
         protocol = dns.DNSDatagramProtocol(factory)
         protocol.noisy = False

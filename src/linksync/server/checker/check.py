@@ -53,10 +53,14 @@ class Checker:
     With `metrics` (a linksync.server.web.metrics.Metrics), every check is counted by
     the state it found and timed, from the call of check() to its outcome
     (the waits for a politeness slot included), on `clock`.
+
+    With `max_wait` (seconds), a host that asks for a longer pause
+    (Retry-After) is not waited for: its URLs are reported temporary at
+    once (the one-shot command); without it, the pause is honoured.
     """
 
     def __init__(self, settings, reactor, clock=None, resolver=None,
-                 metrics=None):
+                 metrics=None, max_wait=None):
         clock = clock if clock is not None else reactor
         self.clock = clock
         self.metrics = metrics
@@ -67,7 +71,7 @@ class Checker:
             clock, concurrency=settings.concurrency,
             per_host=settings.per_host_connections,
             per_host_delay=settings.per_host_delay,
-            max_pause=settings.max_retry_after)
+            max_pause=settings.max_retry_after, max_wait=max_wait)
         if resolver is None:
             resolver = make_resolver(settings.dns_server)
         self.policy = NetworkPolicy(settings.allow_network or ())
@@ -80,7 +84,9 @@ class Checker:
             per_host_connections=settings.per_host_connections)
         self.ftp = FTPChecker(clock, self.politeness, self.connector,
                               timeout=settings.timeout)
-        self.mailto = MailtoChecker(resolver)
+        self.mailto = MailtoChecker(
+            resolver, clock, connect_timeout=settings.connect_timeout,
+            timeout=settings.timeout)
         self.handlers = {'http': self.http, 'https': self.http,
                          'ftp': self.ftp, 'mailto': self.mailto}
 

@@ -193,8 +193,101 @@ def http_status(code, given_phrase=b'', redirects=0, challenged=None):
     return states.UNAVAILABLE, 'invalid HTTP status %s' % reason
 
 
+#: OpenSSL's certificate verification errors (X509_V_ERR_*), in the words
+#: of a browser's warning. {date}: the date the failing certificate's
+#: validity ends (or starts, for "not yet valid").
+_UNKNOWN_AUTHORITY = 'certificate issued by an unknown authority'
+_VERIFY_ERRORS = {
+    2: _UNKNOWN_AUTHORITY,      # unable to get issuer certificate
+    20: _UNKNOWN_AUTHORITY,     # unable to get local issuer certificate
+    21: _UNKNOWN_AUTHORITY,     # unable to verify the first certificate
+    19: _UNKNOWN_AUTHORITY,     # self-signed root in the chain, not trusted
+    # Not signed by the trusted authority of that name: issued by another
+    # (a browser's path building finds no trusted issuer either).
+    7: _UNKNOWN_AUTHORITY,
+    18: 'certificate is self-signed',
+    9: 'certificate is not valid before {date}',
+    10: 'certificate expired on {date}',
+    23: 'certificate has been revoked',
+    24: 'certificate issued by a certificate that is no authority',
+    26: 'certificate is not meant for a web server',
+    22: 'certificate chain is too long',
+}
+#: Errors about a certificate above the server's own, said of the issuer.
+_ISSUER_ERRORS = {9: 'issuing certificate is not valid before {date}',
+                  10: 'issuing certificate expired on {date}'}
+
+
+def tls_verify_reason(errno, cert, depth):
+    """The reason of a certificate OpenSSL did not verify: `errno` is its
+    X509_V_ERR code, `cert` the failing certificate (pyOpenSSL X509 or
+    None) at `depth` in the chain (0: the server's own).
+
+    >>> tls_verify_reason(18, None, 0)
+    'TLS: certificate is self-signed'
+    >>> tls_verify_reason(20, None, 0)
+    'TLS: certificate issued by an unknown authority'
+    """
+    text = (depth and _ISSUER_ERRORS.get(errno)) or _VERIFY_ERRORS.get(errno)
+    if text is None:
+        text = 'certificate verify failed (%s)' % _openssl_verify_text(errno)
+    if '{date}' in text:
+        date = '?'
+        if cert is not None:
+            c = cert.to_cryptography()
+            when = c.not_valid_before_utc if errno == 9 \
+                else c.not_valid_after_utc
+            date = when.strftime('%Y-%m-%d')
+        text = text.format(date=date)
+    return 'TLS: ' + text
+
+
+def _openssl_verify_text(errno):
+    try:
+        from OpenSSL._util import ffi, lib
+        return ffi.string(lib.X509_verify_cert_error_string(errno)).decode(
+            'ascii', 'replace')
+    except Exception:  # pragma: no cover - private pyOpenSSL bindings
+        return 'OpenSSL error %d' % errno
+
+
+def certificate_names(cert):
+    """The host names and addresses a certificate (cryptography) is for:
+    its subject alternative names, else its common name."""
+    from cryptography import x509
+    try:
+        alt = cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName).value
+        names = alt.get_values_for_type(x509.DNSName) + [
+            str(ip) for ip in alt.get_values_for_type(x509.IPAddress)]
+    except x509.ExtensionNotFound:
+        names = []
+    if not names:
+        names = [a.value for a in cert.subject.get_attributes_for_oid(
+            x509.oid.NameOID.COMMON_NAME)]
+    return [str(n) for n in names]
+
+
+def tls_name_reason(names, host):
+    """The reason of a certificate that is not for `host`.
+
+    >>> tls_name_reason(['other.example'], '127.0.0.1')
+    'TLS: certificate is for other.example, not 127.0.0.1'
+    >>> tls_name_reason(['a.test', 'b.test', 'c.test', 'd.test'], 'x.test')
+    'TLS: certificate is for a.test, b.test, c.test and 1 more, not x.test'
+    >>> tls_name_reason([], 'x.test')
+    'TLS: certificate is not for x.test'
+    """
+    if not names:
+        return 'TLS: certificate is not for %s' % host
+    shown = ', '.join(names[:3])
+    if len(names) > 3:
+        shown += ' and %d more' % (len(names) - 3)
+    return 'TLS: certificate is for %s, not %s' % (shown, host)
+
+
 def _tls_text(exc):
-    """A short text of an OpenSSL or certificate verification error."""
+    """The reason of an OpenSSL or certificate verification error."""
     mismatches = getattr(exc, 'errors', None)
     if isinstance(mismatches, (list, tuple)) and mismatches:
         # service_identity: the certificate is valid, but for other names.
@@ -205,15 +298,14 @@ def _tls_text(exc):
                 getattr(wanted, 'ip', None) or wanted
             names.append(name.decode('ascii', 'replace')
                          if isinstance(name, bytes) else str(name))
-        return 'hostname mismatch: the certificate is not for %s' % (
-            ', '.join(names))
+        return 'TLS: certificate is not for %s' % ', '.join(names)
     args = getattr(exc, 'args', ())
     if args and isinstance(args[0], list) and args[0]:
         # OpenSSL.SSL.Error: [(lib, func, reason), ...]
         last = args[0][-1]
         if isinstance(last, tuple) and last:
-            return str(last[-1])
-    return str(exc) or type(exc).__name__
+            return 'TLS: handshake failed (%s)' % last[-1]
+    return 'TLS: handshake failed (%s)' % (str(exc) or type(exc).__name__)
 
 
 def _is_tls_error(exc):
@@ -254,7 +346,7 @@ def exception(exc):
             return r.state, r.reason
     for r in reasons:
         if _is_tls_error(r):
-            return states.UNAVAILABLE, 'TLS failure: %s' % _tls_text(r)
+            return states.UNAVAILABLE, _tls_text(r)
     r = reasons[0]
     if isinstance(r, _newclient.ParseError):
         return states.UNAVAILABLE, 'invalid HTTP answer: %s' % (

@@ -10,6 +10,10 @@ Every connection the checker opens (HTTP, HTTPS, FTP) goes through
 3. a TCP connection is opened to exactly that address (no second look-up a
    DNS trick could answer differently), within the connect timeout measured
    on the injected clock; HTTPS wraps it in TLS for the host name.
+
+The connect timeout covers the look-up too: a name server that does not
+answer within it reads "DNS: no answer from the name server within N s",
+not as a connection that timed out.
 """
 
 import socket
@@ -19,6 +23,7 @@ from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.names import cache, hosts, resolve
 from twisted.names import client as dns_client
 from twisted.names import dns
+from twisted.python import failure
 
 from linksync.server.checker import classify
 
@@ -31,6 +36,18 @@ def make_resolver(servers=None):
     return resolve.ResolverChain([
         hosts.Resolver(b'/etc/hosts'), cache.CacheResolver(),
         dns_client.Resolver(servers=[tuple(s) for s in servers])])
+
+
+def dns_timeouts(budget):
+    """The retry timeouts of a twisted.names query (its own default: 1, 3,
+    11 and 45 s) whose last one outlasts `budget`, so that the caller's
+    timeout on its clock, with its reason, ends a silent look-up."""
+    return (1, 3, 11, max(45, int(budget) + 1))
+
+
+def no_answer(budget):
+    """The reason of a look-up that had no answer within `budget` s."""
+    return 'DNS: no answer from the name server within %g s' % budget
 
 
 def _addresses(answers, name, rtype):
@@ -71,11 +88,13 @@ class Connector:
         if isIPAddress(host) or isIPv6Address(host):
             return host
         name = host.rstrip('.')
+        timeouts = dns_timeouts(self.connect_timeout)
         try:
-            result = yield self.resolver.lookupAddress(name)
+            result = yield self.resolver.lookupAddress(name, timeouts)
             found = _addresses(result[0], name, dns.A)
             if not found:
-                result = yield self.resolver.lookupIPV6Address(name)
+                result = yield self.resolver.lookupIPV6Address(name,
+                                                               timeouts)
                 found = _addresses(result[0], name, dns.AAAA)
         except classify.DNS_ERRORS as e:
             raise classify.dns_failure(e, 'host name', name) from None
@@ -95,9 +114,12 @@ class Connector:
         Fails with classify errors (Unsupported for a refused address,
         TimedOut after the connect timeout, ...).
         """
+        resolving = [True]
+
         @defer.inlineCallbacks
         def attempt():
             address = yield self.resolve(host)
+            resolving.clear()
             self.vet(address)
             # The endpoint's own timeout (reactor time) is only a backstop;
             # the timeout below, on the injected clock, comes first.
@@ -114,7 +136,13 @@ class Connector:
             protocol = yield endpoint.connect(factory)
             return protocol
 
-        return attempt().addTimeout(
-            self.connect_timeout, self.clock,
-            onTimeoutCancel=classify.on_timeout(
-                'connect timed out after %g s' % self.connect_timeout))
+        connect_timed_out = classify.on_timeout(
+            'connect timed out after %g s' % self.connect_timeout)
+
+        def timed_out(result, timeout):
+            if resolving and isinstance(result, failure.Failure):
+                # Not a host that did not answer: no GET is tried after it.
+                raise classify.Temporary(no_answer(self.connect_timeout))
+            return connect_timed_out(result, timeout)
+        return attempt().addTimeout(self.connect_timeout, self.clock,
+                                    onTimeoutCancel=timed_out)

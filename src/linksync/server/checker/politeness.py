@@ -1,18 +1,27 @@
 """Politeness: how many requests run at once, and how often one host is hit.
 
 Every request the checker makes (a HEAD, a GET, each redirect hop, an FTP
-session) first asks :meth:`Politeness.acquire` for a slot and gives it back
-when done. A slot is granted when
+session) first asks :meth:`Politeness.acquire` for a slot, tells the slot
+when the request is sent (:meth:`Slot.sent`: written to its connection)
+and gives it back when done. A slot is granted when
 
 * fewer than ``concurrency`` requests are in progress in the whole server,
 * fewer than ``per_host`` requests are in progress to that host, and
-* at least the host's delay passed since the last request to it started
-  (``per_host_delay``; longer while the host is paused).
+* at least the host's delay passed since the last request to it was sent
+  (``per_host_delay``; longer while the host is paused), and none granted
+  earlier is still on its way (resolving, connecting).
+
+The delay is timed from the sending, not from the granting: a request
+whose connection took long (a slow name server, a busy reactor) would
+otherwise reach the host just before the next one.
 
 A host answering 429, or 503 with ``Retry-After``, is paused for the time it
 asks (capped by ``max_pause``); one that keeps doing so is paused ever
 longer (the pause doubles up to the cap) and is back to normal once it
-answers well again.
+answers well again. With ``max_wait`` (the one-shot ``linksync check``,
+which has nobody to come back later), a pause longer than that is not
+waited for: the requests to that host fail at once with the reason "host
+asked to wait N s".
 
 Hosts wait in a round-robin ring, so one host with thousands of waiting
 requests does not hold back the others. Time comes from the injected clock.
@@ -22,35 +31,51 @@ import collections
 
 from twisted.internet import defer
 
+from linksync.server.checker import classify
+
 
 class _Host:
-    __slots__ = ('name', 'waiting', 'active', 'next_start', 'timer',
-                 'in_ring', 'strikes')
+    __slots__ = ('name', 'waiting', 'active', 'unsent', 'next_start',
+                 'timer', 'in_ring', 'strikes', 'pause_end', 'asked')
 
     def __init__(self, name):
         self.name = name
         self.waiting = collections.deque()
         self.active = 0
+        #: Slots granted whose request is not sent yet.
+        self.unsent = 0
         self.next_start = 0.0
         self.timer = None
         self.in_ring = False
         self.strikes = 0
+        #: When the host's latest pause ends, and the wait it asked for
+        #: (None: none said).
+        self.pause_end = 0.0
+        self.asked = None
 
 
 class Slot:
-    """Permission for one request to a host; release() it when done."""
+    """Permission for one request to a host; sent() when the request is
+    written, release() when done."""
 
-    __slots__ = ('_politeness', 'host', '_released')
+    __slots__ = ('_politeness', 'host', '_released', '_sent')
 
     def __init__(self, politeness, host):
         self._politeness = politeness
         self.host = host
         self._released = False
+        self._sent = False
+
+    def sent(self):
+        """The request was written: the host's delay runs from now."""
+        if not self._sent and not self._released:
+            self._sent = True
+            self._politeness._sent(self.host)
 
     def release(self):
         if not self._released:
             self._released = True
-            self._politeness._release(self.host)
+            self._politeness._release(self.host, self._sent)
 
 
 class Politeness:
@@ -60,8 +85,9 @@ class Politeness:
     DEFAULT_PAUSE = 60.0
 
     def __init__(self, clock, concurrency=100, per_host=2,
-                 per_host_delay=1.0, max_pause=3600.0):
+                 per_host_delay=1.0, max_pause=3600.0, max_wait=None):
         self.clock = clock
+        self.max_wait = max_wait
         self.concurrency = concurrency
         self.per_host = per_host
         self.per_host_delay = per_host_delay
@@ -93,10 +119,20 @@ class Politeness:
     #: Idle hosts are forgotten every this many releases.
     SWEEP_EVERY = 10_000
 
-    def _release(self, host):
+    def _sent(self, host):
+        h = self._hosts[host]
+        h.unsent -= 1
+        h.next_start = max(h.next_start,
+                           self.clock.seconds() + self.per_host_delay)
+        self._ready(h)
+        self._pump()
+
+    def _release(self, host, sent):
         h = self._hosts[host]
         h.active -= 1
         self.active -= 1
+        if not sent:
+            h.unsent -= 1
         self._ready(h)
         self._pump()
         self._releases = getattr(self, '_releases', 0) + 1
@@ -124,7 +160,12 @@ class Politeness:
             # least the growing pause.
             wanted = max(seconds, adaptive if h.strikes > 1 else 0)
         wanted = max(0.0, min(wanted, self.max_pause))
-        h.next_start = max(h.next_start, self.clock.seconds() + wanted)
+        now = self.clock.seconds()
+        h.next_start = max(h.next_start, now + wanted)
+        h.pause_end = now + wanted
+        h.asked = seconds
+        if self._too_long(h, now):
+            self._refuse(h)
         return wanted
 
     def answered(self, host):
@@ -157,6 +198,25 @@ class Politeness:
                 and h.next_start <= self.clock.seconds():
             self._hosts.pop(h.name, None)
 
+    def _too_long(self, h, now):
+        """True when `h` is paused for longer than max_wait."""
+        return self.max_wait is not None and \
+            h.pause_end - now > self.max_wait
+
+    def _refuse(self, h):
+        """Fail the requests waiting for `h`: it asked to wait too long."""
+        if h.timer is not None:
+            if h.timer.active():
+                h.timer.cancel()
+            h.timer = None
+        left = h.pause_end - self.clock.seconds()
+        if h.asked is not None:
+            reason = 'host asked to wait %.0f s' % h.asked
+        else:
+            reason = 'host asked to wait (paused %.0f s)' % left
+        while h.waiting:
+            h.waiting.popleft().errback(classify.Temporary(reason))
+
     def _pump(self):
         ring = self._ring
         now = None
@@ -168,15 +228,22 @@ class Politeness:
                 continue
             if h.active >= self.per_host:
                 continue  # back in the ring when one of its slots is freed
+            if h.unsent and self.per_host_delay:
+                continue  # back in the ring when that request is sent
             if now is None:
                 now = self.clock.seconds()
             if h.next_start > now:
+                if self._too_long(h, now):
+                    self._refuse(h)
+                    continue
                 h.timer = self.clock.callLater(
                     h.next_start - now, self._wake, h)
                 continue
             d = h.waiting.popleft()
             h.active += 1
+            h.unsent += 1
             self.active += 1
+            # (Timed again when the request is sent.)
             h.next_start = now + self.per_host_delay
             self._ready(h)
             d.callback(Slot(self, h.name))

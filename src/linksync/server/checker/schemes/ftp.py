@@ -100,7 +100,7 @@ class FTPChecker:
         client = []
         try:
             d = self._session(host, parts.port or 21, user, password, path,
-                              client)
+                              client, slot)
             result = yield d.addTimeout(
                 self.timeout, self.clock, onTimeoutCancel=classify.on_timeout(
                     'no FTP answer within %g s' % self.timeout))
@@ -111,11 +111,13 @@ class FTPChecker:
         return result
 
     @defer.inlineCallbacks
-    def _session(self, host, port, user, password, path, client):
+    def _session(self, host, port, user, password, path, client, slot):
         factory = protocol.ClientFactory.forProtocol(
             lambda: ftp.FTPClient(user, password, passive=1))
         factory.noisy = False
         proto = yield self.connector.connect(host, port, factory)
+        # The session reached the host: its delay runs from now.
+        slot.sent()
         client.append(proto)
         try:
             yield proto.pwd()

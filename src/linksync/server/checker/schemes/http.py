@@ -21,6 +21,9 @@ import urllib.parse
 
 from twisted.internet import defer, error, ssl
 from twisted.internet._sslverify import IOpenSSLTrustRoot
+from twisted.internet.interfaces import IOpenSSLClientConnectionCreator
+from twisted.logger import Logger
+from twisted.python import failure
 from zope.interface import implementer
 
 from linksync import __version__, urlnorm
@@ -63,6 +66,82 @@ class ExtraTrust:
         store = context.get_cert_store()
         for cert in self.certificates:
             store.add_cert(crypto.X509.from_cryptography(cert))
+
+
+log = Logger()
+
+
+@implementer(IOpenSSLClientConnectionCreator)
+class ExplainedTLS:
+    """Twisted's client TLS for `host` (SNI, the chain checked against
+    `trust`, the name against the certificate) whose failures say what is
+    wrong, as a browser's warning does: "TLS: certificate is self-signed",
+    "... expired on 2025-01-01", "... is for other.example, not
+    www.example.com" (linksync.server.checker.classify), instead of
+    OpenSSL's "certificate verify failed" for all of them.
+
+    The verification callback Twisted sets on each connection is replaced
+    by one making the same checks (OpenSSL's verdict on the chain, then
+    service_identity's on the server's certificate) that fails the
+    connection with a classify.Unavailable naming the first problem.
+    """
+
+    def __init__(self, host, trust=None):
+        from service_identity.hazmat import DNS_ID, IPAddress_ID
+        from twisted.internet.abstract import isIPAddress, isIPv6Address
+        self.host = host
+        self.options = ssl.optionsForClientTLS(host, trustRoot=trust)
+        # (The name as Twisted encoded it for SNI, IDNA for a non-ASCII one.)
+        ascii_host = getattr(self.options, '_hostnameASCII', host)
+        self.identity = IPAddress_ID(host) \
+            if isIPAddress(host) or isIPv6Address(host) else DNS_ID(ascii_host)
+
+    def clientConnectionForTLS(self, tls_protocol):
+        from OpenSSL import SSL
+        connection = self.options.clientConnectionForTLS(tls_protocol)
+        connection.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT,
+                              self._verifier(tls_protocol))
+        return connection
+
+    def _verifier(self, tls_protocol):
+        protocol = [tls_protocol]   # dropped once judged (no cycle left)
+
+        def verify(connection, cert, errno, depth, ok):
+            try:
+                if ok and depth:
+                    return True
+                if not ok:
+                    reason = classify.tls_verify_reason(errno, cert, depth)
+                else:
+                    reason = self._name_problem(cert)
+                    if reason is None:
+                        protocol.clear()
+                        return True
+                if protocol:
+                    protocol.pop().failVerification(failure.Failure(
+                        classify.Unavailable(reason)))
+            except Exception:
+                # An exception escaping an OpenSSL callback is lost.
+                log.failure('while verifying the certificate of {host}',
+                            host=self.host)
+            protocol.clear()
+            return False
+        return verify
+
+    def _name_problem(self, cert):
+        """None when the server's certificate is for the host, else the
+        reason."""
+        from service_identity import VerificationError
+        from service_identity.hazmat import verify_service_identity
+        from service_identity.pyopenssl import extract_patterns
+        try:
+            verify_service_identity(extract_patterns(cert), [self.identity],
+                                    [])
+        except VerificationError:
+            return classify.tls_name_reason(
+                classify.certificate_names(cert.to_cryptography()),
+                self.host)
+        return None
 
 
 def retry_after(headers, now):
@@ -157,8 +236,7 @@ class HTTPChecker:
         if options is None:
             if len(self._tls) >= 10_000:
                 self._tls.clear()
-            options = self._tls[host] = ssl.optionsForClientTLS(
-                host, trustRoot=self.trust)
+            options = self._tls[host] = ExplainedTLS(host, self.trust)
         return options
 
     @defer.inlineCallbacks
@@ -235,7 +313,7 @@ class HTTPChecker:
         return d
 
     def _start(self, slot, method, parts, host, cookie=None):
-        d = self._exchange(method, parts, host, cookie).addTimeout(
+        d = self._exchange(method, parts, host, slot, cookie).addTimeout(
             self.timeout, self.clock,
             onTimeoutCancel=classify.on_timeout(
                 'no answer to %s within %g s' % (method.decode('ascii'),
@@ -244,33 +322,39 @@ class HTTPChecker:
         def release(result):
             slot.release()
             return result
-        d.addBoth(release)
+        # A pause the host asks for is known before its next request may
+        # start.
         d.addCallback(self._answered, host)
+        d.addBoth(release)
         return d
 
-    def _exchange(self, method, parts, host, cookie=None):
+    def _exchange(self, method, parts, host, slot, cookie=None):
         port = parts.port or (443 if parts.scheme == 'https' else 80)
         key = (parts.scheme, host, port)
         data = _request(method, parts, self.user_agent, cookie)
         head_only = method == b'HEAD'
         client = self.pool.take(key)
         if client is not None:
-            d = client.request(data, head_only, BODY_LIMIT)
+            d = self._send(client, data, head_only, slot)
         else:
             d = self.pool.get(key, fresh=True)
-            d.addCallback(self._send, data, head_only)
-        d.addErrback(self._stale, key, data, head_only)
+            d.addCallback(self._send, data, head_only, slot)
+        d.addErrback(self._stale, key, data, head_only, slot)
         return d
 
-    def _send(self, client, data, head_only):
-        return client.request(data, head_only, BODY_LIMIT)
+    def _send(self, client, data, head_only, slot):
+        d = client.request(data, head_only, BODY_LIMIT)
+        # The host's delay runs from the writing of the request, not from
+        # the granting of its slot (politeness).
+        slot.sent()
+        return d
 
-    def _stale(self, failure, key, data, head_only):
+    def _stale(self, failure, key, data, head_only, slot):
         # The server closed the kept-alive connection meanwhile: once more
         # on a new one.
         failure.trap(http11.StaleConnection)
         d = self.pool.get(key, fresh=True)
-        d.addCallback(self._send, data, head_only)
+        d.addCallback(self._send, data, head_only, slot)
         return d
 
     def _answered(self, answer, host):
