@@ -17,7 +17,9 @@ The same URL list is checked
 with the same politeness: ``--per-host-delay 0.1`` for linksync, which is
 LinkChecker's default cap of 10 requests per second and host. Each runs in
 its own process; wall time, URLs/s and peak memory (max RSS) are printed,
-and the ratio. Traffic goes only to 127.0.0.0/8.
+and the ratio, and for each the smallest gap nginx saw between two
+requests to one host address (its access log, to the millisecond): the
+politeness held at the wire. Traffic goes only to 127.0.0.0/8.
 
 ``--million`` registers 1,000,000 URLs (``--registered``), of which 500,000
 (``--due``) are due, the others checked a moment ago; it reports the time
@@ -78,7 +80,10 @@ pid %(dir)s/nginx.pid;
 error_log %(dir)s/error.log crit;
 events { worker_connections 16384; }
 http {
-    access_log off;
+    # When each request arrived, and at which host address: the per-host
+    # gaps at the wire (buffered: logging costs both tools alike).
+    log_format gaps '$msec $server_addr';
+    access_log %(dir)s/access.log gaps buffer=1m flush=1s;
     keepalive_requests 100000;
     keepalive_timeout 120s;
     client_body_temp_path %(dir)s/tmp;
@@ -104,6 +109,28 @@ http {
     return lambda: subprocess.run([nginx, '-c', conf, '-p', workdir,
                                    '-s', 'stop'], check=False,
                                   stderr=subprocess.DEVNULL)
+
+
+def wire_gaps(workdir, start, end):
+    """(requests, smallest gap in seconds between two requests to one host
+    address) among those nginx logged from `start` to `end` (epoch s)."""
+    time.sleep(1.5)                    # nginx flushes its log every second
+    last = {}
+    smallest = None
+    count = 0
+    with open(os.path.join(workdir, 'nginx', 'access.log')) as f:
+        for line in f:
+            when, _, host = line.strip().partition(' ')
+            when = float(when)
+            if not start <= when <= end:
+                continue
+            count += 1
+            if host in last:
+                gap = when - last[host]
+                if smallest is None or gap < smallest:
+                    smallest = gap
+            last[host] = when
+    return count, smallest
 
 
 def url_list(count, hosts, port):
@@ -383,20 +410,34 @@ def main(argv=None):
         print('%d URLs over %d host addresses, per-host delay %g s, '
               'concurrency %d' % (len(urls), len(hosts), args.per_host_delay,
                                   args.concurrency))
+        started = time.time()
         result, wall, out = run_child(child)
+        ended = time.time()
         rss = result['peak_rss_mib']
         ls_rate = len(urls) / result['seconds']
         print('linksync:    %6.1f s  %7.0f URLs/s  peak RSS %4.0f MiB  '
               'CPU %5.1f s  (registration over XML-RPC %.1f s; states %s)'
               % (result['seconds'], ls_rate, rss, result['cpu_seconds'],
                  result['register_seconds'], result['states']))
+        count, gap = wire_gaps(workdir, started, ended)
+        print('  at the wire: %d requests; the smallest gap between two '
+              'requests to one host: %s (--per-host-delay %g s)' % (
+                  count, '%.0f ms' % (gap * 1000) if gap is not None
+                  else 'none', args.per_host_delay))
         if args.skip_linkchecker:
             return 0
+        started = time.time()
         lc_wall, lc_rss, lc_checked, lc_cpu = run_linkchecker(urls)
+        ended = time.time()
         lc_rate = len(urls) / lc_wall
         print('LinkChecker: %6.1f s  %7.0f URLs/s  peak RSS %4.0f MiB  '
               'CPU %5.1f s  (%s URLs checked, by its report)' % (
                   lc_wall, lc_rate, lc_rss, lc_cpu, lc_checked))
+        count, gap = wire_gaps(workdir, started, ended)
+        print('  at the wire: %d requests; the smallest gap between two '
+              'requests to one host: %s' % (
+                  count, '%.0f ms' % (gap * 1000) if gap is not None
+                  else 'none'))
         print('ratio (linksync URLs/s / LinkChecker URLs/s): %.1fx' % (
             ls_rate / lc_rate))
         print('load average (1 min) before the run: %.1f; other work on '
