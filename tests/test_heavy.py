@@ -213,3 +213,82 @@ def test_a_sliced_call_stops_at_a_password_change(server):
     assert isinstance(outcome[0], xmlrpc.client.ProtocolError)
     assert outcome[0].errcode == 401
     assert 0 < url_count(server, 'big') < 100
+
+
+# -- big bodies are parsed in a thread --------------------------------------------
+
+class WatchedParse:
+    """Wraps the XML-RPC resource's parser: keeps the name of the thread
+    of each parse with the body's length, and holds the parse of a body
+    longer than `hold_over` bytes (in its thread) until release()."""
+
+    def __init__(self, server, hold_over=None):
+        self.resource = server.service.api.root.rpc
+        self.real = self.resource.parse
+        self.hold_over = hold_over
+        self.threads = []
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.resource.parse = self
+
+    def __call__(self, body):
+        self.threads.append((len(body), threading.current_thread().name))
+        if self.hold_over is not None and len(body) > self.hold_over:
+            self.held.set()
+            assert self.released.wait(60)
+        return self.real(body)
+
+
+def test_a_big_body_is_parsed_off_the_reactor(server):
+    server.register_client('big', 'big-password')
+    server.register_client('other', 'other-password')
+    urls = ['http://host%d.example/page/%06d' % (i % 7, i)
+            for i in range(8000)]
+    body = xmlrpc.client.dumps(('big', 'big-password', urls), 'registerURLs')
+    assert len(body) > 256 * 1024
+    parse = WatchedParse(server, hold_over=256 * 1024)
+    thread, outcome = in_thread(
+        server.proxy().registerURLs, 'big', 'big-password', urls)
+    try:
+        while not parse.held.wait(0.05):
+            assert thread.is_alive(), 'the big body was not parsed apart'
+        # The reactor answers another client while the body is parsed.
+        assert server.proxy().checkConnection('other', 'other-password') == 2
+        assert thread.is_alive() and outcome == []
+    finally:
+        parse.released.set()
+        thread.join(60)
+    assert outcome == [[]]
+    assert url_count(server, 'big') == 8000
+    [(big, big_thread)] = [t for t in parse.threads if t[0] > 256 * 1024]
+    assert big_thread != 'reactor'
+    # Small bodies are parsed at once, in the reactor thread.
+    small = {name for length, name in parse.threads if length <= 256 * 1024}
+    assert small == {'reactor'}
+
+
+def test_a_big_malformed_body_is_a_parse_fault(server):
+    import http.client
+    parse = WatchedParse(server)
+    body = b'<?xml version="1.0"?><methodCall><methodName>registerURLs' \
+        b'</methodName><params>' + b'<param><value>x</value></param>' * \
+        20000 + b'<param>'
+    assert len(body) > 256 * 1024
+    conn = http.client.HTTPConnection('127.0.0.1', server.port, timeout=30)
+    try:
+        conn.request('POST', '/RPC2', body=body,
+                     headers={'Content-Type': 'text/xml'})
+        response = conn.getresponse()
+        answer = response.read()
+    finally:
+        conn.close()
+    assert response.status == 200
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        xmlrpc.client.loads(answer)
+    assert info.value.faultCode == -32700
+    assert 'not a well-formed XML-RPC request' in info.value.faultString
+    assert [name for _, name in parse.threads] != ['reactor']
+    assert len(parse.threads) == 1
+    # The server goes on answering.
+    server.register_client('fred', 'fred-pw')
+    assert server.proxy().checkConnection('fred', 'fred-pw') == 2
