@@ -292,3 +292,38 @@ def test_a_big_malformed_body_is_a_parse_fault(server):
     # The server goes on answering.
     server.register_client('fred', 'fred-pw')
     assert server.proxy().checkConnection('fred', 'fred-pw') == 2
+
+
+def test_a_multicall_of_long_lists_lets_other_clients_in(server):
+    """Each call of the multicall is short enough to be done in one unit;
+    together they carry many URLs: the reactor serves others between."""
+    server.register_client('big', 'big-password')
+    server.register_client('other', 'other-password')
+    rpc = server.service.api.root.rpc
+    rpc.multicall_pause_items = 100
+    real = rpc.pause
+    held = threading.Event()
+    gate = []
+
+    def pause():
+        if not gate:
+            gate.append(defer.Deferred())
+            held.set()
+            return gate[0]
+        return real()
+    rpc.pause = pause
+    multi = xmlrpc.client.MultiCall(server.proxy())
+    for n in range(4):
+        multi.registerURLs('big', 'big-password', [
+            'http://h%d.example/%d' % (n, i) for i in range(150)])
+    thread, outcome = in_thread(lambda: list(multi()))
+    try:
+        while not held.wait(0.05):
+            assert thread.is_alive(), 'the multicall ended without pausing'
+        assert server.proxy().checkConnection('other', 'other-password') == 2
+        assert url_count(server, 'big') == 150 and outcome == []
+    finally:
+        server.rt.call(gate[0].callback, None)
+        thread.join(60)
+    assert outcome == [[[], [], [], []]]
+    assert url_count(server, 'big') == 600

@@ -37,7 +37,7 @@ import xmlrpc.client
 import zlib
 
 from defusedxml.xmlrpc import DefusedExpatParser
-from twisted.internet import defer, threads
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger, LogLevel
 from twisted.python import failure
 from twisted.python.threadpool import ThreadPool
@@ -470,6 +470,11 @@ _parse_pool = None
 #: The most calls one system.multicall may carry: beyond, a fault at once,
 #: so a small request cannot ask for an answer many times its size.
 MAX_MULTICALL_CALLS = 1000
+#: List items the calls of a system.multicall may carry (their list
+#: arguments' lengths added up) before the reactor is given back between
+#: two of them: a multicall of many calls that each carry a long list (of
+#: URLs) does not hold it for all of them.
+MULTICALL_PAUSE_ITEMS = 2000
 #: The longest answer (bytes of XML, before gzip) the server makes.
 DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
@@ -527,6 +532,7 @@ class XMLRPCResource(resource.Resource):
         #: are parsed in a thread (without one, all are parsed at once).
         self.reactor = reactor
         self.parse_in_thread_bytes = parse_in_thread_bytes
+        self.multicall_pause_items = MULTICALL_PAUSE_ITEMS
         #: The parser of request bodies: (params, method name) or Fault.
         self.parse = parse_request
         self.max_multicall_calls = max_multicall_calls
@@ -769,10 +775,14 @@ class XMLRPCResource(resource.Resource):
             'faultString': 'not run: the answer of this system.multicall '
             'would pass %d bytes; split the calls' % self.max_answer_bytes})
         full = False
+        carried = 0
         for index, entry in enumerate(calls):
             if full:
                 results.append(not_run)
                 continue
+            if carried > self.multicall_pause_items:
+                carried = 0
+                yield self.pause()
             if not isinstance(entry, dict) or \
                     not isinstance(entry.get('methodName'), str) or \
                     not isinstance(entry.get('params', []), (list, tuple)):
@@ -783,6 +793,8 @@ class XMLRPCResource(resource.Resource):
                               'nested')
             else:
                 sub = Call(call.request, entry['methodName'], call.peer)
+                carried += sum(len(p) for p in entry.get('params', ())
+                               if isinstance(p, (list, tuple)))
                 try:
                     value = yield defer.maybeDeferred(
                         self.dispatch, sub, entry['methodName'],
@@ -821,6 +833,14 @@ class XMLRPCResource(resource.Resource):
             size += len(marshalled)
             results.append(marshalled)
         return Marshalled(multicall_answer(results))
+
+    def pause(self):
+        """A Deferred firing once the reactor did the work waiting (at
+        once without a reactor): a heavy system.multicall waits for it
+        between two calls."""
+        if self.reactor is None:
+            return defer.succeed(None)
+        return task.deferLater(self.reactor, 0, lambda: None)
 
     def _introspect(self, name, params):
         if name == 'system.listMethods':
