@@ -63,8 +63,10 @@ HASH_THREADS = 2
 #: (registerURLs, unregisterURLs, getURLStates): a list no longer is done
 #: in one unit, as before; a longer one in units of this many (distinct,
 #: normalised) URLs, the reactor serving the other clients between them.
-#: Registering 2,000 URLs takes about 0.1 s (a 100,000-URL registerURLs
-#: blocked every other client for 6 to 7.6 s when it was one unit).
+#: Registering 2,000 URLs takes about 0.08 s (a 100,000-URL registerURLs
+#: blocked every other client for 6 to 7.6 s when it was one unit; in
+#: sorted slices it takes 3.8 s in all, against 4.2 s as one unit, on
+#: 2026-12-03 with the test suite's server).
 SLICE_URLS = 2000
 
 _CLIENT_ID = re.compile(r'[^\x00-\x1f\x7f]{1,200}')
@@ -417,19 +419,26 @@ class LinkSyncAPI:
         """Register `normalized` ({URL: spellings}, as from
         urlnorm.normalize_many) for `client`; the rows of registerURLs's
         answer for them, in order."""
+        rows = LinkSyncAPI._register_rows(app, client, normalized, now)
+        return [row for norm in normalized for row in rows.get(norm, ())]
+
+    @staticmethod
+    def _register_rows(app, client, normalized, now):
+        """Register `normalized` for `client`; {URL: its rows of the
+        answer} for the URLs whose state is known."""
         objects = registration.register_normalized(client, normalized, now,
                                                    add_spellings=True)
-        return [[spelling, url.state, url.reason]
-                for spellings, url in zip(normalized.values(), objects)
-                if url.state is not None for spelling in spellings]
+        return {norm: [[spelling, url.state, url.reason]
+                       for spelling in spellings]
+                for (norm, spellings), url in zip(normalized.items(), objects)
+                if url.state is not None}
 
     def _register_in_slices(self, call, client_id, password, urls):
         now = self.clock.seconds()
-        d = self._in_slices(call, client_id, password, urls, write=True,
-                            unit=lambda app, client, normalized: self._register(
-                                app, client, normalized, now))
-        return d.addCallback(lambda answers: list(
-            itertools.chain.from_iterable(answers)))
+        return self._in_slices(
+            call, client_id, password, urls, write=True,
+            unit=lambda app, client, normalized: self._register_rows(
+                app, client, normalized, now))
 
     @_client_method('unregisterURLs', [Param('urls', list)], bool, write=True,
                     sliced='_unregister_in_slices')
@@ -447,6 +456,7 @@ class LinkSyncAPI:
             # the whole list is one unit.
             registration.unregister(client, list(
                 itertools.chain.from_iterable(normalized.values())), now)
+            return {}
         d = self._in_slices(call, client_id, password, urls, write=True,
                             unit=unit)
         return d.addCallback(lambda _: True)
@@ -454,16 +464,25 @@ class LinkSyncAPI:
     @defer.inlineCallbacks
     def _in_slices(self, call, client_id, password, urls, unit, write):
         """Do a call given a long list of URLs in slices; a Deferred firing
-        with the list of the slices' results, in order.
+        with the rows of its answer.
 
         The URLs are normalised (urlnorm.normalize_many) a slice at a
-        time; then the normalised URLs, in the order first given, are cut
-        into slices of ``slice_urls``, and unit(app, client, slice) runs
-        on each in a unit of work of its own (a write commits). The
-        reactor serves other calls between the slices. Every spelling of
-        a URL lands in the slice of that URL, and every slice fires its
-        events together (events.notify_all), so the outcome, and the
-        answer, are those of the whole list done in one unit.
+        time; then the normalised URLs, sorted, are cut into slices of
+        ``slice_urls``, and unit(app, client, slice) runs on each in a
+        unit of work of its own (a write commits), returning {URL: its
+        rows of the answer}. The reactor serves other calls between the
+        slices. Every spelling of a URL lands in the slice of that URL,
+        and every slice fires its events together (events.notify_all), so
+        the outcome is that of the whole list done in one unit; the
+        answer is made of the rows in the order the URLs were given, as
+        it is then.
+
+        The slices are sorted because the server's indexes are sorted by
+        URL: a slice of neighbouring URLs changes a few of their buckets,
+        where a slice of URLs of all over the index changes nearly all of
+        them, and every commit writes each changed bucket whole
+        (registering 100,000 URLs of 1,000 hosts: 17 s in slices as
+        given, against 4 s in one unit).
 
         The call is answered only once every slice committed. Should the
         server stop between slices, the first slices stay done and the
@@ -481,23 +500,25 @@ class LinkSyncAPI:
                 else:
                     known.extend(s for s in spellings if s not in known)
             yield self.pause()
+        keys = sorted(normalized)
+        yield self.pause()
 
         def work(app, chunk):
             client = self.verified_client(client_id, password)
             call.client_id = client_id
             return unit(app, client, chunk)
         run = self.session.run if write else self.session.read
-        results = []
-        items = iter(normalized.items())
+        rows = {}
+        start = 0
         while True:
-            chunk = dict(itertools.islice(items, size))
-            if not chunk and results:
-                break
-            results.append(run(work, chunk))
-            if len(chunk) < size:
+            chunk = {norm: normalized[norm]
+                     for norm in keys[start:start + size]}
+            rows.update(run(work, chunk))
+            start += size
+            if start >= len(keys):
                 break
             yield self.pause()
-        return results
+        return [row for norm in normalized for row in rows.get(norm, ())]
 
     def pause(self):
         """A Deferred firing once the reactor did the work waiting (at
@@ -540,21 +561,26 @@ class LinkSyncAPI:
 
     @staticmethod
     def _states(app, client, normalized):
-        result = []
+        rows = LinkSyncAPI._state_rows(app, client, normalized)
+        return [row for norm in normalized for row in rows.get(norm, ())]
+
+    @staticmethod
+    def _state_rows(app, client, normalized):
+        """{URL: its rows of getURLStates's answer} for the URLs of
+        `normalized` the client registered."""
+        rows = {}
         for norm, spellings in normalized.items():
             obj = client.get_url(norm)
             if obj is None:
                 continue
             row = [states.wire_state(obj.state), obj.reason,
                    iso8601(obj.last_check)]
-            result.extend([spelling] + row for spelling in spellings)
-        return result
+            rows[norm] = [[spelling] + row for spelling in spellings]
+        return rows
 
     def _states_in_slices(self, call, client_id, password, urls):
-        d = self._in_slices(call, client_id, password, urls, write=False,
-                            unit=self._states)
-        return d.addCallback(lambda answers: list(
-            itertools.chain.from_iterable(answers)))
+        return self._in_slices(call, client_id, password, urls, write=False,
+                               unit=self._state_rows)
 
     @_client_method('getClientNotifications', returns=bool)
     def getClientNotifications(self, call, app, client):
