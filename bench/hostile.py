@@ -14,11 +14,17 @@ the other, each for ``--seconds``, after a quiet phase of the same length:
 * ``secret guessing``: multicalls of 1000 wrong management secrets, and
   wrong secrets posted to /login, back to back;
 * ``30,000-call multicalls``: 15 connections each sending a 30,000-call
-  ``system.listMethods`` multicall and never reading the answer.
+  ``system.listMethods`` multicall and never reading the answer;
+* ``100,000-URL registerURLs``: one client registering 100,000 new URLs in
+  one call (the body marshalled beforehand), the phase lasting until it is
+  answered (at least ``--seconds``); its own duration is printed too;
+* ``300 half-sent bodies``: 300 connections (from 4 loopback addresses, 75
+  each, under the per-address cap) each declaring a 1 MiB body and sending
+  half of it, then holding still until the phase ends.
 
 For each phase it prints the well-behaved client's median and worst
-latency, its failed calls, and the server's RSS beside the quiet figure.
-Slow connections and half-sent bodies are not covered yet.
+latency, its failed calls, and the server's RSS at the phase's start and
+end, and its end beside the quiet figure.
 """
 
 import os
@@ -156,10 +162,60 @@ def huge_multicalls(url, deadline):
         s.close()
 
 
+def big_register(url, deadline, urls=100_000):
+    parts = urllib.parse.urlsplit(url)
+    body = xmlrpc.client.dumps(
+        ('big', 'big-password', ['http://bench%d.example/page/%d' % (i % 997, i)
+                                 for i in range(urls)]),
+        'registerURLs').encode()
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection(parts.hostname, parts.port,
+                                      timeout=600)
+    conn.request('POST', '/RPC2', body=body,
+                 headers={'Content-Type': 'text/xml'})
+    answer = conn.getresponse().read()
+    conn.close()
+    took = time.perf_counter() - started
+    assert xmlrpc.client.loads(answer)[0] == ([],), answer[:200]
+    NOTES.append('100,000-URL registerURLs answered in %.1f s (%d bytes '
+                 'sent)' % (took, len(body)))
+    time.sleep(max(0.0, deadline - time.monotonic()))
+
+
+def half_sent_bodies(url, deadline, count=300, length=1024 * 1024):
+    parts = urllib.parse.urlsplit(url)
+    half = b'x' * (length // 2)
+    sockets = []
+    for n in range(count):
+        s = socket.socket()
+        # 75 per source address: the server takes 100 from each.
+        s.bind(('127.0.0.%d' % (2 + n % 4), 0))
+        s.connect((parts.hostname, parts.port))
+        s.sendall(b'POST /RPC2 HTTP/1.1\r\nHost: x\r\nContent-Type: '
+                  b'text/xml\r\nContent-Length: %d\r\n\r\n' % length
+                  + half)
+        sockets.append(s)
+    time.sleep(max(0.0, deadline - time.monotonic()))
+    held = 0
+    for s in sockets:
+        s.setblocking(False)
+        try:
+            held += s.recv(1) == b''
+        except BlockingIOError:
+            held += 1
+        s.close()
+    NOTES.append('half-sent bodies: %d of %d connections still open at '
+                 'the end' % (held, count))
+
+
+NOTES = []
+
 ATTACKS = [('wrong-password multicall', wrong_password_multicall),
            ('wrong passwords 4x15/s', wrong_passwords_paced),
            ('secret guessing', secret_guessing),
-           ('30,000-call multicalls', huge_multicalls)]
+           ('30,000-call multicalls', huge_multicalls),
+           ('100,000-URL registerURLs', big_register),
+           ('300 half-sent bodies', half_sent_bodies)]
 
 
 def main():
@@ -182,7 +238,8 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        for client_id in ['good'] + ['victim%d' % n for n in range(4)]:
+        for client_id in ['good', 'big'] + ['victim%d' % n
+                                            for n in range(4)]:
             proxy.registerClient(SECRET, client_id, 'http://127.0.0.1:9/',
                                  'Bench', 'bench@example.com',
                                  client_id + '-password')
@@ -190,21 +247,29 @@ def main():
         good.start()
         time.sleep(args.seconds)
         quiet_rss = rss_mib(server.pid)
-        rows = [('quiet', quiet_rss)]
+        rows = [('quiet', quiet_rss, quiet_rss)]
+        loads = [os.getloadavg()[0]]
         for name, attack in ATTACKS:
+            before = rss_mib(server.pid)
             good.phase = name
             attack(url, time.monotonic() + args.seconds)
-            rows.append((name, rss_mib(server.pid)))
+            rows.append((name, before, rss_mib(server.pid)))
+            loads.append(os.getloadavg()[0])
         good.stop.set()
         good.join()
-        print('load average: %.2f %.2f %.2f' % os.getloadavg())
-        print('%-26s %8s %8s %6s %8s %9s' % ('phase', 'median', 'worst',
-                                             'calls', 'failed', 'RSS MiB'))
-        for name, rss in rows:
+        print('load average: %.2f %.2f %.2f (1-min figure over the run: '
+              '%.1f-%.1f)' % (os.getloadavg() + (min(loads), max(loads))))
+        print('%-26s %8s %9s %6s %7s %17s' % (
+            'phase', 'median', 'worst', 'calls', 'failed',
+            'RSS MiB start-end'))
+        for name, before, rss in rows:
             lat = good.latencies.get(name, [0.0])
-            print('%-26s %6.1fms %6.1fms %6d %8d %6.0f (%.2fx)' % (
+            print('%-26s %6.1fms %7.1fms %6d %7d %6.0f-%4.0f (%.2fx)' % (
                 name, statistics.median(lat) * 1000, max(lat) * 1000,
-                len(lat), good.failures.get(name, 0), rss, rss / quiet_rss))
+                len(lat), good.failures.get(name, 0), before, rss,
+                rss / quiet_rss))
+        for note in NOTES:
+            print(note)
     finally:
         server.terminate()
         server.wait(60)

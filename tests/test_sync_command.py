@@ -116,7 +116,8 @@ def test_usage_errors(capsys):
 
 @pytest.mark.parametrize('option, value', [
     ('--sync-tick', '0'), ('--sync-interval', '-1'),
-    ('--sync-timeout', 'soon'), ('--sync-max-links', '0')])
+    ('--sync-timeout', 'soon'), ('--sync-max-links', '0'),
+    ('--sync-concurrency', '0')])
 def test_bad_syncer_options(option, value, capsys):
     parser = config.argument_parser('linksync serve', config.SERVER_OPTIONS)
     with pytest.raises(SystemExit):
@@ -126,12 +127,16 @@ def test_bad_syncer_options(option, value, capsys):
 
 def test_syncer_options_from_the_ini_file(tmp_path):
     ini = tmp_path / 'linksync.ini'
-    ini.write_text('[linksync]\nsync-tick = 0.5\nsync_retry = 60\n')
+    ini.write_text('[linksync]\nsync-tick = 0.5\nsync_retry = 60\n'
+                   'sync-concurrency = 2\n')
     parser = config.argument_parser('linksync serve', config.SERVER_OPTIONS)
     settings = config.resolve(parser.parse_args(['--config', str(ini)]),
                               config.SERVER_OPTIONS)
     assert (settings.sync_tick, settings.sync_retry,
             settings.sync_interval) == (0.5, 60, 24 * 3600)
+    assert settings.sync_concurrency == 2
+    assert config.resolve(parser.parse_args([]),
+                          config.SERVER_OPTIONS).sync_concurrency == 4
     ini.write_text('[linksync]\nsync-tick = 0\n')
     with pytest.raises(config.ConfigError, match='--sync-tick: must be more'):
         config.resolve(parser.parse_args(['--config', str(ini)]),

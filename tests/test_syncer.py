@@ -584,3 +584,115 @@ def test_conflicting_again_and_again_changes_nothing(quiet, dummy):
     # Only the other writer's three URLs were added.
     assert url_count(quiet) == count + 3
     assert sync_state(quiet)['retry_after'] == quiet.clock.seconds() + HOUR
+
+
+# -- several clients at once ------------------------------------------------------
+
+def _add_client(server, client_id, callback_url):
+    proxy = server.proxy()
+    proxy.registerClient(server.secret, client_id, callback_url, 'X',
+                         client_id + '@example.com', client_id + '-pw')
+    proxy.forceSynchronization(client_id, client_id + '-pw')
+
+
+def _wait(condition, what):
+    """Wait (a bounded while) for condition(), true once the reactor did
+    work the test handed to it."""
+    for _ in range(3000):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError('never happened: ' + what)
+
+
+def test_a_hanging_client_does_not_hold_up_the_others(quiet):
+    hanging = testing.install_xmlrpcdummy()
+    answering = testing.install_xmlrpcdummy(links=[E + 'b1', E + 'b2'])
+    asked = threading.Event()
+
+    def never(*args):
+        asked.set()
+        return defer.Deferred()
+    hanging.links = never
+    # 'alice' comes first in the clients' order: before, 'bob' waited
+    # for her callback's time limit.
+    _add_client(quiet, 'alice', hanging.url)
+    _add_client(quiet, 'bob', answering.url)
+    results = []
+    quiet.rt.call(lambda: testing.syncer_of(quiet).sync().addCallback(
+        results.extend) and None)
+    assert asked.wait(30)
+    _wait(lambda: sync_state(quiet, 'bob')['last'] is not None,
+          "bob's synchronisation")
+    assert urls_of(quiet, 'bob') == [E + 'b1', E + 'b2']
+    assert answering.batches == [2]
+    assert results == [] and sync_state(quiet, 'alice')['last'] is None
+    # Bob asked for twice meanwhile: done then, one after the other (the
+    # second finds nothing left to change).
+    answering.links = [E + 'b1', E + 'b3']
+    again = []
+    quiet.rt.call(lambda: testing.syncer_of(quiet).sync_clients(
+        ['bob', 'bob']).addCallback(again.extend) and None)
+    _wait(lambda: again, "bob's synchronisations asked by name")
+    assert [(r.status, r.registered, r.unregistered) for r in again] == [
+        ('ok', 1, 1), ('ok', 0, 0)]
+    assert urls_of(quiet, 'bob') == [E + 'b1', E + 'b3']
+    assert results == [] and sync_state(quiet, 'alice')['last'] is None
+    quiet.advance(120)
+    testing.wait_for_syncer(quiet)
+    assert [(r.client_id, r.status) for r in results] == [
+        ('alice', 'failed'), ('bob', 'ok')]
+    assert 'no answer within 120' in results[0].error
+
+
+def test_the_clients_synchronised_at_once_are_bounded(tmp_path):
+    server = testing.ServerFixture(data=str(tmp_path / 'var'),
+                                   sync_tick=YEAR, roles=SYNC_ROLES,
+                                   sync_concurrency=2).start()
+    dummy = testing.install_xmlrpcdummy()
+    asked = []
+
+    def never(client_id, password):
+        asked.append(client_id)
+        return defer.Deferred()
+    dummy.links = never
+    for client_id in ('c1', 'c2', 'c3'):
+        _add_client(server, client_id, dummy.url)
+    results = []
+    server.rt.call(lambda: testing.syncer_of(server).sync().addCallback(
+        results.extend) and None)
+    _wait(lambda: len(asked) == 2, 'two callbacks asked')
+    # Nothing frees a slot but a time limit passing: the third waits
+    # however long the reactor runs.
+    for _ in range(20):
+        server.rt.call(task.deferLater, server.rt.reactor, 0.005,
+                       lambda: None)
+    assert sorted(asked) == ['c1', 'c2'] and results == []
+    server.advance(120)
+    _wait(lambda: len(asked) == 3, 'the third callback asked')
+    assert results == []
+    server.advance(120)
+    testing.wait_for_syncer(server)
+    assert [(r.client_id, r.status) for r in results] == [
+        ('c1', 'failed'), ('c2', 'failed'), ('c3', 'failed')]
+
+
+def test_a_tick_starts_the_due_clients_while_one_hangs(server):
+    hanging = testing.install_xmlrpcdummy()
+    answering = testing.install_xmlrpcdummy(links=[E + 'b1'])
+    asked = threading.Event()
+
+    def never(*args):
+        asked.set()
+        return defer.Deferred()
+    hanging.links = never
+    _add_client(server, 'alice', hanging.url)
+    server.advance(60)      # a tick: alice's synchronisation starts
+    assert asked.wait(30)
+    # Bob registers after that tick; the next one starts him at once.
+    _add_client(server, 'bob', answering.url)
+    server.advance(60)
+    _wait(lambda: sync_state(server, 'bob')['last'] is not None,
+          "bob's synchronisation")
+    assert urls_of(server, 'bob') == [E + 'b1']
+    assert sync_state(server, 'alice')['last'] is None

@@ -29,13 +29,14 @@ import collections
 import functools
 import hashlib
 import hmac
+import itertools
 import re
 import secrets
 import unicodedata
 import urllib.parse
 
 import zope.component
-from twisted.internet import defer, threads
+from twisted.internet import defer, task, threads
 from twisted.python.threadpool import ThreadPool
 from twisted.logger import Logger
 
@@ -58,6 +59,15 @@ methods = MethodTable()
 AUTH_CACHE_SIZE = 10_000
 #: Threads hashing passwords at once (each scrypt takes ~64 MiB).
 HASH_THREADS = 2
+#: URLs per unit of work of a call given a long list of them
+#: (registerURLs, unregisterURLs, getURLStates): a list no longer is done
+#: in one unit, as before; a longer one in units of this many (distinct,
+#: normalised) URLs, the reactor serving the other clients between them.
+#: Registering 2,000 URLs takes about 0.08 s (a 100,000-URL registerURLs
+#: blocked every other client for 6 to 7.6 s when it was one unit; in
+#: sorted slices it takes 3.8 s in all, against 4.2 s as one unit, on
+#: 2026-12-03 with the test suite's server).
+SLICE_URLS = 2000
 
 _CLIENT_ID = re.compile(r'[^\x00-\x1f\x7f]{1,200}')
 _EMAIL = re.compile(r'[^@\s]+@[^@\s]+')
@@ -79,11 +89,17 @@ def _look_alike(client_id):
     return ''
 
 
-def _client_method(name, params=(), returns=bool, write=False):
+def _client_method(name, params=(), returns=bool, write=False,
+                   sliced=None):
     """Declare a method taking ``client_id, password`` first.
 
     The decorated function is called as func(api, call, app, client, *args)
     inside a unit of work, after the credentials were verified.
+
+    With `sliced` (the name of a LinkSyncAPI method), a call whose last
+    argument, a list of URLs, is longer than the API's ``slice_urls`` is
+    given to that method instead, as sliced(call, client_id, password,
+    *args): it does the work in several units (see LinkSyncAPI._in_slices).
     """
     declared = [Param('client_id', str), Param('password', str)]
     declared += list(params)
@@ -97,6 +113,9 @@ def _client_method(name, params=(), returns=bool, write=False):
                 return func(self, call, app, client, *args)
 
             def run(_=None):
+                if sliced is not None and len(args[-1]) > self.slice_urls:
+                    return getattr(self, sliced)(call, client_id, password,
+                                                 *args)
                 if write:
                     return self.session.run(work)
                 return self.session.read(work)
@@ -136,6 +155,8 @@ class LinkSyncAPI:
         # One count of failures for the pages and the API.
         self.throttle = self.web_access.throttle
         self._pool = None
+        #: The most URLs one unit of work of a call handles (SLICE_URLS).
+        self.slice_urls = SLICE_URLS
 
     def close(self):
         """Stop the hashing threads (waits for a running hash)."""
@@ -381,7 +402,8 @@ class LinkSyncAPI:
         """Check the credentials; returns the protocol version (2)."""
         return PROTOCOL_VERSION
 
-    @_client_method('registerURLs', [Param('urls', list)], list, write=True)
+    @_client_method('registerURLs', [Param('urls', list)], list, write=True,
+                    sliced='_register_in_slices')
     def registerURLs(self, call, app, client, urls):
         """Register URLs for the client.
 
@@ -389,16 +411,122 @@ class LinkSyncAPI:
         known already; new URLs are registered and left out. Invalid URLs
         are skipped.
         """
-        now = self.clock.seconds()
-        return [[spelling, url.state, url.reason]
-                for spelling, url in registration.register(client, urls, now)
-                if url.state is not None]
+        return self._register(app, client, urlnorm.normalize_many(urls),
+                              self.clock.seconds())
 
-    @_client_method('unregisterURLs', [Param('urls', list)], bool, write=True)
+    @staticmethod
+    def _register(app, client, normalized, now):
+        """Register `normalized` ({URL: spellings}, as from
+        urlnorm.normalize_many) for `client`; the rows of registerURLs's
+        answer for them, in order."""
+        rows = LinkSyncAPI._register_rows(app, client, normalized, now)
+        return [row for norm in normalized for row in rows.get(norm, ())]
+
+    @staticmethod
+    def _register_rows(app, client, normalized, now):
+        """Register `normalized` for `client`; {URL: its rows of the
+        answer} for the URLs whose state is known."""
+        objects = registration.register_normalized(client, normalized, now,
+                                                   add_spellings=True)
+        return {norm: [[spelling, url.state, url.reason]
+                       for spelling in spellings]
+                for (norm, spellings), url in zip(normalized.items(), objects)
+                if url.state is not None}
+
+    def _register_in_slices(self, call, client_id, password, urls):
+        now = self.clock.seconds()
+        return self._in_slices(
+            call, client_id, password, urls, write=True,
+            unit=lambda app, client, normalized: self._register_rows(
+                app, client, normalized, now))
+
+    @_client_method('unregisterURLs', [Param('urls', list)], bool, write=True,
+                    sliced='_unregister_in_slices')
     def unregisterURLs(self, call, app, client, urls):
         """Unregister URLs of the client (unknown ones are ignored)."""
         registration.unregister(client, urls, self.clock.seconds())
         return True
+
+    def _unregister_in_slices(self, call, client_id, password, urls):
+        now = self.clock.seconds()
+
+        def unit(app, client, normalized):
+            # Every spelling given of a URL is in the same unit, so the
+            # URL is unregistered, or only spellings forgotten, as when
+            # the whole list is one unit.
+            registration.unregister(client, list(
+                itertools.chain.from_iterable(normalized.values())), now)
+            return {}
+        d = self._in_slices(call, client_id, password, urls, write=True,
+                            unit=unit)
+        return d.addCallback(lambda _: True)
+
+    @defer.inlineCallbacks
+    def _in_slices(self, call, client_id, password, urls, unit, write):
+        """Do a call given a long list of URLs in slices; a Deferred firing
+        with the rows of its answer.
+
+        The URLs are normalised (urlnorm.normalize_many) a slice at a
+        time; then the normalised URLs, sorted, are cut into slices of
+        ``slice_urls``, and unit(app, client, slice) runs on each in a
+        unit of work of its own (a write commits), returning {URL: its
+        rows of the answer}. The reactor serves other calls between the
+        slices. Every spelling of a URL lands in the slice of that URL,
+        and every slice fires its events together (events.notify_all), so
+        the outcome is that of the whole list done in one unit; the
+        answer is made of the rows in the order the URLs were given, as
+        it is then.
+
+        The slices are sorted because the server's indexes are sorted by
+        URL: a slice of neighbouring URLs changes a few of their buckets,
+        where a slice of URLs of all over the index changes nearly all of
+        them, and every commit writes each changed bucket whole
+        (registering 100,000 URLs of 1,000 hosts: 17 s in slices as
+        given, against 4 s in one unit).
+
+        The call is answered only once every slice committed. Should the
+        server stop between slices, the first slices stay done and the
+        client gets no answer: it sends the call again, and registering
+        or unregistering URLs twice is harmless (both are idempotent).
+        """
+        size = self.slice_urls
+        normalized = {}
+        for start in range(0, len(urls), size):
+            for norm, spellings in urlnorm.normalize_many(
+                    urls[start:start + size]).items():
+                known = normalized.get(norm)
+                if known is None:
+                    normalized[norm] = spellings
+                else:
+                    known.extend(s for s in spellings if s not in known)
+            yield self.pause()
+        keys = sorted(normalized)
+        yield self.pause()
+
+        def work(app, chunk):
+            client = self.verified_client(client_id, password)
+            call.client_id = client_id
+            return unit(app, client, chunk)
+        run = self.session.run if write else self.session.read
+        rows = {}
+        start = 0
+        while True:
+            chunk = {norm: normalized[norm]
+                     for norm in keys[start:start + size]}
+            rows.update(run(work, chunk))
+            start += size
+            if start >= len(keys):
+                break
+            yield self.pause()
+        return [row for norm in normalized for row in rows.get(norm, ())]
+
+    def pause(self):
+        """A Deferred firing once the reactor did the work waiting (at
+        once, without a reactor): what a call done in slices waits for
+        between them."""
+        if self.reactor is None:
+            return defer.succeed(None)
+        return task.deferLater(self.reactor, 0, lambda: None)
 
     @_client_method('registerLink', [Param('url', str)], list, write=True)
     def registerLink(self, call, app, client, url):
@@ -424,19 +552,35 @@ class LinkSyncAPI:
             return [url, states.UNKNOWN, 'not checked yet']
         return [url, obj.state, obj.reason]
 
-    @_client_method('getURLStates', [Param('urls', list)], list)
+    @_client_method('getURLStates', [Param('urls', list)], list,
+                    sliced='_states_in_slices')
     def getURLStates(self, call, app, client, urls):
         """[url, state, reason, last check (ISO 8601 or '')] for each of
         the given URLs that the client registered."""
-        result = []
-        for norm, spellings in urlnorm.normalize_many(urls).items():
+        return self._states(app, client, urlnorm.normalize_many(urls))
+
+    @staticmethod
+    def _states(app, client, normalized):
+        rows = LinkSyncAPI._state_rows(app, client, normalized)
+        return [row for norm in normalized for row in rows.get(norm, ())]
+
+    @staticmethod
+    def _state_rows(app, client, normalized):
+        """{URL: its rows of getURLStates's answer} for the URLs of
+        `normalized` the client registered."""
+        rows = {}
+        for norm, spellings in normalized.items():
             obj = client.get_url(norm)
             if obj is None:
                 continue
             row = [states.wire_state(obj.state), obj.reason,
                    iso8601(obj.last_check)]
-            result.extend([spelling] + row for spelling in spellings)
-        return result
+            rows[norm] = [[spelling] + row for spelling in spellings]
+        return rows
+
+    def _states_in_slices(self, call, client_id, password, urls):
+        return self._in_slices(call, client_id, password, urls, write=False,
+                               unit=self._state_rows)
 
     @_client_method('getClientNotifications', returns=bool)
     def getClientNotifications(self, call, app, client):

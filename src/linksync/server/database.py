@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 #: Objects kept in each connection's cache, and the byte budget of the cache.
 DEFAULT_CACHE_SIZE = 100_000
 DEFAULT_CACHE_BYTES = 256 * 1024 * 1024
+#: Connections open at once before ZODB logs a warning: a session per part
+#: of the server, and one per client the syncer synchronises at once
+#: (--sync-concurrency).
+DEFAULT_POOL_SIZE = 16
 
 
 def open_database(settings, read_only=False, create=None):
@@ -55,7 +59,8 @@ class Database:
                  cache_size_bytes=DEFAULT_CACHE_BYTES, create=True):
         self.db = _DB(storage, cache_size=cache_size,
                           cache_size_bytes=cache_size_bytes,
-                          large_record_size=1 << 26)
+                          large_record_size=1 << 26,
+                          pool_size=DEFAULT_POOL_SIZE)
         self.read_only = storage.isReadOnly()
         # Scale-out: a storage that learns of other processes'
         # commits only when a transaction begins (RelStorage polls then)

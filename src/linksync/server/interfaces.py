@@ -176,7 +176,8 @@ class IURLStateChangedEvent(IURLEvent):
 class ISyncer(Interface):
     """Synchronises the clients' link databases with the server's."""
 
-    busy = Attribute("True while a synchronisation runs.")
+    busy = Attribute("True while a synchronisation asked for is not done "
+                     "(several clients are synchronised at once).")
 
     def sync():
         """Synchronise every client that is due (PROTOCOL.md).

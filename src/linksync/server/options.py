@@ -224,6 +224,9 @@ SYNC_OPTIONS = [
            metavar='N',
            help='a client sending more links is not synchronised (an '
                 'error is logged)'),
+    Option('sync-concurrency', type=positive_int, default=4, metavar='N',
+           help='clients synchronised at once (a callback that does not '
+                'answer holds up its own synchronisation only)'),
 ]
 
 

@@ -76,7 +76,8 @@ class APIService(web.ListeningService):
             XMLRPCResource(table, server.settings.max_request_bytes,
                            server.metrics, max_answer_bytes=getattr(
                                server.settings, 'max_answer_bytes',
-                               DEFAULT_MAX_ANSWER_BYTES)),
+                               DEFAULT_MAX_ANSWER_BYTES),
+                           reactor=server.reactor),
             pages.overview)
         pages.install(root)
         root.putChild(b'metrics', MetricsResource(

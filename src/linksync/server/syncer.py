@@ -37,6 +37,13 @@ moves the changes so far out of memory. The fetched links are the only thing
 held whole (as strings); the persistent objects in memory are about one
 unit's worth.
 
+Several clients are synchronised at once, up to ``--sync-concurrency``
+(4), each in a database session of its own and each call to its callback
+within ``--sync-timeout``: a callback that never answers holds up its own
+synchronisation only, not the other clients'. A client is never
+synchronised twice at once: asked for again while it runs, it is done
+again after it.
+
 The syncer is the ``syncer`` part of the server (:class:`SyncerService`),
 ticking every ``--sync-tick`` seconds; ``linksync sync`` runs it from the
 command line, in the running server when there is one.
@@ -50,6 +57,7 @@ from transaction.interfaces import TransientError
 from twisted.application import service
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python import failure
 from zope.interface import implementer
 
 from linksync import states, urlnorm
@@ -79,6 +87,8 @@ UNIT_SIZE = 1000
 NORMALIZE_UNIT = 5000
 #: How often step 5 is tried when it conflicts with other writers.
 ATTEMPTS = 3
+#: Clients synchronised at once (--sync-concurrency).
+DEFAULT_CONCURRENCY = 4
 
 
 class SyncError(Exception):
@@ -133,7 +143,7 @@ class Syncer:
                  interval=DEFAULT_INTERVAL, retry=DEFAULT_RETRY,
                  timeout=DEFAULT_TIMEOUT, max_links=DEFAULT_MAX_LINKS,
                  batch_size=BATCH_SIZE, unit_size=UNIT_SIZE, metrics=None,
-                 policy=None):
+                 policy=None, concurrency=DEFAULT_CONCURRENCY):
         self.session = session
         self.metrics = metrics
         self.clock = clock
@@ -149,10 +159,14 @@ class Syncer:
         # The callbacks' addresses are vetted as the checker's are
         # (--allow-network; None: any address).
         self.agent = make_agent(reactor, pool=self.pool, policy=policy)
-        self._lock = defer.DeferredLock()
-        self._current = None
+        self.concurrency = max(1, int(concurrency))
+        # A slot per client synchronised at once.
+        self._slots = defer.DeferredSemaphore(self.concurrency)
+        # Every synchronisation asked for and not done (_Job), and the
+        # latest of each client (a client's are done one after the other).
+        self._jobs = set()
+        self._latest = {}
         self._stopping = False
-        self._committing = False
 
     @classmethod
     def from_settings(cls, session, clock, reactor, secret, settings,
@@ -165,57 +179,96 @@ class Syncer:
                    retry=getattr(settings, 'sync_retry', DEFAULT_RETRY),
                    timeout=getattr(settings, 'sync_timeout', DEFAULT_TIMEOUT),
                    max_links=getattr(settings, 'sync_max_links',
-                                     DEFAULT_MAX_LINKS))
+                                     DEFAULT_MAX_LINKS),
+                   concurrency=getattr(settings, 'sync_concurrency',
+                                       DEFAULT_CONCURRENCY))
 
     @property
     def busy(self):
-        return self._lock.locked
+        """True while a synchronisation asked for is not done."""
+        return bool(self._jobs)
 
     def sync(self):
-        """Synchronise every client that is due; see ISyncer."""
-        return self._lock.run(self._exclusively, self._sync_due)
+        """Synchronise every client that is due; see ISyncer.
+
+        A due client being synchronised already is not started again:
+        its result is that of the synchronisation running."""
+        if self._stopping:
+            return defer.fail(defer.CancelledError('the syncer has stopped'))
+        due = self.session.read(self._due, self.clock.seconds())
+        return _gather([
+            self._latest[client_id].wait()
+            if client_id in self._latest else self._start(client_id)
+            for client_id in due])
 
     def sync_clients(self, client_ids):
         """Synchronise the named clients now; see ISyncer."""
-        return self._lock.run(self._exclusively, self._sync_named,
-                              list(client_ids))
+        if self._stopping:
+            return defer.fail(defer.CancelledError('the syncer has stopped'))
+        return _gather([self._start(client_id, named=True)
+                        for client_id in client_ids])
 
     def idle(self):
         """A Deferred firing once the synchronisations asked for are done."""
-        return self._lock.run(lambda: None)
+        return defer.DeferredList([job.wait() for job in list(self._jobs)],
+                                  consumeErrors=True).addCallback(
+                                      lambda _: None)
 
     @defer.inlineCallbacks
     def stop(self):
-        """Stop: the running synchronisation is abandoned (nothing of it
-        is written), and no other starts."""
+        """Stop: the running synchronisations are abandoned (nothing of
+        them is written), and no other starts."""
         self._stopping = True
-        # A commit cannot be stopped half-way: it ends by itself.
-        if self._current is not None and not self._committing:
-            self._current.cancel()
+        for job in list(self._jobs):
+            # A commit cannot be stopped half-way: it ends by itself.
+            if not job.committing:
+                job.deferred.cancel()
         yield self.idle()
         yield self.pool.closeCachedConnections()
 
-    def _exclusively(self, func, *args):
-        if self._stopping:
-            return defer.fail(defer.CancelledError('the syncer has stopped'))
-        self._current = func(*args)
+    def _start(self, client_id, named=False):
+        """Synchronise `client_id` in a free slot, after the client's
+        synchronisation asked for before, if any; a Deferred of its
+        SyncResult. `named`: asked for by name (checked first)."""
+        job = _Job(client_id)
+        before = self._latest.get(client_id)
 
-        def done(result):
-            self._current = None
-            return result
-        return self._current.addBoth(done)
+        def run(_=None):
+            return self._slots.run(self._run, job, named)
+        if before is None:
+            job.deferred = run()
+        else:
+            job.deferred = before.wait().addBoth(run)
+        self._jobs.add(job)
+        self._latest[client_id] = job
 
-    # -- which clients -----------------------------------------------------------
+        def done(outcome):
+            self._jobs.discard(job)
+            if self._latest.get(client_id) is job:
+                del self._latest[client_id]
+            job.finished(outcome)
+        job.deferred.addBoth(done)
+        return job.wait()
 
     @defer.inlineCallbacks
-    def _sync_due(self):
-        now = self.clock.seconds()
-        due = self.session.read(self._due, now)
-        results = []
-        for client_id in due:
-            result = yield self._sync_one(client_id)
-            results.append(result)
-        return results
+    def _run(self, job, named):
+        if self._stopping:
+            raise defer.CancelledError('the syncer has stopped')
+        if named:
+            why = self.session.read(self._cannot_sync, job.client_id)
+            if why is not None:
+                if self.metrics is not None:
+                    self.metrics.syncs.labels(why[0]).inc()
+                return SyncResult(job.client_id, *why)
+        # A session of its own: the long transaction holds it throughout.
+        job.session = self.session.database.session()
+        try:
+            return (yield self._sync_one(job))
+        finally:
+            job.session.connection.cacheMinimize()
+            job.session.close()
+
+    # -- which clients -----------------------------------------------------------
 
     def _due(self, app, now):
         due = [client.id
@@ -224,20 +277,6 @@ class Syncer:
                ISynchronization(client).is_due(now, self.interval)]
         self.session.connection.cacheMinimize()
         return due
-
-    @defer.inlineCallbacks
-    def _sync_named(self, client_ids):
-        results = []
-        for client_id in client_ids:
-            why = self.session.read(self._cannot_sync, client_id)
-            if why is None:
-                result = yield self._sync_one(client_id)
-            else:
-                result = SyncResult(client_id, *why)
-                if self.metrics is not None:
-                    self.metrics.syncs.labels(result.status).inc()
-            results.append(result)
-        return results
 
     def _cannot_sync(self, app, client_id):
         client = zope.component.getUtility(IClientProvider).get(client_id)
@@ -250,12 +289,11 @@ class Syncer:
     # -- one client -----------------------------------------------------------------
 
     @defer.inlineCallbacks
-    def _sync_one(self, client_id):
-        if self._stopping:
-            raise defer.CancelledError('the syncer has stopped')
+    def _sync_one(self, job):
+        client_id = job.client_id
         now = self.clock.seconds()
         try:
-            result = yield self._attempts(client_id, now)
+            result = yield self._attempts(job, now)
         except Exception as e:
             if self._stopping:
                 raise defer.CancelledError('the syncer has stopped')
@@ -284,20 +322,21 @@ class Syncer:
             self.metrics.sync_seconds.observe(max(seconds, 0.0))
 
     @defer.inlineCallbacks
-    def _attempts(self, client_id, now):
+    def _attempts(self, job, now):
         # The transaction begins before the links are fetched: what the
         # client registers or unregisters over the API meanwhile is not
         # seen, so not undone; should it conflict with the changes, all is
         # done again, with the client's links as they are then.
+        client_id = job.client_id
         for attempt in range(1, ATTEMPTS + 1):
-            work = self.session.long_transaction()
+            work = job.session.long_transaction()
             try:
                 result = yield self._sync_in(work, client_id, now)
-                self._committing = True
+                job.committing = True
                 try:
                     yield work.commit_in_thread(self.reactor)
                 finally:
-                    self._committing = False
+                    job.committing = False
                 result.attempts = attempt
             except TransientError as e:
                 work.abort()
@@ -449,6 +488,53 @@ class Syncer:
 _ABSENT = object()
 
 
+class _Job:
+    """The synchronisation of one client, asked for: its Deferred, its
+    session while it runs, whether it is committing (then it cannot be
+    stopped), and its outcome once done, which :meth:`wait` hands to
+    each who waits for it."""
+
+    def __init__(self, client_id):
+        self.client_id = client_id
+        self.deferred = None
+        self.session = None
+        self.committing = False
+        self.done = False
+        self.outcome = None
+        self._waiting = []
+
+    def wait(self):
+        """A Deferred firing with the outcome (a SyncResult or a
+        failure)."""
+        d = defer.Deferred()
+        if self.done:
+            _fire(d, self.outcome)
+        else:
+            self._waiting.append(d)
+        return d
+
+    def finished(self, outcome):
+        self.done = True
+        self.outcome = outcome
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            _fire(d, outcome)
+
+
+def _fire(d, outcome):
+    if isinstance(outcome, failure.Failure):
+        d.errback(outcome)
+    else:
+        d.callback(outcome)
+
+
+def _gather(deferreds):
+    """A Deferred of the results of `deferreds`, in order; the first
+    failure, as it is, when one fails."""
+    return defer.gatherResults(deferreds, consumeErrors=True).addErrback(
+        lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
+
+
 class _Merge:
     """Walks a client's URLs and the wanted ones side by side, in order.
 
@@ -544,9 +630,9 @@ class SyncerService(service.Service):
                          now=False)
 
     def tick(self):
-        """Start synchronising what is due, unless a run is going on."""
-        if self.syncer.busy:
-            return
+        """Start synchronising the clients that are due and not being
+        synchronised already (a client whose callback hangs holds up no
+        other client's synchronisation, not even the next tick's)."""
         d = self.syncer.sync()
         d.addErrback(self._failed)
 

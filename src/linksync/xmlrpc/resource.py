@@ -22,7 +22,12 @@ server side linksync needs:
 * any other error is logged and answered with a Fault; nothing a client
   sends can stop the service;
 * one log line per request (peer, client id, method, outcome, duration);
-  parameters, and so passwords, are never logged.
+  parameters, and so passwords, are never logged;
+* a body longer than ``parse_in_thread_bytes`` (256 KiB) is parsed in a
+  small pool of threads of its own, not in the reactor thread: parsing
+  the largest body accepted (20 MiB) takes seconds, during which the
+  other clients are served. Smaller bodies, the common calls, are parsed
+  at once, as before (no thread hop, no Deferred).
 """
 
 import gzip
@@ -32,9 +37,10 @@ import xmlrpc.client
 import zlib
 
 from defusedxml.xmlrpc import DefusedExpatParser
-from twisted.internet import defer
+from twisted.internet import defer, task, threads
 from twisted.logger import Logger, LogLevel
 from twisted.python import failure
+from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
 
 from linksync.xmlrpc.faults import Fault, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, PARSE_ERROR, TOO_LARGE, UNAUTHORIZED
@@ -455,9 +461,20 @@ def parse_request(body):
     return params, name
 
 
+#: Bodies longer than this (bytes, inflated) are parsed in a thread.
+PARSE_IN_THREAD_BYTES = 256 * 1024
+#: Threads parsing big bodies at once (the others wait their turn).
+PARSE_THREADS = 2
+_parse_pool = None
+
 #: The most calls one system.multicall may carry: beyond, a fault at once,
 #: so a small request cannot ask for an answer many times its size.
 MAX_MULTICALL_CALLS = 1000
+#: List items the calls of a system.multicall may carry (their list
+#: arguments' lengths added up) before the reactor is given back between
+#: two of them: a multicall of many calls that each carry a long list (of
+#: URLs) does not hold it for all of them.
+MULTICALL_PAUSE_ITEMS = 2000
 #: The longest answer (bytes of XML, before gzip) the server makes.
 DEFAULT_MAX_ANSWER_BYTES = 16 * 1024 * 1024
 
@@ -507,9 +524,17 @@ class XMLRPCResource(resource.Resource):
 
     def __init__(self, table, max_request_bytes=DEFAULT_MAX_REQUEST_BYTES,
                  metrics=None, max_multicall_calls=MAX_MULTICALL_CALLS,
-                 max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES):
+                 max_answer_bytes=DEFAULT_MAX_ANSWER_BYTES, reactor=None,
+                 parse_in_thread_bytes=PARSE_IN_THREAD_BYTES):
         super().__init__()
         self.table = table
+        #: With a reactor, bodies longer than `parse_in_thread_bytes`
+        #: are parsed in a thread (without one, all are parsed at once).
+        self.reactor = reactor
+        self.parse_in_thread_bytes = parse_in_thread_bytes
+        self.multicall_pause_items = MULTICALL_PAUSE_ITEMS
+        #: The parser of request bodies: (params, method name) or Fault.
+        self.parse = parse_request
         self.max_multicall_calls = max_multicall_calls
         self.max_answer_bytes = max_answer_bytes
         self.max_request_bytes = max_request_bytes
@@ -580,19 +605,53 @@ class XMLRPCResource(resource.Resource):
         """Answer the XML-RPC request `body` (bytes, decoded already).
 
         ``reply(answer)`` gets the :class:`Answer` once it is known: before
-        this returns when the method's result is not a Deferred (the common
-        case: no Deferred is made for it), later otherwise. The call is
-        logged once answered.
+        this returns when the body was parsed at once and the method's
+        result is not a Deferred (the common case: no Deferred is made for
+        it), later otherwise. The call is logged once answered.
         """
         if started is None:
             started = time.perf_counter()
-        try:
-            params, name = parse_request(body)
-        except Fault as f:
-            reply(self._answer(f, accepts_gzip))
-            self._log(call, '<unparsable>', 'fault %d' % f.faultCode,
-                      started)
+        if self.reactor is not None and \
+                len(body) > self.parse_in_thread_bytes:
+            d = threads.deferToThreadPool(self.reactor, self._pool(),
+                                          self.parse, body)
+            d.addCallbacks(
+                lambda parsed: self._handle_parsed(
+                    call, parsed, accepts_gzip, reply, started),
+                lambda fail: self._unparsable(
+                    fail.value if fail.check(Fault) else Fault(
+                        PARSE_ERROR, 'not a well-formed XML-RPC request: %s'
+                        % fail.getErrorMessage()),
+                    call, accepts_gzip, reply, started))
+            d.addErrback(lambda fail: log.failure(
+                'answering a call failed', failure=fail))
             return
+        try:
+            parsed = self.parse(body)
+        except Fault as f:
+            self._unparsable(f, call, accepts_gzip, reply, started)
+            return
+        self._handle_parsed(call, parsed, accepts_gzip, reply, started)
+
+    def _pool(self):
+        """The threads parsing big bodies: one pool for the process,
+        started at first use and stopped with the reactor."""
+        global _parse_pool
+        if _parse_pool is None:
+            _parse_pool = ThreadPool(0, PARSE_THREADS,
+                                     'linksync-xmlrpc-parse')
+            _parse_pool.start()
+            self.reactor.addSystemEventTrigger('during', 'shutdown',
+                                               _parse_pool.stop)
+        return _parse_pool
+
+    def _unparsable(self, fault, call, accepts_gzip, reply, started):
+        reply(self._answer(fault, accepts_gzip))
+        self._log(call, '<unparsable>', 'fault %d' % fault.faultCode,
+                  started)
+
+    def _handle_parsed(self, call, parsed, accepts_gzip, reply, started):
+        params, name = parsed
         call.method = name
         try:
             result = self.dispatch(call, name, params)
@@ -716,10 +775,14 @@ class XMLRPCResource(resource.Resource):
             'faultString': 'not run: the answer of this system.multicall '
             'would pass %d bytes; split the calls' % self.max_answer_bytes})
         full = False
+        carried = 0
         for index, entry in enumerate(calls):
             if full:
                 results.append(not_run)
                 continue
+            if carried > self.multicall_pause_items:
+                carried = 0
+                yield self.pause()
             if not isinstance(entry, dict) or \
                     not isinstance(entry.get('methodName'), str) or \
                     not isinstance(entry.get('params', []), (list, tuple)):
@@ -730,6 +793,8 @@ class XMLRPCResource(resource.Resource):
                               'nested')
             else:
                 sub = Call(call.request, entry['methodName'], call.peer)
+                carried += sum(len(p) for p in entry.get('params', ())
+                               if isinstance(p, (list, tuple)))
                 try:
                     value = yield defer.maybeDeferred(
                         self.dispatch, sub, entry['methodName'],
@@ -768,6 +833,14 @@ class XMLRPCResource(resource.Resource):
             size += len(marshalled)
             results.append(marshalled)
         return Marshalled(multicall_answer(results))
+
+    def pause(self):
+        """A Deferred firing once the reactor did the work waiting (at
+        once without a reactor): a heavy system.multicall waits for it
+        between two calls."""
+        if self.reactor is None:
+            return defer.succeed(None)
+        return task.deferLater(self.reactor, 0, lambda: None)
 
     def _introspect(self, name, params):
         if name == 'system.listMethods':
