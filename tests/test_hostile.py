@@ -339,3 +339,26 @@ def test_a_multicall_answer_is_bounded(tmp_path):
     assert info.value.faultCode == 413
     assert info.value.faultString == (
         'the answer is larger than 500 bytes: ask for less at once')
+
+
+def test_a_huge_multicall_is_refused_before_it_is_parsed(server):
+    from linksync.xmlrpc.resource import MAX_MULTICALL_CALLS
+    resource = server.service.api.root.rpc
+    parsed = []
+    real = resource.parse
+
+    def parse(body):
+        parsed.append(len(body))
+        return real(body)
+    resource.parse = parse
+    call = {'methodName': 'system.listMethods', 'params': []}
+    with pytest.raises(xmlrpc.client.Fault) as info:
+        server.proxy().system.multicall([call] * 30_000)
+    assert info.value.faultCode == -32602
+    assert 'at most %d calls (30000 given)' % MAX_MULTICALL_CALLS in \
+        info.value.faultString
+    assert parsed == []                # refused unread
+    # At the cap, it is parsed and run.
+    assert len(server.proxy().system.multicall(
+        [call] * MAX_MULTICALL_CALLS)) == MAX_MULTICALL_CALLS
+    assert len(parsed) == 1

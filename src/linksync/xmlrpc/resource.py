@@ -32,6 +32,7 @@ server side linksync needs:
 
 import gzip
 import io
+import re
 import time
 import xmlrpc.client
 import zlib
@@ -461,6 +462,28 @@ def parse_request(body):
     return params, name
 
 
+_METHOD_NAME = re.compile(rb'<methodName>\s*([^<]*?)\s*</methodName>')
+
+
+def multicall_entries(body):
+    """The calls a system.multicall request body carries, counted without
+    parsing it (0 for any other request): each call's struct has a member
+    named ``methodName``, and its markup can be nowhere else but in a
+    comment or a CDATA section.
+
+    >>> import xmlrpc.client
+    >>> multicall_entries(xmlrpc.client.dumps(([{'methodName': 'a',
+    ...     'params': []}] * 3,), 'system.multicall').encode())
+    3
+    >>> multicall_entries(b'<methodCall><methodName>ping</methodName>')
+    0
+    """
+    found = _METHOD_NAME.search(body, 0, 4096)
+    if found is None or found.group(1) != b'system.multicall':
+        return 0
+    return body.count(b'<name>methodName</name>')
+
+
 #: Bodies longer than this (bytes, inflated) are parsed in a thread.
 PARSE_IN_THREAD_BYTES = 256 * 1024
 #: Threads parsing big bodies at once (the others wait their turn).
@@ -611,6 +634,17 @@ class XMLRPCResource(resource.Resource):
         """
         if started is None:
             started = time.perf_counter()
+        if len(body) > self.parse_in_thread_bytes:
+            calls = multicall_entries(body)
+            if calls > self.max_multicall_calls:
+                # Refused before it is parsed: parsing it whole would cost
+                # the time and the memory the cap is there to spare.
+                self._unparsable(Fault(
+                    INVALID_PARAMS, 'system.multicall takes at most %d calls'
+                    ' (%d given): split them' % (self.max_multicall_calls,
+                                                 calls)),
+                    call, accepts_gzip, reply, started)
+                return
         if self.reactor is not None and \
                 len(body) > self.parse_in_thread_bytes:
             d = threads.deferToThreadPool(self.reactor, self._pool(),
