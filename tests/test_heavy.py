@@ -327,3 +327,32 @@ def test_a_multicall_of_long_lists_lets_other_clients_in(server):
         thread.join(60)
     assert outcome == [[[], [], [], []]]
     assert url_count(server, 'big') == 600
+
+
+def test_big_bodies_waiting_for_their_parse_are_bounded_in_all(server):
+    server.register_client('big', 'big-password')
+    urls = ['http://host%d.example/page/%06d' % (i % 7, i)
+            for i in range(8000)]
+    size = len(xmlrpc.client.dumps(('big', 'big-password', urls),
+                                   'registerURLs'))
+    server.service.api.root.rpc.parse_budget_bytes = int(size * 1.5)
+    parse = WatchedParse(server, hold_over=256 * 1024)
+    thread, outcome = in_thread(
+        server.proxy().registerURLs, 'big', 'big-password', urls)
+    try:
+        while not parse.held.wait(0.05):
+            assert thread.is_alive()
+        # A second big call while the first is held: over the budget of
+        # bodies being parsed, refused at once (not kept in memory).
+        with pytest.raises(xmlrpc.client.Fault) as info:
+            server.proxy().registerURLs('big', 'big-password', urls)
+        assert info.value.faultCode == 503
+        assert 'send this one again shortly' in info.value.faultString
+    finally:
+        parse.released.set()
+        thread.join(60)
+    assert outcome == [[]]
+    # Once the first is parsed, the budget is free again.
+    parse.hold_over = None
+    assert server.proxy().registerURLs('big', 'big-password', urls) == []
+    assert server.service.api.root.rpc.parsing_bytes == 0

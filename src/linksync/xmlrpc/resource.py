@@ -44,7 +44,7 @@ from twisted.python import failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web import resource, server
 
-from linksync.xmlrpc.faults import Fault, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, PARSE_ERROR, TOO_LARGE, UNAUTHORIZED
+from linksync.xmlrpc.faults import Fault, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND, PARSE_ERROR, TOO_LARGE, UNAUTHORIZED, UNAVAILABLE
 
 # The call log: one line per call, under a name of its own for filters.
 log = Logger(namespace='linksync.xmlrpc')
@@ -488,6 +488,11 @@ def multicall_entries(body):
 PARSE_IN_THREAD_BYTES = 256 * 1024
 #: Threads parsing big bodies at once (the others wait their turn).
 PARSE_THREADS = 2
+#: Bytes of big bodies waiting for or in their parse, at most, in all: a
+#: body that would pass it is answered a fault 503 at once (try again),
+#: so that many clients sending big calls at once cannot make the server
+#: hold them all.
+PARSE_BUDGET_BYTES = 64 * 1024 * 1024
 _parse_pool = None
 
 #: The most calls one system.multicall may carry: beyond, a fault at once,
@@ -558,6 +563,10 @@ class XMLRPCResource(resource.Resource):
         self.multicall_pause_items = MULTICALL_PAUSE_ITEMS
         #: The parser of request bodies: (params, method name) or Fault.
         self.parse = parse_request
+        #: Bytes of big bodies being parsed or waiting for it, and their
+        #: bound (PARSE_BUDGET_BYTES).
+        self.parsing_bytes = 0
+        self.parse_budget_bytes = PARSE_BUDGET_BYTES
         self.max_multicall_calls = max_multicall_calls
         self.max_answer_bytes = max_answer_bytes
         self.max_request_bytes = max_request_bytes
@@ -647,8 +656,21 @@ class XMLRPCResource(resource.Resource):
                 return
         if self.reactor is not None and \
                 len(body) > self.parse_in_thread_bytes:
+            if self.parsing_bytes + len(body) > self.parse_budget_bytes and \
+                    self.parsing_bytes:
+                self._unparsable(Fault(
+                    UNAVAILABLE, 'the server is busy reading other large '
+                    'calls: send this one again shortly'),
+                    call, accepts_gzip, reply, started)
+                return
+            self.parsing_bytes += len(body)
+
+            def parsed(result, size=len(body)):
+                self.parsing_bytes -= size
+                return result
             d = threads.deferToThreadPool(self.reactor, self._pool(),
                                           self.parse, body)
+            d.addBoth(parsed)
             d.addCallbacks(
                 lambda parsed: self._handle_parsed(
                     call, parsed, accepts_gzip, reply, started),
