@@ -218,3 +218,23 @@ def test_the_server_collects_young_objects_less_often_while_it_runs():
         assert gc.get_threshold()[0] == 700
     finally:
         gc.set_threshold(*before)
+
+
+def test_the_database_caches_are_an_option(tmp_path):
+    from linksync import testing
+    from linksync.server import options as config
+    server = testing.ServerFixture(data=str(tmp_path / 'var'),
+                                   cache_objects=1234, cache_mib=7,
+                                   roles=('api',)).start()
+    db = server.service.database.db
+    assert db.getCacheSize() == 1234
+    assert db.getCacheSizeBytes() == 7 * 2 ** 20
+    assert server.service.api.session.connection._cache.cache_size == 1234
+    with pytest.raises(ValueError, match='at least 1'):
+        config.positive_int('0')
+    result = run_cli('serve', '--data', str(tmp_path / 'x'),
+                     '--cache-objects', '0')
+    assert result.returncode != 0 and '--cache-objects' in result.stderr
+    result = run_cli('serve', '--help')
+    assert '--cache-objects' in result.stdout and '--cache-mib' in \
+        result.stdout

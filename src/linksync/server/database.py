@@ -41,6 +41,10 @@ def open_database(settings, read_only=False, create=None):
     """
     return Database(storage.open_storage(
         settings.data, settings.zeo, settings.storage, read_only=read_only),
+        cache_size=getattr(settings, 'cache_objects', None) or
+        DEFAULT_CACHE_SIZE,
+        cache_size_bytes=(getattr(settings, 'cache_mib', None) or
+                          DEFAULT_CACHE_BYTES // 2 ** 20) * 2 ** 20,
         create=not read_only if create is None else create)
 
 

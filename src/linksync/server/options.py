@@ -141,6 +141,12 @@ STORAGE_OPTIONS = [
            help='use the database of a ZEO server instead'),
     Option('storage', metavar='DSN',
            help='use a RelStorage database instead (postgresql://...)'),
+    Option('cache-objects', type=positive_int, default=100_000,
+           metavar='N',
+           help='objects each database connection keeps in memory, at '
+                'most (a process has a connection per part it runs)'),
+    Option('cache-mib', type=positive_int, default=256, metavar='MIB',
+           help="the memory each connection's cache may use, at most"),
 ]
 
 #: What `linksync serve` runs on: where it listens, its secret, its mail.
