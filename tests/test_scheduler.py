@@ -1,5 +1,6 @@
 """The schedule index and the checker service of the server."""
 
+import collections
 import time
 
 import pytest
@@ -398,3 +399,22 @@ def test_due_keys_skip_run_skips_one_host_at_one_due_time():
         keys.skip_run(key)
     assert last is not None
     assert list(s.due_keys(5, after=(50, ''))) == []
+
+
+def test_the_queue_spans_the_hosts_when_each_has_much_due(tmp_path):
+    # 100 hosts with 50 URLs due each, a queue of 1,000, 0.1 s between two
+    # requests to a host: a host gets two ticks of work (20 URLs), so the
+    # queue holds 50 hosts. (Ten seconds of work a host let 20 hosts fill
+    # it, each checked at 10 a second: the checker idled at scale.)
+    server = start_server(tmp_path, check_queue=1000, per_host_delay=0.1)
+    fred = server.register_client('fred')
+    urls = ['http://h%03d.test/%d' % (h, i) for h in range(100)
+            for i in range(50)]
+    server.proxy().registerURLs(*fred, urls)
+    scheduler = service_of(server).scheduler
+    server.advance(1)
+    hosts = collections.Counter(server.rt.call(
+        lambda: list(scheduler.inflight.values())))
+    assert sum(hosts.values()) == 1000
+    assert max(hosts.values()) <= 20
+    assert len(hosts) >= 50
