@@ -336,6 +336,9 @@ class ITrends(Interface):
         """The share of the client's URLs not in trouble over the last
         `window` seconds (None when unknown)."""
 
+    def client_uptimes(client, problems, now):
+        """[(label, uptime)] of the client over 24 h, 7 d and 30 d."""
+
 
 class IDigests(Interface):
     """What broke and recovered per client since its last digest e-mail

@@ -9,8 +9,6 @@ with a signed link to unsubscribe. A digest that could not be mailed stays
 pending for the next day: nothing noted is lost.
 """
 
-import datetime
-
 import zope.component
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -20,6 +18,7 @@ from linksync.server.interfaces import (IClientProvider, IDigests,
                                         ITrends)
 from linksync.server.model.digests import summarize
 from linksync.server.web.access import alerts_path
+from linksync.server.web.markup import iso
 from linksync.server.web.digest import unsubscribe_signer, unsubscribe_url
 
 log = Logger()
@@ -34,7 +33,7 @@ def day_of(now):
     return int(now // 86400)
 
 
-def compose(client, digest, now, links):
+def compose(client, digest, links):
     """(subject, body) of a client's digest; `links` has the URLs of its
     alerts page and of unsubscribing."""
     summary = summarize(digest.changes)
@@ -42,10 +41,6 @@ def compose(client, digest, now, links):
     def spelled(url):
         spellings = client.spellings(url)
         return spellings[0] if spellings else url
-
-    def when(t):
-        return datetime.datetime.fromtimestamp(
-            t, datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
 
     lines = ['Hello%s,' % (' ' + client.contact_name
                           if client.contact_name else ''), '',
@@ -68,7 +63,7 @@ def compose(client, digest, now, links):
         lines.append('%s (%d):' % (title, len(changes)))
         for change in changes[:LISTED]:
             lines.append('  %s' % spelled(change.url))
-            lines.append('    %s, %s' % (detail(change), when(change.time)))
+            lines.append('    %s, %s' % (detail(change), iso(change.time)))
         if len(changes) > LISTED:
             lines.append('  ... and %d more' % (len(changes) - LISTED))
         lines.append('')
@@ -229,7 +224,7 @@ class Reports:
                     '?token=' + token if token else ''),
                 'unsubscribe': unsubscribe_url(base, self.signer, client_id,
                                                now)}
-            subject, body = compose(client, digest, now, links)
+            subject, body = compose(client, digest, links)
             headers = [
                 ('List-Unsubscribe', '<%s>' % links['unsubscribe']),
                 ('List-Unsubscribe-Post', 'List-Unsubscribe=One-Click'),

@@ -40,6 +40,7 @@ from zope.interface import implementer
 
 from linksync import states
 from linksync.server import interfaces
+from linksync.server.model.history import WINDOWS
 from linksync.server.model.problems import PROBLEM_STATES
 
 #: The order of the counts in a state sample.
@@ -121,6 +122,15 @@ def uptime(samples, start, end, current=None):
     return fine / weight if weight else None
 
 
+def client_figures(client, problems):
+    """A client's figures now: (unavailable, temporary, unsupported, urls),
+    from the problem index `problems` (None: no problems known)."""
+    counts = problems.client_counts(client.id) if problems is not None \
+        else {}
+    return tuple(counts.get(s, 0) for s in PROBLEM_STATES) + (
+        client.url_count,)
+
+
 @implementer(interfaces.ITrends)
 class Trends(persistent.Persistent):
     """The series of the status pages (see the module docstring)."""
@@ -166,11 +176,9 @@ class Trends(persistent.Persistent):
         return len(ids) == batch
 
     def _sample_client(self, now, client, problems):
-        counts = problems.client_counts(client.id)
         series = self.client_series(client.id, create=True)
         # The time itself first: the step's start is not the sample's.
-        values = (int(now),) + tuple(
-            counts.get(s, 0) for s in PROBLEM_STATES) + (client.url_count,)
+        values = (int(now),) + client_figures(client, problems)
         # Sampled once an hour by the round, and at once when added: the
         # newest figures of the hour are kept.
         series.put(now, values, replace=True)
@@ -235,6 +243,14 @@ class Trends(persistent.Persistent):
         are its figures now (unavailable, temporary, unsupported, urls)."""
         return uptime(self.client_samples(client_id, now - window, now),
                       now - window, now, current)
+
+    def client_uptimes(self, client, problems, now):
+        """[(label, uptime)] of the client over each window of
+        WINDOWS, its figures of the moment
+        read from the problem index `problems`."""
+        current = client_figures(client, problems)
+        return [(label, self.client_uptime(client.id, now, seconds, current))
+                for label, seconds in WINDOWS]
 
 
 # -- subscribers (registered in linksync.server.configure) -------------------

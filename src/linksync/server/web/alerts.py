@@ -9,15 +9,15 @@ URLs in trouble (linksync.server.model.problems), :data:`PAGE_SIZE` at a time, w
 the number of the client's URLs.
 """
 
+import datetime
+
 import zope.component
 
 from linksync.server.web.access import alerts_path
-import datetime
-
 from linksync.server.interfaces import (IClientProvider, IProblemIndex,
                                         ISynchronization, ITrends,
                                         IURLProvider)
-from linksync.server.model.history import WINDOWS
+from linksync.server.model.trends import client_figures
 from linksync.server.web import charts
 from linksync.server.web.markup import (Safe, badge, href, join, number, pager,
                                    render, table, url_link, when)
@@ -87,14 +87,10 @@ def alerts(app, client_id, after=None, limit=None, now=None):
     trends = zope.component.queryUtility(ITrends)
     uptime = daily = None
     if trends is not None and now is not None:
-        from linksync.server.web.overview import current_figures
-        current = current_figures(client, index)
-        uptime = [(label, trends.client_uptime(client_id, now, seconds,
-                                               current))
-                  for label, seconds in WINDOWS]
+        uptime = trends.client_uptimes(client, index, now)
         daily = daily_problems(trends.client_samples(
-            client_id, now - CHART_DAYS * 86400, now) + [(now, current)],
-            now)
+            client_id, now - CHART_DAYS * 86400, now) + [
+                (now, client_figures(client, index))], now)
     return {
         'client': client_id,
         'uptime': uptime,

@@ -17,10 +17,8 @@ but through :func:`linksync.server.web.markup.render`, which escapes it.
 (5, True)
 """
 
-import datetime
-
 from linksync import states
-from linksync.server.web.markup import Safe, join, number, render, table
+from linksync.server.web.markup import Safe, iso, join, number, render, table
 
 #: Bottom to top: the healthy bulk first, the worst on top.
 STACK_ORDER = (states.OK, states.UNKNOWN, states.UNSUPPORTED,
@@ -45,11 +43,6 @@ WIDTH, HEIGHT = 600, 150
 
 def _label(state):
     return 'not checked yet' if state == states.UNKNOWN else state
-
-
-def _iso(t):
-    return datetime.datetime.fromtimestamp(
-        t, datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
 
 
 def _pattern(prefix, state):
@@ -126,28 +119,32 @@ def stacked_area(prefix, samples, start, end, title):
     worst = max(samples, key=lambda s: s[1].get(states.UNAVAILABLE, 0))
     label = '%s from %s to %s (up to %s URLs). Latest: %s. Most unavailable' \
         ': %s at %s.' % (
-            title, _iso(start), _iso(end), number(top),
+            title, iso(start), iso(end), number(top),
             ', '.join('%s %s' % (number(last.get(s, 0)), _label(s))
                       for s in reversed(STACK_ORDER)),
-            number(worst[1].get(states.UNAVAILABLE, 0)), _iso(worst[0]))
+            number(worst[1].get(states.UNAVAILABLE, 0)), iso(worst[0]))
     return render('{}<p class="note">0 to {} URLs, {} to now.</p>',
-                  _svg(label, join(paths), defs), number(top), _iso(start))
+                  _svg(label, join(paths), defs), number(top), iso(start))
+
+
+def last_per_period(samples, seconds):
+    """The last of the (time, data) `samples` (in time order) in each
+    period of `seconds`."""
+    found = []
+    for t, data in samples:
+        if found and t // seconds == found[-1][0] // seconds:
+            found[-1] = (t, data)
+        else:
+            found.append((t, data))
+    return found
 
 
 def figures(samples, every, columns):
     """A table of one sample per `every` seconds (the last of each
     period): `columns` are (label, value of a sample's data)."""
-    rows = []
-    period = None
-    for t, data in samples:
-        key = int(t // every)
-        if rows and key == period:
-            rows[-1] = (t, data)
-        else:
-            rows.append((t, data))
-        period = key
+    rows = last_per_period(samples, every)
     head = [('Time', 'short')] + [(label, 'num') for label, _ in columns]
-    cells = [[_iso(t)] + [value(data) for _, value in columns]
+    cells = [[iso(t)] + [value(data) for _, value in columns]
              for t, data in rows]
     return disclosed(head, cells)
 
@@ -176,8 +173,8 @@ def sparkline(points, start, end, title, unit):
     peak = max(points, key=lambda p: p[1])
     mean = sum(v for _, v in points) / len(points)
     label = '%s from %s to %s: latest %.1f, highest %.1f at %s, average ' \
-        '%.1f %s.' % (title, _iso(start), _iso(end), points[-1][1], peak[1],
-                      _iso(peak[0]), mean, unit)
+        '%.1f %s.' % (title, iso(start), iso(end), points[-1][1], peak[1],
+                      iso(peak[0]), mean, unit)
     body = render('<path d="{}" fill="#dce7f9"/><path d="{}" fill="none" '
                   'stroke="#1f5fbf" stroke-width="2" vector-effect="'
                   'non-scaling-stroke"/>', area, line)

@@ -18,7 +18,6 @@ from linksync.server.interfaces import (IClientProvider, INotifications,
                                         IProblemIndex, ISchedule,
                                         IStateCounts, ISynchronization,
                                         ITrends, IURLProvider)
-from linksync.server.model.history import WINDOWS
 from linksync.server.web import charts
 from linksync.server.web.markup import (STATE_CLASSES, Safe, duration, escape,
                                    href, join, number, pager, render, table,
@@ -67,7 +66,7 @@ def summary(app, now):
 
 def clients_page(app, after=None, limit=None, now=None):
     """([row dict per client], next after) for the clients after `after`;
-    with `now`, each with its uptime over the windows of WINDOWS."""
+    with `now`, each with its uptime over 24 h, 7 d and 30 d."""
     limit = limit or PAGE_SIZE
     provider = zope.component.getUtility(IClientProvider)
     problems = zope.component.queryUtility(IProblemIndex)
@@ -91,26 +90,11 @@ def clients_page(app, after=None, limit=None, now=None):
             'notify_enabled': bool(notifications.enabled),
             'notify_failed': notifications.failed,
             'notify_last': notifications.last,
-            'uptime': client_uptimes(trends, client, problems, now)
+            'uptime': [share for _, share in
+                       trends.client_uptimes(client, problems, now)]
             if trends is not None and now is not None else None,
         })
     return rows, next_after
-
-
-def current_figures(client, problems):
-    """A client's figures now: (unavailable, temporary, unsupported,
-    urls)."""
-    counts = problems.client_counts(client.id) if problems is not None \
-        else {}
-    return tuple(counts.get(s, 0) for s in PROBLEM_STATES) + (
-        client.url_count,)
-
-
-def client_uptimes(trends, client, problems, now):
-    """The client's uptime over each window of WINDOWS."""
-    current = current_figures(client, problems)
-    return [trends.client_uptime(client.id, now, seconds, current)
-            for _, seconds in WINDOWS]
 
 
 def trends_data(app, now):
@@ -121,20 +105,10 @@ def trends_data(app, now):
     day, week = now - 86400, now - 7 * 86400
     return {
         'day': trends.state_samples(day, now),
-        'week': hourly(trends.state_samples(week, now)),
+        'week': charts.last_per_period(trends.state_samples(week, now),
+                                       3600),
         'checks': per_period(trends.checks_per_minute(day, now), 600),
     }
-
-
-def hourly(samples):
-    """The last sample of each hour."""
-    found = []
-    for t, data in samples:
-        if found and t // 3600 == found[-1][0] // 3600:
-            found[-1] = (t, data)
-        else:
-            found.append((t, data))
-    return found
 
 
 def per_period(points, seconds):
