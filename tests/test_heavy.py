@@ -8,18 +8,8 @@ import pytest
 from twisted.internet import defer
 
 from linksync import states
-from linksync.testing import ServerFixture
 
-SECRET = 'management-secret'
-
-
-@pytest.fixture
-def server(tmp_path):
-    return ServerFixture(data=str(tmp_path / 'var'), secret=SECRET).start()
-
-
-def api_of(server):
-    return server.service.api.api
+from test_hostile import SECRET, api_of, server  # noqa: F401
 
 
 def url_count(server, client_id):

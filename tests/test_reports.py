@@ -10,33 +10,15 @@ import zope.component
 
 from linksync import testing
 from linksync.server import options as config
-from linksync.server.interfaces import IDigests, ITrends, IURLProvider
+from linksync.server.interfaces import IDigests, ITrends
 from linksync.server.model import trends as trends_module
 from linksync.server.options import ConfigError
 from linksync.server.service import check_roles
 
-SECRET = 'management-secret'
-#: 2025-10-09 08:53:20 UTC.
-START = 1_760_000_000.0
+from test_pages import SECRET, START, get, manager, set_states
+
+#: START is 2025-10-09 08:53:20 UTC.
 HOUR = 3600
-
-
-def set_states(server, results):
-    """Store check results {url: (state, reason)} as the checker would."""
-    def store(app):
-        provider = zope.component.getUtility(IURLProvider)
-        for url, (state, reason) in results.items():
-            provider.get(url).set_result(state, reason,
-                                         server.clock.seconds())
-    server.run(store)
-
-
-def get(server, path, **kw):
-    return testing.fetch(server.base_url + path, **kw)
-
-
-def manager(server, path):
-    return get(server, path, password=SECRET)
 
 
 @pytest.fixture
