@@ -25,6 +25,13 @@ the other, each for ``--seconds``, after a quiet phase of the same length:
 For each phase it prints the well-behaved client's median and worst
 latency, its failed calls, and the server's RSS at the phase's start and
 end, and its end beside the quiet figure.
+
+    .venv/bin/python bench/hostile.py --registered-memory [--urls 100000]
+
+measures instead what the big-call phase is to be read against: what a
+quiet server's memory grows by (its RSS before, and 4 s after) when one
+client registers the same URLs politely, in batches of 1,000, and in one
+call; each on a fresh server.
 """
 
 import os
@@ -218,26 +225,75 @@ ATTACKS = [('wrong-password multicall', wrong_password_multicall),
            ('300 half-sent bodies', half_sent_bodies)]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--seconds', type=float, default=5.0)
-    args = parser.parse_args()
-    workdir = tempfile.mkdtemp(prefix='linksync-hostile-')
+def start_server(workdir, log):
+    """A `linksync serve` on a free port of 127.0.0.1, once it answers:
+    (the process, its XML-RPC URL)."""
     port = free_port()
     url = 'http://127.0.0.1:%d/RPC2' % port
-    log = open(os.path.join(workdir, 'serve.log'), 'w')
     server = subprocess.Popen(
         [sys.executable, '-m', 'linksync.cli', 'serve', '--data',
          os.path.join(workdir, 'var'), '--secret', SECRET, '--listen',
          'tcp:%d:interface=127.0.0.1' % port], stdout=log, stderr=log)
+    proxy = xmlrpc.client.ServerProxy(url)
+    for _ in range(600):
+        try:
+            proxy.system.listMethods()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server, url
+
+
+def registered_memory(urls, batch):
+    """(RSS before, RSS 4 s after) of a fresh quiet server one client
+    gives `urls` in calls of `batch` URLs."""
+    workdir = tempfile.mkdtemp(prefix='linksync-memory-')
+    log = open(os.path.join(workdir, 'serve.log'), 'w')
+    server, url = start_server(workdir, log)
     try:
         proxy = xmlrpc.client.ServerProxy(url)
-        for _ in range(600):
-            try:
-                proxy.system.listMethods()
-                break
-            except OSError:
-                time.sleep(0.1)
+        proxy.registerClient(SECRET, 'big', 'http://127.0.0.1:9/', 'Big',
+                             'big@example.com', 'big-password')
+        time.sleep(2)
+        before = rss_mib(server.pid)
+        for i in range(0, len(urls), batch):
+            proxy.registerURLs('big', 'big-password', urls[i:i + batch])
+        time.sleep(4)
+        return before, rss_mib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(60)
+        log.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main_registered_memory(count):
+    urls = ['http://host%d.example/page/%d' % (i % 997, i)
+            for i in range(count)]
+    print('%d URLs; load average %.1f' % (count, os.getloadavg()[0]))
+    for label, batch in (('in batches of 1,000', 1000),
+                         ('in one call', len(urls))):
+        before, after = registered_memory(urls, batch)
+        print('  %-20s %4.0f -> %4.0f MiB (%.2fx, +%.0f MiB)' % (
+            label, before, after, after / before, after - before))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--seconds', type=float, default=5.0)
+    parser.add_argument('--registered-memory', action='store_true',
+                        help='measure what registering URLs costs a quiet '
+                             'server instead')
+    parser.add_argument('--urls', type=int, default=100_000,
+                        help='with --registered-memory: how many')
+    args = parser.parse_args()
+    if args.registered_memory:
+        return main_registered_memory(args.urls)
+    workdir = tempfile.mkdtemp(prefix='linksync-hostile-')
+    log = open(os.path.join(workdir, 'serve.log'), 'w')
+    server, url = start_server(workdir, log)
+    try:
+        proxy = xmlrpc.client.ServerProxy(url)
         for client_id in ['good', 'big'] + ['victim%d' % n
                                             for n in range(4)]:
             proxy.registerClient(SECRET, client_id, 'http://127.0.0.1:9/',
