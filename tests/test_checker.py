@@ -357,19 +357,25 @@ def start_checks(checker, urls):
     return results
 
 
+def verdict_comes_at(clock, checker, url, seconds):
+    """Check `url`: no verdict 0.1 s before `seconds` have passed on the
+    checker's clock; the verdict once they have (returned)."""
+    results = start_checks(checker, [url])
+    rt = testing.reactor_thread()
+    rt.call(clock.advance, seconds - 0.1)
+    assert results == {}
+    rt.call(clock.advance, 0.1)
+    return results[url]
+
+
 def test_a_silent_name_server_is_named_in_the_reason(clock):
     checker = make_checker(clock, connect_timeout=3.0,
                            dns_server=[silent_dns()])
-    url = 'http://www.silent.test/'
-    results = start_checks(checker, [url])
-    rt = testing.reactor_thread()
-    rt.call(clock.advance, 2.9)
-    assert results == {}
     # Within the connect timeout, on the checker's clock; no GET follows
     # a HEAD whose host name had no answer.
-    rt.call(clock.advance, 0.1)
-    assert results == {url: (
-        TEMP, 'DNS: no answer from the name server within 3 s')}
+    assert verdict_comes_at(clock, checker, 'http://www.silent.test/',
+                            3.0) == (
+        TEMP, 'DNS: no answer from the name server within 3 s')
 
 
 def test_a_redirect_into_a_blocked_network_is_refused(clock):
@@ -553,22 +559,13 @@ def test_mailto_look_ups_end_at_the_checker_timeouts(clock):
     checker = make_checker(clock, connect_timeout=3.0, timeout=5.0,
                            dns_server=[silent_dns()])
     url = 'mailto:joe@silent.test'
-    results = start_checks(checker, [url])
-    rt = testing.reactor_thread()
-    rt.call(clock.advance, 2.9)
-    assert results == {}
-    rt.call(clock.advance, 0.1)
-    assert results == {url: (
-        TEMP, 'DNS: no answer from the name server within 3 s')}
+    assert verdict_comes_at(clock, checker, url, 3.0) == (
+        TEMP, 'DNS: no answer from the name server within 3 s')
     # The total timeout bounds the whole check (all its domains).
     checker = make_checker(clock, connect_timeout=10.0, timeout=5.0,
                            dns_server=[silent_dns()])
-    results = start_checks(checker, [url])
-    rt.call(clock.advance, 4.9)
-    assert results == {}
-    rt.call(clock.advance, 0.1)
-    assert results == {url: (
-        TEMP, 'DNS: no answer from the name server within 5 s')}
+    assert verdict_comes_at(clock, checker, url, 5.0) == (
+        TEMP, 'DNS: no answer from the name server within 5 s')
 
 
 def test_a_ca_file_without_certificates_is_a_clear_error(clock, tmp_path):
