@@ -24,7 +24,7 @@ on a new connection.
 import collections
 import re
 
-from twisted.internet import defer, error, protocol
+from twisted.internet import defer, error, interfaces, protocol
 from twisted.web._newclient import ParseError
 
 #: The head of an answer may not be longer (Chromium allows 256 KiB).
@@ -93,6 +93,27 @@ def parse_head(head):
         version
 
 
+def send_now(transport):
+    """Hand what was written to `transport` to the kernel now.
+
+    A transport's ``write`` only buffers: the bytes leave at the reactor's
+    next turn, and a turn busy with something else (a commit of a batch of
+    results takes a good part of a second) would hold them back while the
+    host's politeness delay already runs; the next request to that host
+    would then follow on the wire at once. So the socket under the
+    transport (under TLS too) is written at once, through its
+    ``IWriteDescriptor.doWrite``; what the kernel cannot take yet still
+    goes at the reactor's next turn, and a failure is left for the reactor
+    to find there.
+    """
+    while transport is not None and \
+            not interfaces.IWriteDescriptor.providedBy(transport):
+        transport = getattr(transport, 'transport', None)
+    if transport is not None and not getattr(transport, 'disconnecting',
+                                             True):
+        transport.doWrite()
+
+
 class HTTPClient(protocol.Protocol):
     """One connection; one request at a time."""
 
@@ -121,6 +142,7 @@ class HTTPClient(protocol.Protocol):
         self.got_bytes = False
         self.pending = defer.Deferred(self._cancel)
         self.transport.write(data)
+        send_now(self.transport)
         return self.pending
 
     def _cancel(self, d):
