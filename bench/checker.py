@@ -230,6 +230,10 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         result['cache_objects'] = len(cache)
         result['cache_non_ghosts'] = cache.cache_non_ghost_count
         result['peak_rss_mib'] = _rss()
+        result['rss_now_mib'] = _rss_now()
+        # Every connection of the database (the pooled ones too): objects
+        # in its cache, those loaded, and ZODB's estimate of their bytes.
+        result['connections'] = server.rt.call(_caches, server)
         server.stop()
         result['data'] = data
         print(json.dumps(result))
@@ -279,6 +283,21 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
 
 def _rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _rss_now():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+
+
+def _caches(server):
+    found = []
+    db = server.service.database.db
+    for connection in db.pool.all:
+        cache = connection._cache
+        found.append((len(cache), cache.cache_non_ghost_count,
+                      round(cache.total_estimated_size / 2**20, 1)))
+    return found
 
 
 def _register_directly(server, urls, registered, due):
@@ -411,8 +430,11 @@ def main(argv=None):
                      result['loads'] / max(result['checked'], 1),
                      result['stores'] / max(result['checked'], 1),
                      result['cache_objects'], result['cache_non_ghosts']))
-            print('  peak RSS of the process: %.0f MiB (limit 1024 MiB)' % (
-                result['peak_rss_mib']))
+            print('  peak RSS of the process: %.0f MiB (limit 1024 MiB), '
+                  'at the end %.0f MiB' % (result['peak_rss_mib'],
+                                          result['rss_now_mib']))
+            print('  database connections (objects, loaded, estimated '
+                  'MiB of their records): %s' % result['connections'])
             return 0
         print('%d URLs over %d host addresses, per-host delay %g s, '
               'concurrency %d' % (len(urls), len(hosts), args.per_host_delay,
