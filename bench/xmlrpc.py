@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/xmlrpc.py              # full run (1,000,000 URLs)
     .venv/bin/python bench/xmlrpc.py --urls 100000 --seconds 5   # quicker
+    .venv/bin/python bench/xmlrpc.py --ingest-only --ingest-clients 1
 
 Both servers run as separate processes on 127.0.0.1 and get the same load
 from one asyncio load generator (pre-marshalled requests over keep-alive
@@ -350,14 +351,14 @@ def measure(args, workdir):
     both see the same machine."""
     results = {}
     kinds = ('linksync', 'baseline')
-    for concurrency in (1, 50):
+    for concurrency in () if args.ingest_only else (1, 50):
         key = 'checkConnection calls/s, ' + _plural(concurrency)
         results[key] = {}
         for kind in kinds + (('floor',) if args.floor else ()):
             print('%s: %s ...' % (kind, key), file=sys.stderr)
             results[key][kind] = calls_scenario(kind, args, workdir,
                                                 concurrency)
-    for concurrency in (1, 50):
+    for concurrency in args.ingest_clients:
         key = 'registerURLs URLs/s, ' + _plural(concurrency)
         memory = 'peak server MiB, ingest ' + _plural(concurrency)
         cpu = 'server CPU s, ingest ' + _plural(concurrency)
@@ -379,6 +380,13 @@ def main():
     parser.add_argument('--floor', action='store_true',
                         help='also measure the calls/s of a bare Twisted '
                         'server answering a canned response')
+    parser.add_argument('--ingest-only', action='store_true',
+                        help='measure the registerURLs ingest only (no '
+                        'checkConnection calls/s)')
+    parser.add_argument('--ingest-clients', default='1,50',
+                        type=lambda text: [int(n) for n in text.split(',')],
+                        metavar='N,N', help='the concurrent clients of '
+                        'each ingest scenario (default 1,50)')
     parser.add_argument('--baseline-server', type=int, metavar='PORT',
                         help=argparse.SUPPRESS)
     parser.add_argument('--floor-server', type=int, metavar='PORT',
@@ -407,10 +415,12 @@ def main():
         print(('%-40s ' + number + ' ' + number + ' %6.2fx%s') % (
             key, ours, base, ratio, '' if floor is None else
             ' %8.0f (%.2fx)' % (floor, floor / base)))
-    rate = results['registerURLs URLs/s, 1 client']['linksync']
-    print('\nlinksync ingested %d URLs from 1 client in %.1f s, using %.1f '
-          's of CPU' % (args.urls, args.urls / rate, results[
-              'server CPU s, ingest 1 client']['linksync']))
+    if 1 in args.ingest_clients:
+        rate = results['registerURLs URLs/s, 1 client']['linksync']
+        cpu = results['server CPU s, ingest 1 client']['linksync']
+        print('\nlinksync ingested %d URLs from 1 client in %.1f s, using '
+              '%.1f s of CPU (%.1f us per URL)' % (
+                  args.urls, args.urls / rate, cpu, cpu / args.urls * 1e6))
     print('load average at the end: %.2f %.2f %.2f' % os.getloadavg())
 
 
