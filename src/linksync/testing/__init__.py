@@ -397,9 +397,11 @@ class CallbackServer:
 
     # -- listening -------------------------------------------------------------
 
-    def start(self):
+    def start(self, port=0):
+        """Listen on `port` (0: a free one), as a callback whose URL a
+        database already names listens on the port it names."""
         self.rt = reactor_thread()
-        self.rt.call(self._listen, 0)
+        self.rt.call(self._listen, port)
         on_cleanup(self.stop)
         return self
 
