@@ -176,6 +176,8 @@ def test_the_database_holds_what_the_old_server_left(data):
     assert sorted(url for url, record in EXPECTED['urls'].items()
                   if not record['clients']) == EXPECTED['orphans']
     assert server.read(MAKER.agent_records) == EXPECTED['agents']
+    # The samples of the charts and uptimes of the status pages.
+    assert server.read(MAKER.trend_records) == EXPECTED['trends']
 
 
 # -- changed after opening, and opened again ------------------------------------------
