@@ -97,8 +97,28 @@ def _is_normal(url):
         url[:5].rstrip(':')])
 
 
-def _normalize(url):
-    """normalize() by the general rules."""
+def normalize_previous(url):
+    """The key an earlier version of these rules stored `url` under.
+
+    Versions before this one kept dot segments and accepted a server URL
+    without a host; databases they wrote hold such keys. When the database
+    opens, linksync.server.model.generations moves every URL to its key of
+    today, but the host-less ones have no such key: they stay, and a
+    client finds them under this form.
+
+    >>> normalize_previous('HTTP:///x/../y')
+    'http:///x/../y'
+    >>> normalize_previous('http://example.com/a/../b')
+    'http://example.com/a/../b'
+    """
+    if not isinstance(url, str):
+        raise InvalidURL('not a string: %s' % type(url).__name__)
+    return _normalize(url, previous=True)
+
+
+def _normalize(url, previous=False):
+    """normalize() by the general rules (those of earlier versions with
+    `previous`: dot segments kept, no host required)."""
     url = url.strip(' \t\r\n\f\v')
     if not url:
         raise InvalidURL('empty URL')
@@ -116,8 +136,10 @@ def _normalize(url):
     rest = rest.split('#', 1)[0]
     if rest.startswith('//'):
         authority, path = _split_authority(rest[2:])
-        authority = _normalize_authority(scheme, authority, url)
-        path = _remove_dot_segments(path)
+        authority = _normalize_authority(scheme, authority, url,
+                                         host_required=not previous)
+        if not previous:
+            path = _remove_dot_segments(path)
         if authority and scheme in ('http', 'https') and \
                 not path.startswith('/'):
             path = '/' + path
@@ -165,7 +187,7 @@ def _split_authority(rest):
     return rest[:found.start()], rest[found.start():]
 
 
-def _normalize_authority(scheme, authority, url):
+def _normalize_authority(scheme, authority, url, host_required=True):
     userinfo, at, hostport = authority.rpartition('@')
     if hostport.startswith('['):
         end = hostport.find(']')
@@ -184,7 +206,7 @@ def _normalize_authority(scheme, authority, url):
         if not _REG_NAME.fullmatch(host):
             raise InvalidURL('bad host name in %r' % url)
     host = host.lower()
-    if not host and scheme in DEFAULT_PORTS:
+    if not host and scheme in DEFAULT_PORTS and host_required:
         raise NoHost('no host in %r' % url)
     if port:
         if not port.isdigit() or not 0 < int(port) < 65536:
@@ -272,16 +294,23 @@ def is_valid(url):
     return True
 
 
-def normalize_many(urls):
+def normalize_many(urls, stored=False):
     """Map every valid URL of `urls` to its normalised form.
 
     Returns a dict {normalised: [spellings in the order first seen]};
     duplicates collapse, invalid URLs are skipped silently (PROTOCOL.md).
+    With `stored` (to look URLs up, never to add them), a URL without a
+    host maps to the key an earlier version stored it under
+    (:func:`normalize_previous`).
     """
     result = {}
     for url in urls:
         try:
             norm = normalize(url)
+        except NoHost:
+            if not stored:
+                continue
+            norm = normalize_previous(url)
         except InvalidURL:
             continue
         spellings = result.setdefault(norm, [])

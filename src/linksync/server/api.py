@@ -438,7 +438,7 @@ class LinkSyncAPI:
     def _register_in_slices(self, call, client_id, password, urls):
         now = self.clock.seconds()
         return self._in_slices(
-            call, client_id, password, urls, write=True,
+            call, client_id, password, urls, write=True, stored=False,
             unit=lambda app, client, normalized: self._register_rows(
                 app, client, normalized, now))
 
@@ -464,12 +464,13 @@ class LinkSyncAPI:
         return d.addCallback(lambda _: True)
 
     @defer.inlineCallbacks
-    def _in_slices(self, call, client_id, password, urls, unit, write):
+    def _in_slices(self, call, client_id, password, urls, unit, write,
+                   stored=True):
         """Do a call given a long list of URLs in slices; a Deferred firing
         with the rows of its answer.
 
-        The URLs are normalised (urlnorm.normalize_many) a slice at a
-        time; then the normalised URLs, sorted, are cut into slices of
+        The URLs are normalised (urlnorm.normalize_many, finding the
+        keys of earlier versions with `stored`) a slice at a time; then the normalised URLs, sorted, are cut into slices of
         ``slice_urls``, and unit(app, client, slice) runs on each in a
         unit of work of its own (a write commits), returning {URL: its
         rows of the answer}. The reactor serves other calls between the
@@ -495,7 +496,7 @@ class LinkSyncAPI:
         normalized = {}
         for start in range(0, len(urls), size):
             for norm, spellings in urlnorm.normalize_many(
-                    urls[start:start + size]).items():
+                    urls[start:start + size], stored=stored).items():
                 known = normalized.get(norm)
                 if known is None:
                     normalized[norm] = spellings
@@ -545,6 +546,11 @@ class LinkSyncAPI:
         """
         try:
             norm = urlnorm.normalize(url)
+        except urlnorm.NoHost as e:
+            # An earlier version may have stored it.
+            norm = urlnorm.normalize_previous(url)
+            if not client.has_url(norm):
+                return [url, states.UNKNOWN, 'invalid URL: %s' % e]
         except urlnorm.InvalidURL as e:
             return [url, states.UNKNOWN, 'invalid URL: %s' % e]
         obj = client.get_url(norm)
@@ -559,7 +565,8 @@ class LinkSyncAPI:
     def getURLStates(self, call, app, client, urls):
         """[url, state, reason, last check (ISO 8601 or '')] for each of
         the given URLs that the client registered."""
-        return self._states(app, client, urlnorm.normalize_many(urls))
+        return self._states(app, client,
+                            urlnorm.normalize_many(urls, stored=True))
 
     @staticmethod
     def _states(app, client, normalized):

@@ -60,10 +60,11 @@ def unregister(client, urls, now=None):
     A spelling the client used is forgotten, and the URL is unregistered
     when the client has no spelling of it left; any other spelling of a
     registered URL unregisters the URL. Unknown and invalid URLs are
-    ignored. Returns the URL objects that were unregistered.
+    ignored (but a URL without a host that an earlier version stored is
+    found: urlnorm.normalize_previous). Returns the URL objects that were unregistered.
     """
     doomed = []
-    for norm, spellings in urlnorm.normalize_many(urls).items():
+    for norm, spellings in urlnorm.normalize_many(urls, stored=True).items():
         url = client.get_url(norm)
         if url is None:
             continue
