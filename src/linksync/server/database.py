@@ -20,7 +20,7 @@ import zope.component.hooks
 from transaction.interfaces import TransientError
 
 from linksync.server import migration, storage
-from linksync.server.model import root as app_module
+from linksync.server.model import generations, root as app_module
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class Database:
             session = self.session()
             try:
                 session.run(lambda app: None)
+                # The data of earlier versions is brought up to this one's.
+                generations.evolve(session)
             finally:
                 session.close()
 

@@ -169,6 +169,9 @@ class IURLStateChangedEvent(IURLEvent):
 
     old_state = Attribute("The previous state (None when never checked).")
     now = Attribute("Epoch seconds of the check.")
+    renamed_from = Attribute(
+        "The URL's earlier key when its state moved with it to a new key"
+        " (no check changed it); None after a check.")
 
 
 # -- The syncer (linksync.server.syncer) ------------------------------------------

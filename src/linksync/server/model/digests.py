@@ -142,6 +142,8 @@ def state_changed(event):
     digests = zope.component.queryUtility(interfaces.IDigests)
     if digests is None or not digests.enabled:
         return
+    if getattr(event, 'renamed_from', None) is not None:
+        return      # the URL moved to a new key; its state is no news
     url = event.object
     new = url.state or states.UNKNOWN
     if event.old_state in (None, states.UNKNOWN) and \

@@ -47,10 +47,13 @@ class URLUnregistered(ObjectEvent):
 class URLStateChanged(ObjectEvent):
     """The state of a URL changed after a check."""
 
-    def __init__(self, url, old_state, now):
+    def __init__(self, url, old_state, now, renamed_from=None):
         super().__init__(url)
         self.old_state = old_state
         self.now = now
+        #: The key the URL had, when its state moved with it to a new key
+        #: (linksync.server.model.generations): no check changed it.
+        self.renamed_from = renamed_from
 
 
 # -- Client events (fired by linksync.server.model.providers.ClientProvider) ---------------

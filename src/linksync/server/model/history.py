@@ -122,6 +122,16 @@ class History(persistent.Persistent):
             history = self._urls[url] = URLHistory()
         history.add(now, state, reason, latency, published)
 
+    def rename(self, old, new):
+        """The history of the URL key `old` becomes that of `new`, unless
+        `new` has one (the URL checked under that key keeps its own)."""
+        history = self._urls.get(old)
+        if history is None:
+            return
+        del self._urls[old]
+        if self._urls.get(new) is None:
+            self._urls[new] = history
+
     def prune(self, before, after=None, batch=10_000):
         """Prune up to `batch` histories from the key after `after`; returns
         the key to go on after (None when done)."""

@@ -11,6 +11,7 @@ import zope.component
 from zope.component.persistentregistry import PersistentComponents
 
 from linksync.server.interfaces import IRootParts
+from linksync.server.model.generations import GENERATION
 
 #: The key of the application in the ZODB root mapping.
 ROOT_KEY = 'linksync'
@@ -19,7 +20,8 @@ ROOT_KEY = 'linksync'
 class LinkSync(persistent.Persistent):
     """The root of everything the server stores."""
 
-    #: Bumped when the stored layout changes; see linksync.server.configure.
+    #: The generation of the stored data (linksync.server.model.generations);
+    #: a database of the versions before generations has none: 0.
     generation = 0
 
     def __init__(self):
@@ -51,5 +53,6 @@ def ensure_app(connection):
     app = root.get(ROOT_KEY)
     if app is None:
         app = root[ROOT_KEY] = LinkSync()
+        app.generation = GENERATION     # new: nothing to bring up
     parts.install(app)
     return app

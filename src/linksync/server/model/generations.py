@@ -1,0 +1,139 @@
+"""Generations of the stored data: the steps that bring an old database up.
+
+A database records the generation of its data (``LinkSync.generation``);
+when a database of an earlier generation opens for writing,
+:func:`evolve` runs the steps from its generation to :data:`GENERATION`,
+each in transactions of its own, and records the new generation last. A
+step is idempotent: should the server stop halfway, the next start runs it
+again and it finds what is left to do. A new database starts at
+:data:`GENERATION`; a read-only one is served as it is.
+
+Generation 1: URLs are keyed by today's normal form
+(linksync.urlnorm). Earlier versions kept dot segments (``/a/../b``), so
+a database they wrote may hold a URL under a key no client's spelling
+normalises to any more. Each such URL moves to its key of today: its
+clients are registered under the new key with the spellings they used
+(they get states reported under those spellings as before), it keeps its
+state, reason, time of the last check and of the last state change, its
+history and its place in the schedule; if the new key was registered
+already (a client spelled the URL the other way), the two merge and the
+URL that was checked under the new key keeps its results. To the change
+track this is what it is: the old key unregistered, the new one
+registered with its state. Keys that today's rules refuse outright (a
+server URL without a host, ``http:///x``) have no new key: they stay,
+the checker reports them 'unsupported protocol: no host in the URL', and
+clients still find them by their spelling
+(urlnorm.normalize_previous).
+"""
+
+import logging
+import time
+
+import zope.event
+
+from linksync import urlnorm
+from linksync.server.model import events, registration
+
+log = logging.getLogger(__name__)
+
+#: The generation of the data this version writes.
+GENERATION = 1
+
+#: URLs moved per transaction (each move touches a few dozen objects).
+RENAME_BATCH = 200
+
+#: Keys read between two collections of the connection's cache, so that a
+#: scan of millions of keys holds a few buckets in memory, not the index.
+SCAN_GC_EVERY = 10_000
+
+
+def evolve(session, now=None):
+    """Bring the database of `session` to GENERATION; returns what each
+    step did ({step name: count}, empty when nothing was to do)."""
+    done = {}
+    generation = session.read(lambda app: app.generation)
+    if generation >= GENERATION:
+        return done
+    now = time.time() if now is None else now
+    if generation < 1:
+        done['rekey'] = rekey(session, now)
+    session.run(_set_generation, GENERATION)
+    log.info('the database moved from generation %d to %d: %s',
+             generation, GENERATION, done)
+    return done
+
+
+def _set_generation(app, generation):
+    if app.generation < generation:
+        app.generation = generation
+
+
+def rekey(session, now):
+    """Move every URL stored under a key that is not its normal form of
+    today; returns how many moved."""
+    pairs = session.read(outdated_keys)
+    for start in range(0, len(pairs), RENAME_BATCH):
+        session.run(_rename_all, pairs[start:start + RENAME_BATCH], now)
+    if pairs:
+        log.info('%d URLs moved to their keys of today', len(pairs))
+    return len(pairs)
+
+
+def outdated_keys(app):
+    """[(stored key, key of today)] of the URLs stored under a key that
+    today's rules normalise to another one."""
+    pairs = []
+    jar = app._p_jar
+    normalize = urlnorm.normalize
+    for count, key in enumerate(app.urls.keys(), 1):
+        try:
+            norm = normalize(key)
+        except urlnorm.InvalidURL:
+            continue        # no key of today; found by normalize_previous
+        if norm != key:
+            pairs.append((key, norm))
+        if count % SCAN_GC_EVERY == 0 and jar is not None:
+            jar.cacheGC()
+    return pairs
+
+
+def _rename_all(app, pairs, now):
+    for old, new in pairs:
+        rename(app, old, new, now)
+
+
+def rename(app, old, new, now):
+    """Move the URL stored under the key `old` to the key `new`."""
+    provider = app.urls
+    url = provider.get_normalized(old)
+    if url is None:
+        return None         # moved already
+    target = provider.get_normalized(new)
+    fresh = target is None
+    due = url.next_check
+    registrations = []
+    for client_id in sorted(url.clients):
+        client = app.clients.get(client_id)
+        if client is None:
+            url._remove_client(client_id, now)   # a dangling entry
+            continue
+        registrations.append((client, list(client.spellings(old))))
+        client.unregister_urls([url], now)
+    provider.remove(old)
+    if fresh:
+        target = provider.add_normalized(new, now)
+    for client, spellings in registrations:
+        registration.register_normalized(client, {new: spellings}, now,
+                                         add_spellings=True)
+    app.history.rename(old, new)
+    if fresh:
+        if url.state is not None:
+            target.state = url.state
+            target.reason = url.reason
+            target.last_check = url.last_check
+            target.last_state_change = url.last_state_change
+            zope.event.notify(events.URLStateChanged(
+                target, None, now, renamed_from=old))
+        if due is not None and target.clients:
+            app.schedule.reschedule(target, due)
+    return target
