@@ -416,3 +416,53 @@ def test_notify_all_is_notify_for_each_event():
     finally:
         zope.event.subscribers.remove(calls.append)
     assert calls == ['one', 'two']
+
+
+def test_sessions_kept_current_catch_up_with_the_others_commits(database):
+    # A part that waits holds the view of its last transaction, and ZODB
+    # remembers for it the id of every object committed since; catching
+    # up begins a transaction on it when there is something to see.
+    idle = database.session(kept_current=True)
+    other = database.session()
+    busy = database.session(kept_current=True)
+    try:
+        add_client(other, 'fred')
+        assert idle.read(lambda app: sorted(app.clients.keys())) == ['fred']
+        long = busy.long_transaction()
+        seen = long.unit(lambda app: sorted(app.clients.keys()))
+        assert seen == ['fred']
+        add_client(other, 'wilma')
+        app = idle.connection.root()['linksync']
+        # Without a new transaction the session sees the old data...
+        assert sorted(app.clients.keys()) == ['fred']
+        database.catch_up()
+        # ... after catching up, the new commit.
+        assert sorted(app.clients.keys()) == ['fred', 'wilma']
+        before = idle.tm.get()
+        database.catch_up()
+        assert idle.tm.get() is before      # nothing new: nothing begun
+        # A long transaction keeps its view.
+        assert long.unit(lambda app: sorted(app.clients.keys())) == ['fred']
+        long.abort()
+    finally:
+        idle.close()
+        other.close()
+        busy.close()
+
+
+def test_the_server_catches_its_parts_up_every_second(tmp_path):
+    from twisted.internet import task
+
+    from linksync import testing
+    clock = task.Clock()
+    server = testing.ServerFixture(data=str(tmp_path / 'var'),
+                                   clock=clock).start()
+    try:
+        syncer_session = server.service.getServiceNamed('syncer').session
+        app = syncer_session.read(lambda app: app)
+        server.register_client('fred')
+        assert 'fred' not in app.clients
+        clock.advance(1)
+        assert 'fred' in app.clients
+    finally:
+        server.stop()

@@ -299,7 +299,7 @@ class AgentService(service.Service):
     def startService(self):
         super().startService()
         self._stopping = False
-        self.session = self.server.database.session()
+        self.session = self.server.database.session(kept_current=True)
         now = self.server.clock.seconds()
         added, removed = self.session.run(ensure_client_agents, now)
         if added or removed:

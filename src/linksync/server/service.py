@@ -19,7 +19,7 @@ by the IServerPart factory linksync.server.configure registered for it:
 import gc
 
 import zope.component
-from twisted.application import service
+from twisted.application import internet, service
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -40,6 +40,10 @@ from linksync.xmlrpc.resource import DEFAULT_MAX_ANSWER_BYTES, XMLRPCResource
 
 log = Logger()
 
+#: How often the sessions of the server's parts catch up with the commits
+#: of the others (Database.catch_up).
+CATCH_UP_SECONDS = 1.0
+
 
 class APIService(web.ListeningService):
     """Serves the XML-RPC API and the web pages on an endpoint."""
@@ -55,7 +59,7 @@ class APIService(web.ListeningService):
     def startService(self):
         super().startService()
         server = self.server
-        self.session = server.database.session()
+        self.session = server.database.session(kept_current=True)
         # One access policy for the pages and the links getInfoFrameURL
         # hands out.
         public_url = server.settings.public_url or ''
@@ -209,6 +213,12 @@ class LinkSyncService(service.MultiService):
         self.database = self.open_database()
         for role, factory in parts:
             factory(self).setServiceParent(self)
+        # The parts' sessions see the others' commits every second, idle
+        # or not (see Database.catch_up).
+        catch_up = internet.TimerService(CATCH_UP_SECONDS,
+                                         self.database.catch_up)
+        catch_up.clock = self.clock
+        catch_up.setServiceParent(self)
         if getattr(self.settings, 'metrics_listen', None):
             MetricsService(self).setServiceParent(self)
         super().startService()

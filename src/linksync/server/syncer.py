@@ -618,7 +618,7 @@ class SyncerService(service.Service):
     def startService(self):
         super().startService()
         server = self.server
-        self.session = server.database.session()
+        self.session = server.database.session(kept_current=True)
         self.syncer = Syncer.from_settings(self.session, server.clock,
                                            server.reactor, server.secret,
                                            server.settings,

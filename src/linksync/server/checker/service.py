@@ -337,7 +337,7 @@ class CheckerService(service.Service):
         super().startService()
         server = self.server
         settings = server.settings
-        self.session = server.database.session()
+        self.session = server.database.session(kept_current=True)
         self.checker = checker_module.Checker(
             settings, server.reactor, server.clock,
             resolver=getattr(server, 'resolver', None),
