@@ -184,8 +184,9 @@ def peak_memory_mib(pid):
 
 
 class Server:
-    def __init__(self, kind, workdir):
+    def __init__(self, kind, workdir, serve_args=()):
         self.kind = kind
+        self.serve_args = list(serve_args)
         self.port = free_port()
         self.workdir = workdir
 
@@ -195,7 +196,8 @@ class Server:
             self.log = open(os.path.join(self.workdir, 'serve.log'), 'a')
             cmd = [sys.executable, '-m', 'linksync.cli', 'serve', '--data',
                    data, '--secret', SECRET, '--listen',
-                   'tcp:%d:interface=127.0.0.1' % self.port]
+                   'tcp:%d:interface=127.0.0.1' % self.port] + \
+                self.serve_args
         else:
             self.log = subprocess.DEVNULL
             cmd = [sys.executable, os.path.abspath(__file__),
@@ -321,7 +323,7 @@ def _plural(n):
 
 
 def calls_scenario(kind, args, workdir, concurrency):
-    with Server(kind, workdir) as server:
+    with Server(kind, workdir, args.serve_args if kind == "linksync" else ()) as server:
         if kind == 'floor':
             clients = [('client0', 'password-of-client-0')]
         else:
@@ -335,7 +337,7 @@ def calls_scenario(kind, args, workdir, concurrency):
 
 
 def ingest_scenario(kind, args, workdir, concurrency):
-    with Server(kind, workdir) as server:
+    with Server(kind, workdir, args.serve_args if kind == "linksync" else ()) as server:
         clients = register_clients(server.port, concurrency)
         # The server's CPU time for the ingest alone: what it would take
         # on a core of its own, whatever else the machine runs.
@@ -387,6 +389,9 @@ def main():
                         type=lambda text: [int(n) for n in text.split(',')],
                         metavar='N,N', help='the concurrent clients of '
                         'each ingest scenario (default 1,50)')
+    parser.add_argument('--serve-args', default='', type=str.split,
+                        metavar='"ARGS"', help='further options of '
+                        '`linksync serve` (e.g. "--cache-mib 64")')
     parser.add_argument('--baseline-server', type=int, metavar='PORT',
                         help=argparse.SUPPRESS)
     parser.add_argument('--floor-server', type=int, metavar='PORT',
