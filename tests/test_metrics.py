@@ -1,5 +1,7 @@
 """What the parts of the server record into its metrics (GET /metrics)."""
 
+import re
+
 import pytest
 from twisted.internet import task
 
@@ -32,6 +34,20 @@ def test_gauges_are_read_at_scrape_time_and_replaced_when_declared_again():
     assert metrics.read('linksync_thing') == 20
     assert metrics.read('linksync_broken') is None
     assert metrics.read('linksync_nothing') is None
+
+
+def test_counts_kept_elsewhere_are_served_as_counters():
+    metrics = Metrics()
+    counts = {'committed': 3, 'conflict': 0}
+    metrics.counter('linksync_things', 'Things done',
+                    lambda: {(k,): v for k, v in counts.items()},
+                    labels=('outcome',))
+    counts['conflict'] = 1
+    text = metrics.exposition().decode()
+    assert re.search(r'^# TYPE linksync_things(_total)? counter$', text,
+                     re.MULTILINE)
+    assert 'linksync_things_total{outcome="committed"} 3.0' in text
+    assert 'linksync_things_total{outcome="conflict"} 1.0' in text
 
 
 def test_the_check_rate_covers_the_last_five_minutes():
@@ -168,6 +184,15 @@ def test_a_checker_worker_serves_the_metrics_of_its_checks(tmp_path):
     assert samples(checker.metrics_url, 'linksync_check_queue') == [
         'linksync_check_queue 0.0']
     assert samples(api.base_url + '/metrics', 'linksync_checks_total') == []
+    # Each process counts the transactions of its own sessions: the
+    # checker stored its results in at least one.
+    committed = [line for line in samples(
+        checker.metrics_url, 'linksync_database_transactions_total')
+        if 'outcome="committed"' in line]
+    assert len(committed) == 1
+    assert float(committed[0].split()[-1]) >= 1
+    assert checker.service.database.transactions['committed'] == \
+        float(committed[0].split()[-1])
     assert samples(api.base_url + '/metrics', 'linksync_clients') == [
         'linksync_clients 1.0']
     # Only the metrics are on that port.

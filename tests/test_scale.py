@@ -267,8 +267,13 @@ def test_concurrent_changes_are_merged_or_retried_never_lost(kind, tmp_path):
         _record(app, urls[1], states.UNAVAILABLE, 3)
         if len(attempts) == 1:
             b.run(_record, urls[2], states.UNAVAILABLE, 3)
+    before = dict(first.transactions)
     a.run(checked_too)
     assert len(attempts) == 2
+    # Each process counts its own: the retried conflict, then the commit.
+    assert first.transactions == {
+        'committed': before['committed'] + 1,
+        'conflict': before['conflict'] + 1}
 
     def look(app):
         provider = zope.component.getUtility(IURLProvider)

@@ -72,6 +72,12 @@ class Database:
         # never moves lastTransaction() by itself: reads must begin one.
         self.polls = ZODB.interfaces.IMVCCStorage.providedBy(storage)
         self._kept_current = weakref.WeakSet()
+        #: Transactions of this process's sessions so far, by outcome:
+        #: ``committed`` (those that changed something) and ``conflict``
+        #: (aborted by a conflict with another writer, or another
+        #: transient error; :meth:`Session.run` retries them). Served as
+        #: ``linksync_database_transactions_total`` in /metrics.
+        self.transactions = {'committed': 0, 'conflict': 0}
         if create and not self.read_only:
             session = self.session()
             try:
@@ -157,7 +163,18 @@ class Session:
             if self.database.read_only:
                 self.tm.abort()
             else:
+                # ZODB keeps no public count of the objects a connection
+                # changed; a transaction that changed none writes no
+                # record and is not counted.
+                changed = bool(self.connection._registered_objects)
                 self.tm.commit()
+                if changed:
+                    self.database.transactions['committed'] += 1
+        except TransientError:
+            self.tm.abort()
+            self._fresh_at = None
+            self.database.transactions['conflict'] += 1
+            raise
         except BaseException:
             self.tm.abort()
             self._fresh_at = None
@@ -327,9 +344,14 @@ class LongTransaction:
         try:
             with self._site():
                 self.session.tm.commit()
+        except TransientError:
+            self._abort()
+            self.session.database.transactions['conflict'] += 1
+            raise
         except BaseException:
             self._abort()
             raise
+        self.session.database.transactions['committed'] += 1
         self.session.long_transaction_open = None
 
     def abort(self):

@@ -219,6 +219,13 @@ class LinkSyncService(service.MultiService):
                                          self.database.catch_up)
         catch_up.clock = self.clock
         catch_up.setServiceParent(self)
+        self.metrics.counter(
+            'linksync_database_transactions',
+            'Transactions of this process, by outcome (committed, or '
+            'aborted by a conflict and retried)',
+            lambda: {(outcome,): n for outcome, n in
+                     self.database.transactions.items()},
+            labels=('outcome',))
         if getattr(self.settings, 'metrics_listen', None):
             MetricsService(self).setServiceParent(self)
         super().startService()

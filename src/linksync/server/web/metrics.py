@@ -20,7 +20,10 @@ What records what:
   and ``linksync_sync_duration_seconds``;
 * the agents service (linksync.server.notifier): ``linksync_notifications_sent``
   and the gauge ``linksync_agent_lag_seconds`` (agent);
-* the API part, gauges: ``linksync_urls`` (state), ``linksync_clients``.
+* the API part, gauges: ``linksync_urls`` (state), ``linksync_clients``;
+* the server, whatever its roles: ``linksync_database_transactions``
+  (outcome: ``committed``, or ``conflict`` for those a conflict with
+  another writer aborted and the part retried), its sessions' counts.
 
 A process without the ``api`` role serves its metrics with
 :class:`MetricsService` on ``--metrics-listen``.
@@ -43,7 +46,7 @@ import ipaddress
 
 from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry,
                                Counter, Gauge, Histogram, generate_latest)
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from twisted.logger import Logger
 from twisted.web import pages, resource, server
 
@@ -105,7 +108,14 @@ class Metrics:
         tuple: number}. Declaring a gauge again (a part restarted) replaces
         it.
         """
-        self._gauges[name] = (documentation, read, tuple(labels))
+        self._gauges[name] = (documentation, read, tuple(labels),
+                              GaugeMetricFamily)
+
+    def counter(self, name, documentation, read, labels=()):
+        """Expose a count kept elsewhere, read at scrape time (as
+        :meth:`gauge`; served as the counter ``NAME_total``)."""
+        self._gauges[name] = (documentation, read, tuple(labels),
+                              CounterMetricFamily)
 
     def read(self, name):
         """The current value of gauge `name` (as its `read()` gives it), or
@@ -155,13 +165,12 @@ class _Callbacks:
 
     def collect(self):
         for name, gauge in list(self.gauges.items()):
-            documentation, read, labels = gauge
+            documentation, read, labels, kind = gauge
             try:
                 value = read()
             except Exception:
                 continue  # a part that is not running has nothing to say
-            family = GaugeMetricFamily(name, documentation,
-                                       labels=list(labels) or None)
+            family = kind(name, documentation, labels=list(labels) or None)
             if labels:
                 for key, number in sorted(value.items()):
                     family.add_metric(list(key), number)
