@@ -101,11 +101,30 @@ def bench_pick(count=200_000, hosts=1000, workers=4, take=10_000):
 
 # -- 2. end to end ------------------------------------------------------------------------
 
-def cpu_seconds(pid):
-    """User + system CPU seconds of a process so far."""
+def _stat(pid):
     with open('/proc/%d/stat' % pid) as f:
-        fields = f.read().rsplit(')', 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+        return f.read().rsplit(')', 1)[1].split()
+
+
+def cpu_seconds(pid, children=False):
+    """User + system CPU seconds of a process so far; with `children`,
+    with those of its children: the live ones', and the exited ones' it
+    reaped (PostgreSQL runs a process per connection)."""
+    tick = os.sysconf('SC_CLK_TCK')
+    fields = _stat(pid)
+    total = int(fields[11]) + int(fields[12])
+    if children:
+        total += int(fields[13]) + int(fields[14])
+        for name in os.listdir('/proc'):
+            if not name.isdigit():
+                continue
+            try:
+                child = _stat(int(name))
+            except OSError:
+                continue  # gone meanwhile
+            if int(child[1]) == pid:
+                total += sum(int(v) for v in child[11:15])
+    return total / tick
 
 
 def machine_ticks():
@@ -114,6 +133,37 @@ def machine_ticks():
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + values[4]
     return sum(values) - idle, sum(values)
+
+
+def received_from(port, pids):
+    """Bytes the processes `pids` received so far on their open TCP
+    connections to local port `port` (the kernel's tcp_info, by ss):
+    what the storage server sent them. {(pid, local address): bytes}."""
+    import re
+    import subprocess
+    out = subprocess.run(
+        ['ss', '-tinpH', 'state', 'established', '( dport = :%d )' % port],
+        capture_output=True, text=True, check=True).stdout
+    found = {}
+    for entry in re.split(r'\n(?=\S)', out):
+        pid = re.search(r'pid=(\d+)', entry)
+        got = re.search(r'bytes_received:(\d+)', entry)
+        if pid and int(pid.group(1)) in pids:
+            local = entry.split()[2]
+            found[int(pid.group(1)), local] = int(got.group(1)) if got else 0
+    return found
+
+
+def transactions(url):
+    """(committed, conflicts) a process reports at its /metrics `url`."""
+    from linksync import testing
+    counts = {'committed': 0.0, 'conflict': 0.0}
+    for line in testing.fetch(url).text.splitlines():
+        if line.startswith('linksync_database_transactions_total{'):
+            for outcome in counts:
+                if 'outcome="%s"' % outcome in line:
+                    counts[outcome] = float(line.split()[-1])
+    return counts['committed'], counts['conflict']
 
 
 def register(db, urls, batch=None):
@@ -150,89 +200,170 @@ def check_span(session, before):
     return session.read(span)
 
 
-def run_workers(count, urls, workdir, delay):
+class StorageServer:
+    """A fresh ZEO server or PostgreSQL database for one run: the
+    options that name it, its port and the CPU it used so far."""
+
+    def __init__(self, kind, workdir):
+        from linksync import testing
+        from linksync.server import storage
+        self.kind = kind
+        if kind == 'zeo':
+            self.data = tempfile.mkdtemp(prefix='zeo-', dir=workdir)
+            self.server = testing.zeo_server(self.data)
+            self.args = ['--zeo', self.server.address]
+            self.port = int(self.server.address.rsplit(':', 1)[1])
+            self.pid = self.server.process.pid
+            self.open = lambda: storage.open_storage(
+                zeo=self.server.address)
+        else:
+            self.data = None
+            self.server = testing.PostgreSQLServer().start()
+            self.args = ['--storage', self.server.dsn]
+            self.port = self.server.port
+            with open(os.path.join(self.server.dir, 'data',
+                                   'postmaster.pid')) as f:
+                self.pid = int(f.readline())
+            self.open = lambda: storage.open_storage(dsn=self.server.dsn)
+
+    def cpu(self):
+        return cpu_seconds(self.pid, children=self.kind != 'zeo')
+
+    def stop(self):
+        self.server.stop()
+        if self.data:
+            shutil.rmtree(self.data, ignore_errors=True)
+
+
+def run_workers(kind, count, urls, workdir, delay, show_conflicts=False):
     from linksync import testing
-    from linksync.server import database, storage
+    from linksync.server import database
     from linksync.server.configure import configure
     configure()
-    data = tempfile.mkdtemp(prefix='zeo-', dir=workdir)
-    zeo = testing.zeo_server(data)
-    db = database.Database(storage.open_storage(zeo=zeo.address))
+    store = StorageServer(kind, workdir)
+    db = database.Database(store.open())
     register(db, urls[:1])  # the client; the workers check it at once
     session = db.session()
-    workers = []
+    api_port = testing.free_port()
+    api = testing.Command(
+        'serve', '--role', 'api', *store.args, '--data',
+        tempfile.mkdtemp(prefix='api-', dir=workdir), '--listen',
+        'tcp:%d:interface=127.0.0.1' % api_port, '--secret', 'bench',
+        ready='listening on')
+    workers, metrics = [], ['http://127.0.0.1:%d/metrics' % api_port]
     for index in range(1, count + 1):
+        port = testing.free_port()
+        metrics.append('http://127.0.0.1:%d/metrics' % port)
         workers.append(testing.Command(
             'serve', '--role', 'checker', '--worker', '%d/%d' % (
-                index, count), '--zeo', zeo.address, '--allow-network',
+                index, count), *store.args, '--allow-network',
             '127.0.0.0/8', '--per-host-delay', str(delay),
-            '--dns-server', '127.0.0.1:9'))
-    for worker in workers:
-        worker.start()
+            '--dns-server', '127.0.0.1:9', '--metrics-listen',
+            'tcp:%d:interface=127.0.0.1' % port,
+            *(['--log-level', 'debug'] if show_conflicts else [])))
+    for process in [api] + workers:
+        process.start()
     while unchecked(session):
         time.sleep(0.1)
     # Every worker runs: the URLs come in one transaction, seen by all
     # workers at once.
     register(db, urls[1:])
-    t0 = time.monotonic()
-    busy0, total0 = machine_ticks()
-    cpu0 = {w: cpu_seconds(w.process.pid) for w in workers}
-    zeo_cpu0 = cpu_seconds(zeo.process.pid)
+    pids = {p.process.pid for p in [api] + workers}
+
+    def snapshot():
+        return {
+            'time': time.monotonic(), 'machine': machine_ticks(),
+            'workers': sum(cpu_seconds(w.process.pid) for w in workers),
+            'api': cpu_seconds(api.process.pid), 'storage': store.cpu(),
+            'received': received_from(store.port, pids),
+            'transactions': [transactions(url) for url in metrics]}
+    before = snapshot()
     while unchecked(session):
-        time.sleep(0.25)
-    wall = time.monotonic() - t0
-    busy1, total1 = machine_ticks()
+        time.sleep(0.5)
+    after = snapshot()
+    checks = len(urls) - 1
+    wall = after['time'] - before['time']
+    busy = [a - b for a, b in zip(after['machine'], before['machine'])]
+    committed = sum(a[0] - b[0] for a, b in zip(after['transactions'],
+                                                before['transactions']))
+    conflicts = sum(a[1] - b[1] for a, b in zip(after['transactions'],
+                                                before['transactions']))
+    # A connection opened during the run counts from nothing.
+    sent = sum(n - before['received'].get(key, 0)
+               for key, n in after['received'].items())
     result = {
-        'workers': count, 'wall': wall, 'rate': (len(urls) - 1) / wall,
-        'worker_cpu': sum(cpu_seconds(w.process.pid) - cpu0[w]
-                          for w in workers),
-        'zeo_cpu': cpu_seconds(zeo.process.pid) - zeo_cpu0,
-        'busy': (busy1 - busy0) / max(total1 - total0, 1),
+        'storage': kind, 'workers': count, 'wall': wall,
+        'rate': checks / wall, 'busy': busy[0] / max(busy[1], 1),
+        'cpu': {part: (after[part] - before[part]) / checks
+                for part in ('workers', 'api', 'storage')},
+        'commits': committed, 'conflicts': conflicts,
+        'sent': sent / checks,
     }
     first, last = check_span(session, urls[0])
-    result['steady_rate'] = (len(urls) - 1) / max(last - first, 1e-9)
+    result['steady_rate'] = checks / max(last - first, 1e-9)
     session.close()
     db.close()
-    for worker in workers:
-        if worker.stop() != 0:
-            raise SystemExit('a worker failed:\n' + worker.text)
-    zeo.stop()
+    failed = [p for p in workers + [api] if p.stop() != 0]
+    if show_conflicts:
+        for worker in workers:
+            for line in worker.lines:
+                if 'retrying' in line:
+                    print('   worker %s: %s' % (
+                        worker.args[3], line.strip()[:300]))
+    store.stop()
     testing.cleanup()
-    shutil.rmtree(data, ignore_errors=True)
+    if failed:
+        raise SystemExit('a process failed:\n' + failed[0].text)
     return result
 
 
-EXPLANATION = """\
-What limits it: a check cost the workers %(worker).2f ms of CPU and the ZEO
-server %(zeo).2f ms (1 worker's run), plus nginx's share. A worker is one
-Python process: it uses one core at most, about %(one).0f checks/s. N
-workers can use N cores, but there are %(cores)d here, shared with the ZEO
-server, nginx and this benchmark (and with whatever else ran: see "machine
-busy before"), so %(cores)d / (%(worker).2f + %(zeo).2f) ms = %(all).0f checks/s at
-the very most; past %(cores)d workers, more only add processes that compete
-for the same cores. With %(last_n)d workers a check cost the workers
-%(last_worker).2f ms and ZEO %(last_zeo).2f ms: what more workers add on top is
-their competition for the cores and, likely (not measured here), result
-batches that conflict on what all workers share (the change track's
-buckets, the counts of failures) and are retried whole. On a bigger
-machine the checks/s grow with the cores until the ZEO server, one
-process, fills its own core: about %(zeo_max).0f checks/s at %(zeo).2f ms each."""
+def summary(rows):
+    """What the table says, per storage: CPU per check against one
+    worker's, and the conflicts."""
+    lines = []
+    for kind in sorted({r['storage'] for r in rows}):
+        own = [r for r in rows if r['storage'] == kind]
+        base = own[0]
+        total = sum(base['cpu'].values())
+        for r in own[1:]:
+            lines.append(
+                '   %s, %d workers: %.2fx the CPU per check of %d (all '
+                'processes), %.1f conflicts per 1,000 commits' % (
+                    kind, r['workers'], sum(r['cpu'].values()) / total,
+                    base['workers'],
+                    1000 * r['conflicts'] / max(r['commits'], 1)))
+    return '\n'.join(lines)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--urls', type=int, default=20_000)
-    parser.add_argument('--hosts', type=int, default=1000)
+    parser.add_argument('--urls', type=int, default=10_000)
+    parser.add_argument('--hosts', type=int, default=100)
     parser.add_argument('--workers', default='1,2,4',
                         help='worker counts to run (comma list)')
-    parser.add_argument('--per-host-delay', type=float, default=0.1)
-    parser.add_argument('--repeat', type=int, default=2,
-                        help='runs per worker count (the best is shown: '
-                             'other work on the machine only slows down)')
+    parser.add_argument('--storages', default='zeo,postgresql',
+                        help='shared databases to run on (comma list of '
+                             'zeo, postgresql)')
+    parser.add_argument('--per-host-delay', type=float, default=0.25,
+                        help='politeness: with --hosts, the offered load '
+                             '(hosts / delay checks per second)')
+    parser.add_argument('--repeat', type=int, default=1,
+                        help='runs per worker count (the one of least CPU '
+                             'per check is shown)')
+    parser.add_argument('--show-conflicts', action='store_true',
+                        help="print the workers' conflicts (they log at "
+                             "level debug)")
     parser.add_argument('--skip-pick', action='store_true',
                         help='skip part 1 (finding the due work)')
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.workers.split(',')]
+    kinds = [k for k in args.storages.split(',') if k]
+    if 'postgresql' in kinds:
+        from linksync import testing
+        reason = testing.PostgreSQLServer.unavailable()
+        if reason:
+            print('no PostgreSQL here (%s): ZEO only' % reason)
+            kinds.remove('postgresql')
     if not args.skip_pick:
         bench_pick()
         print()
@@ -245,39 +376,45 @@ def main(argv=None):
     hosts = host_addresses(args.hosts)
     port = free_port()
     stop_nginx = start_nginx(hosts, port, os.path.join(workdir, 'nginx'))
+    rows = []
     try:
         urls = url_list(args.urls, hosts, port)
         print('2. %d URLs on %d hosts (nginx on 127.0.x.y), '
-              '--per-host-delay %g, ZEO:' % (len(urls), len(hosts),
-                                             args.per_host_delay))
-        print('   (best of %d runs each; CPU: milliseconds per check, of '
-              'the workers and of the ZEO server)' % args.repeat)
-        print('   %7s %8s %9s %9s %8s %10s %8s %6s' % (
-            'workers', 'wall s', 'checks/s', 'steady/s', 'speedup',
-            'worker cpu', 'zeo cpu', 'busy'))
-        base = first = None
-        for count in counts:
-            r = max((run_workers(count, urls, workdir, args.per_host_delay)
-                     for _ in range(args.repeat)), key=lambda r: r['rate'])
-            base = base or r['rate']
-            first = first or r
-            last = r
-            print('   %7d %8.1f %9.0f %9.0f %7.2fx %7.2f ms %5.2f ms %5.0f%%'
-                  % (count, r['wall'], r['rate'], r['steady_rate'],
-                     r['rate'] / base,
-                     1000 * r['worker_cpu'] / (len(urls) - 1),
-                     1000 * r['zeo_cpu'] / (len(urls) - 1), 100 * r['busy']),
-                  flush=True)
+              '--per-host-delay %g: at most %.0f checks/s offered' % (
+                  len(urls), len(hosts), args.per_host_delay,
+                  len(hosts) / args.per_host_delay))
+        print('   CPU in ms per check, of the checker workers, of the API '
+              'process and of the')
+        print('   storage server (ZEO; PostgreSQL with its backends); '
+              'conflicts per 1,000 commits')
+        print('   of the workers and the API; bytes the storage server '
+              'sent them per check')
+        print('   %-10s %7s %8s %9s %9s %8s %7s %7s %7s %9s %9s %5s' % (
+            'storage', 'workers', 'wall s', 'checks/s', 'steady/s',
+            'workers', 'api', 'storage', 'total', 'conflicts', 'bytes',
+            'busy'))
+        for kind in kinds:
+            for count in counts:
+                r = min((run_workers(kind, count, urls, workdir,
+                                     args.per_host_delay,
+                                     args.show_conflicts)
+                         for _ in range(args.repeat)),
+                        key=lambda r: sum(r['cpu'].values()))
+                rows.append(r)
+                cpu = r['cpu']
+                print('   %-10s %7d %8.1f %9.0f %9.0f %8.2f %7.2f %7.2f '
+                      '%7.2f %9.1f %9.0f %4.0f%%' % (
+                          kind, count, r['wall'], r['rate'],
+                          r['steady_rate'], 1000 * cpu['workers'],
+                          1000 * cpu['api'], 1000 * cpu['storage'],
+                          1000 * sum(cpu.values()),
+                          1000 * r['conflicts'] / max(r['commits'], 1),
+                          r['sent'], 100 * r['busy']), flush=True)
+                if args.show_conflicts:
+                    print('   (%d commits, %d conflicts)' % (
+                        r['commits'], r['conflicts']))
         print()
-        worker = 1000 * first['worker_cpu'] / (len(urls) - 1)
-        zeo = 1000 * first['zeo_cpu'] / (len(urls) - 1)
-        print(EXPLANATION % {
-            'cores': os.cpu_count(), 'worker': worker, 'zeo': zeo,
-            'one': 1000 / worker, 'all': 1000 * os.cpu_count() / (
-                worker + zeo), 'zeo_max': 1000 / max(zeo, 1e-6),
-            'last_n': last['workers'],
-            'last_worker': 1000 * last['worker_cpu'] / (len(urls) - 1),
-            'last_zeo': 1000 * last['zeo_cpu'] / (len(urls) - 1)})
+        print(summary(rows))
     finally:
         stop_nginx()
         shutil.rmtree(workdir, ignore_errors=True)
