@@ -156,7 +156,7 @@ def test_a_move_interrupted_halfway_is_finished_by_the_next_start(
     session.run(lambda app: generations.rename(app, DOTTED, TODAY, 3000))
     assert session.read(generations.outdated_keys) == [(MERGED_OLD, MERGED)]
     assert session.read(lambda app: app.generation) == 0
-    assert generations.evolve(session, now=3000) == {'rekey': 1}
+    assert generations.evolve(session, now=3000) == {'rekey': 1, 'schedule fields': 0}
     assert generations.evolve(session) == {}
     session.close()
     database.close()
@@ -255,6 +255,81 @@ def test_a_dotted_spelling_registered_after_the_move_lands_on_todays_key(
             registration.register(client, [DOTTED], now=4000)
             return sorted(client.url_keys())
         assert session.run(register) == [TODAY, MERGED]
+    finally:
+        session.close()
+        database.close()
+
+
+def test_failures_and_awaited_confirmations_move_onto_their_urls(
+        tmp_path, monkeypatch):
+    """Earlier versions kept a URL's temporary failures in a row and the
+    failing state awaiting its confirmation in trees of the schedule; they
+    move onto the URLs, in bounded transactions, and the trees go."""
+    from BTrees.OOBTree import OOBTree
+    path = str(tmp_path / 'fields.fs')
+    database = Database(FileStorage(path))
+    session = database.session()
+    flaky, failing, dotted = ('http://a.example/flaky', 'http://b.example/ok',
+                              'http://c.example/x/../t')
+    others = ['http://d.example/%d' % i for i in range(5)]
+
+    def build(app):
+        del app.generation
+        fred = app.clients.add(Client('fred', 'http://127.0.0.1:9/', 'Fred',
+                                      'fred@example.com', 'fred-pw'))
+        registration.register_normalized(
+            fred, {u: [u] for u in [flaky, failing, dotted] + others},
+            now=1000)
+        for url in [flaky, dotted] + others:
+            app.urls.get_normalized(url).set_result(
+                states.TEMPORARY, 'connection refused', 2000)
+        app.urls.get_normalized(failing).set_result(states.OK, '200', 2000)
+        # As those versions kept them (one entry of a URL removed since).
+        app.schedule._failures = OOBTree(
+            {flaky: 3, dotted: 2, 'http://gone.example/': 4,
+             **{u: 1 for u in others}})
+        app.schedule._pending = OOBTree({failing: states.UNAVAILABLE})
+    session.run(build)
+    session.close()
+    database.close()
+
+    monkeypatch.setattr(generations, 'MOVE_BATCH', 3)
+    storage = FileStorage(path)
+    before = storage.lastTransaction()
+    database = Database(storage)
+    session = database.session()
+    try:
+        # The rekey; 8 failures and 1 confirmation, 3 a transaction: 3
+        # moves; the generation.
+        assert len(list(storage.iterator(before))[1:]) == 1 + 3 + 1
+
+        def look(app):
+            get = app.urls.get_normalized
+            return (app.generation,
+                    [(get(u).failures, get(u).pending) for u in (
+                        flaky, failing, 'http://c.example/t', others[0])],
+                    '_failures' in app.schedule.__dict__,
+                    '_pending' in app.schedule.__dict__)
+        assert session.read(look) == (
+            generations.GENERATION,
+            [(3, None), (0, states.UNAVAILABLE), (2, None), (1, None)],
+            False, False)
+
+        # The back-off goes on from there; the confirmation publishes.
+        from linksync.server.model.due import Timing
+        timing = Timing(temporary=100, recheck=10**6)
+
+        def check(app):
+            get = app.urls.get_normalized
+            app.schedule.record(get(flaky), states.TEMPORARY, 'refused',
+                                3000, timing)
+            app.schedule.record(get(failing), states.UNAVAILABLE, '404',
+                                3000, timing)
+            return (get(flaky).failures, get(flaky).next_check,
+                    get(failing).state, get(failing).pending)
+        assert session.run(check) == (4, 3000 + 100 * 2 ** 3,
+                                      states.UNAVAILABLE, None)
+        assert generations.evolve(session) == {}
     finally:
         session.close()
         database.close()

@@ -176,6 +176,28 @@ def test_the_database_holds_what_the_old_server_left(data):
     assert server.read(MAKER.trend_records) == EXPECTED['trends']
 
 
+def test_the_back_off_of_temporary_failures_is_kept(data):
+    """That server kept the temporary failures in a row in a tree of the
+    schedule; opened by today's, each URL keeps its own."""
+    from ZODB.FileStorage import FileStorage
+
+    from linksync.server.database import Database
+    old = Database(FileStorage(os.path.join(data, 'Data.fs'),
+                               read_only=True), create=False)
+    session = old.session()
+    kept = session.read(lambda app: dict(app.schedule._failures.items()))
+    session.close()
+    old.close()
+    assert len(kept) == 43
+    server = open_server(data)
+
+    def failures(app):
+        provider = zope.component.getUtility(IURLProvider)
+        return ({url.url: url.failures for url in provider if url.failures},
+                '_failures' in app.schedule.__dict__)
+    assert server.read(failures) == (kept, False)
+
+
 # -- changed after opening, and opened again ------------------------------------------
 
 def state_of(server, url):

@@ -238,3 +238,31 @@ def test_the_database_caches_are_an_option(tmp_path):
     result = run_cli('serve', '--help')
     assert '--cache-objects' in result.stdout and '--cache-mib' in \
         result.stdout
+
+
+@pytest.mark.parametrize('level, shown', [
+    ('info', ['moved', 'a library warns']),
+    ('debug', ['retrying', 'moved', 'a library warns']),
+    ('warn', ['a library warns'])])
+def test_the_log_level_applies_to_linksyncs_standard_library_logging(
+        level, shown):
+    """Some of linksync's modules log through the standard library (the
+    database's conflict retries at debug, the generations at info):
+    --log-level applies to them; other libraries' logging shows warnings
+    and worse."""
+    program = '''
+import logging, sys
+from linksync.commands.serve import start_logging
+start_logging(%r)
+logging.getLogger('linksync.server.database').debug('retrying x')
+logging.getLogger('linksync.server.model.generations').info('moved')
+logging.getLogger('somelibrary').info('a library chats')
+logging.getLogger('somelibrary').warning('a library warns')
+''' % level
+    out = subprocess.run([sys.executable, '-c', program], capture_output=True,
+                         text=True, timeout=60).stdout
+    lines = out.splitlines()
+    assert [m for m in ('retrying', 'moved', 'a library chats',
+                        'a library warns') if m in out] == shown
+    assert any('[linksync.server.model.generations#INFO] moved' in line
+               for line in lines) == ('moved' in shown)

@@ -24,7 +24,15 @@ def start_logging(level, stream=sys.stdout, reactor=None):
                                  'error)' % level) from None
     writer = LogWriter(stream, level, reactor)
     globalLogBeginner.beginLoggingTo([writer], redirectStandardIO=False)
-    logging.basicConfig(stream=stream, level=logging.WARNING)
+    # Other libraries' standard-library logging: warnings and worse;
+    # linksync's own modules that log that way (the database's conflict
+    # retries, the generations of the data) at the level asked.
+    logging.basicConfig(
+        stream=stream, level=logging.WARNING,
+        format='%(asctime)s [%(name)s#%(levelname)s] %(message)s',
+        datefmt='%Y-%m-%dT%H:%M:%S%z')
+    logging.getLogger('linksync').setLevel(
+        {'warn': logging.WARNING}.get(level.name, level.name.upper()))
     return writer
 
 

@@ -24,6 +24,12 @@ class IURL(Interface):
         "Epoch seconds when the state last changed, or None.")
     clients = Attribute("frozenset of the ids of the clients that registered "
                         "this URL.")
+    failures = Attribute(
+        "Temporary failures in a row (0 after any other result): the "
+        "back-off of the schedule.")
+    pending = Attribute(
+        "The failing state of an ok URL awaiting its confirming check, or "
+        "None: the state stays ok until the next check confirms it.")
 
     def set_result(state, reason, now):
         """Store the outcome of a check made at `now`.

@@ -12,8 +12,13 @@ as the ISchedule utility). It holds
   write to each other's trees;
 * ``_orphans`` / ``_orphaned``: the URLs no client has, by the time they
   lost their last client (removed after a grace period);
-* ``_failures``: temporary failures in a row (for the backoff);
-* ``_pending``: URLs that were ok and failed once, awaiting confirmation.
+
+The temporary failures in a row of a URL (for the back-off) and the
+failing state of an ok URL awaiting its confirmation are kept on the URL
+(``failures``, ``pending``), written with its result. (Earlier versions
+kept them here, in trees ``_failures`` and ``_pending`` that every checker
+worker wrote to: two workers storing results conflicted on them whenever
+a bucket split. linksync.server.model.generations moves them.)
 
 The index follows the URL events (subscribers below, registered in
 linksync.server.configure), inside the transaction of the change: a registered URL
@@ -89,8 +94,6 @@ class Schedule(persistent.Persistent):
         self._orphans = OOTreeSet()
         self._orphaned = OOBTree()
         self._orphan_count = Length()
-        self._failures = OOBTree()
-        self._pending = OOBTree()
 
     def __len__(self):
         """Number of scheduled URLs."""
@@ -209,7 +212,8 @@ class Schedule(persistent.Persistent):
     def orphan(self, url, since):
         self.unschedule(url)
         key = url.url
-        self._pending.pop(key, None)
+        if url.pending is not None:
+            url.set_schedule_fields(url.failures, None)
         if key not in self._orphaned:
             self._orphaned[key] = since
             self._orphans.add((since, key))
@@ -228,34 +232,18 @@ class Schedule(persistent.Persistent):
         self.unschedule(url)
         key = url.url
         self.adopt(key)
-        self._failures.pop(key, None)
-        self._pending.pop(key, None)
 
     # -- results ------------------------------------------------------------------
 
-    def pending(self, key):
-        """The failing state awaiting confirmation, or None."""
-        return self._pending.get(key)
-
-    def failures(self, key):
-        return self._failures.get(key, 0)
-
     def record(self, url, state, reason, now, timing):
-        key = url.url
         if state != states.OK and url.state == states.OK and \
-                key not in self._pending:
+                url.pending is None:
             # Confirmation before alarm: check again soon, publish then.
-            self._pending[key] = state
+            url.set_schedule_fields(url.failures, state)
             self.reschedule(url, now + timing.confirm)
             return False
-        if key in self._pending:
-            del self._pending[key]
-        failures = 0
-        if state == states.TEMPORARY:
-            failures = self._failures.get(key, 0) + 1
-            self._failures[key] = failures
-        elif key in self._failures:
-            del self._failures[key]
+        failures = url.failures + 1 if state == states.TEMPORARY else 0
+        url.set_schedule_fields(failures, None)
         changed = url.set_result(state, reason, now)
         self.reschedule(url, timing.next_check(state, failures, now))
         return changed

@@ -24,6 +24,16 @@ server URL without a host, ``http:///x``) have no new key: they stay,
 the checker reports them 'unsupported protocol: no host in the URL', and
 clients still find them by their spelling
 (urlnorm.normalize_previous).
+
+Generation 2: each URL keeps its temporary failures in a row and the
+failing state awaiting its confirmation itself (``URL.failures``,
+``URL.pending``). Earlier versions kept them in two trees of the schedule,
+which every checker worker wrote to (results stored by two workers at
+once conflicted when one of those trees split a bucket). The entries move
+onto their URLs, a batch per transaction, each batch taken out of the old
+trees in the transaction that moves it; an entry left under a key the
+first generation moved (it did not carry them) finds its URL by the key
+of today; the trees go when empty.
 """
 
 import logging
@@ -31,13 +41,13 @@ import time
 
 import zope.event
 
-from linksync import urlnorm
+from linksync import states, urlnorm
 from linksync.server.model import events, registration
 
 log = logging.getLogger(__name__)
 
 #: The generation of the data this version writes.
-GENERATION = 1
+GENERATION = 2
 
 #: URLs moved per transaction (each move touches a few dozen objects).
 RENAME_BATCH = 200
@@ -57,6 +67,8 @@ def evolve(session, now=None):
     now = time.time() if now is None else now
     if generation < 1:
         done['rekey'] = rekey(session, now)
+    if generation < 2:
+        done['schedule fields'] = move_schedule_fields(session)
     session.run(_set_generation, GENERATION)
     log.info('the database moved from generation %d to %d: %s',
              generation, GENERATION, done)
@@ -77,6 +89,61 @@ def rekey(session, now):
     if pairs:
         log.info('%d URLs moved to their keys of today', len(pairs))
     return len(pairs)
+
+
+#: Entries of the old schedule trees moved per transaction.
+MOVE_BATCH = 1000
+
+
+def move_schedule_fields(session):
+    """Move the schedule's trees of failures and pending confirmations
+    onto the URLs; returns how many entries moved."""
+    moved = 0
+    while True:
+        count = session.run(_move_batch)
+        if count is None:
+            return moved
+        moved += count
+
+
+def _move_batch(app):
+    """Move the next MOVE_BATCH entries; None when nothing is left (the
+    trees are gone then)."""
+    schedule = app.schedule
+    schedule._p_activate()
+    trees = [(name, schedule.__dict__[name])
+             for name in ('_failures', '_pending')
+             if name in schedule.__dict__]
+    if not trees:
+        return None
+    provider = app.urls
+    count = 0
+    for name, tree in trees:
+        while count < MOVE_BATCH and tree:
+            key = tree.minKey()
+            value = tree.pop(key)
+            count += 1
+            url = provider.get_normalized(key)
+            if url is None:
+                try:
+                    url = provider.get_normalized(urlnorm.normalize(key))
+                except urlnorm.InvalidURL:
+                    url = None
+            if url is None:
+                continue        # the URL is gone: so is what it kept
+            # What a URL's state makes meaningless is dropped: failures
+            # in a row of one not temporarily unavailable, a confirmation
+            # awaited by one not ok (a merged URL kept the other's).
+            if name == '_failures':
+                if url.state == states.TEMPORARY:
+                    url.set_schedule_fields(max(url.failures, value),
+                                            url.pending)
+            elif url.pending is None and url.state == states.OK:
+                url.set_schedule_fields(url.failures, value)
+    for name, tree in trees:
+        if not tree:
+            delattr(schedule, name)
+    return count
 
 
 def outdated_keys(app):
@@ -134,6 +201,7 @@ def rename(app, old, new, now):
             target.last_state_change = url.last_state_change
             zope.event.notify(events.URLStateChanged(
                 target, None, now, renamed_from=old))
+            target.set_schedule_fields(url.failures, url.pending)
         if due is not None and target.clients:
             app.schedule.reschedule(target, due)
     return target

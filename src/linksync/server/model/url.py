@@ -59,7 +59,7 @@ def merge_states(old, committed, new, sets=(), counters=()):
 #: The attributes of a URL after ``url`` and ``clients``, in the order of
 #: its stored state (see URL.__getstate__); None stands for the default.
 _URL_FIELDS = ('next_check', 'state', 'reason', 'last_check',
-               'last_state_change', 'orphaned_since')
+               'last_state_change', 'orphaned_since', 'failures', 'pending')
 _URL_ATTRIBUTES = frozenset(('url', 'clients') + _URL_FIELDS)
 
 
@@ -84,6 +84,12 @@ class URL(persistent.Persistent):
     orphaned_since = None
     #: When the URL is due for a check (kept by linksync.server.model.due).
     next_check = None
+    #: Temporary failures in a row, and the failing state awaiting its
+    #: confirmation (kept by linksync.server.model.due, with the result:
+    #: on the URL, which is written after every check anyway, rather than
+    #: in indexes of their own, which all checker workers would write).
+    failures = 0
+    pending = None
 
     def __init__(self, url):
         self.url = url
@@ -132,6 +138,18 @@ class URL(persistent.Persistent):
         if changed:
             zope.event.notify(events.URLStateChanged(self, old_state, now))
         return changed
+
+    def set_schedule_fields(self, failures, pending):
+        """Set `failures` and `pending`; at their defaults (0, None) they
+        are left out of the stored record."""
+        attributes = self.__dict__
+        for name, value, default in (('failures', failures, 0),
+                                     ('pending', pending, None)):
+            if value != default:
+                if attributes.get(name, default) != value:
+                    setattr(self, name, value)
+            elif name in attributes:
+                delattr(self, name)
 
     def _add_client(self, client_id):
         if client_id not in self.clients:
