@@ -6,7 +6,7 @@ import urllib.parse
 import pytest
 import zope.component
 
-from linksync import testing
+from linksync import states, testing
 from linksync.server.model import partition
 from linksync.server.interfaces import IProblemIndex, IURLProvider
 from linksync.server.web import search as search_module
@@ -470,8 +470,10 @@ def test_pages_read_a_bounded_part_of_a_large_database(server):
     assert loads(link) < 60
     assert loads(server.base_url + '/search?q=http://big.test/0299') < 60
     # The overview counts due URLs (up to a limit) across the shards of
-    # the due index: the head of each shard, then the keys it counts.
-    assert loads(server.base_url + '/') < 120 + partition.SHARDS
+    # the due index: the head of each shard, then the keys it counts; and
+    # reads the counter of each state.
+    assert loads(server.base_url + '/') < 120 + partition.SHARDS + \
+        len(states.STATES) + 1
     assert loads(server.base_url + '/search?state=unavailable') < 60
     assert [row[0] for row in rows(testing.fetch(link))] == many[-3:]
 

@@ -259,7 +259,8 @@ def test_concurrent_changes_are_merged_or_retried_never_lost(kind, tmp_path):
     assert len(attempts) == 1
 
     # Two workers publish the first 'unavailable' of two URLs at once:
-    # both create the counter of that state: a real conflict, retried.
+    # the counter of that state exists from the start, and both changes
+    # of it add up: merged without a retry.
     attempts = []
 
     def checked_too(app):
@@ -269,10 +270,22 @@ def test_concurrent_changes_are_merged_or_retried_never_lost(kind, tmp_path):
             b.run(_record, urls[2], states.UNAVAILABLE, 3)
     before = dict(first.transactions)
     a.run(checked_too)
+    assert len(attempts) == 1
+
+    # Two results for one URL at once (the same fields changed both
+    # ways): a real conflict, retried on top of the other.
+    attempts = []
+
+    def checked_again(app):
+        attempts.append(1)
+        _record(app, urls[2], states.TEMPORARY, 4)
+        if len(attempts) == 1:
+            b.run(_record, urls[2], states.OK, 4)
+    a.run(checked_again)
     assert len(attempts) == 2
-    # Each process counts its own: the retried conflict, then the commit.
+    # Each process counts its own: the retried conflict, and the commits.
     assert first.transactions == {
-        'committed': before['committed'] + 1,
+        'committed': before['committed'] + 2,
         'conflict': before['conflict'] + 1}
 
     def look(app):
@@ -285,8 +298,12 @@ def test_concurrent_changes_are_merged_or_retried_never_lost(kind, tmp_path):
         assert session.read(look) == ({
             'http://one.test/': (states.OK, ['fred', 'wilma']),
             'http://two.test/': (states.UNAVAILABLE, ['fred']),
-            'http://three.test/': (states.UNAVAILABLE, ['wilma'])},
-            {states.OK: 1, states.UNAVAILABLE: 2}, 3)
+            'http://three.test/': (states.OK, ['wilma'])},
+            {states.OK: 2, states.UNAVAILABLE: 1}, 3)
+        # The retry ran on top of the other result: an ok URL failing
+        # awaits its confirmation.
+        assert session.read(lambda app: zope.component.getUtility(
+            IURLProvider).get(urls[2]).pending) == states.TEMPORARY
     a.close()
     b.close()
 

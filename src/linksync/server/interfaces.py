@@ -31,11 +31,13 @@ class IURL(Interface):
         "The failing state of an ok URL awaiting its confirming check, or "
         "None: the state stays ok until the next check confirms it.")
 
-    def set_result(state, reason, now):
+    def set_result(state, reason, now, changes=None):
         """Store the outcome of a check made at `now`.
 
         Returns True when the state changed (the first result of a URL
-        counts as a change).
+        counts as a change). The change is notified as an
+        IURLStateChangedEvent, or appended to the list `changes` when one
+        is given (its caller notifies them).
         """
 
 
@@ -291,13 +293,14 @@ class ISchedule(Interface):
         """Iterate over (since, url) of URLs without a client since before
         `before`."""
 
-    def record(url, state, reason, now, timing):
+    def record(url, state, reason, now, timing, changes=None):
         """Apply the outcome of a check of the IURL `url` made at `now`.
 
         Publishes it with ``url.set_result`` unless it must be confirmed
         first (an ok URL failing), and schedules the next check by
         `timing` (a linksync.server.checker.service.Timing). Returns True when the
-        state was published and changed.
+        state was published and changed. `changes` is handed to
+        ``set_result``.
         """
 
 

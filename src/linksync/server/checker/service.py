@@ -36,7 +36,7 @@ from twisted.python.failure import Failure
 from linksync.server.checker import check as checker_module
 from linksync.server.interfaces import (IHistory, ISchedule, ITrends,
                                         IURLProvider)
-from linksync.server.model import purge
+from linksync.server.model import events, purge
 from linksync.server.model.due import Timing
 
 log = Logger()
@@ -284,15 +284,20 @@ class Scheduler:
         provider = zope.component.getUtility(IURLProvider)
         history = zope.component.getUtility(IHistory)
         stored = 0
+        # The state changes of the batch are notified together: the change
+        # track records them as one family (linksync.server.model.records).
+        changes = []
         for url, state, reason, checked, latency in batch:
             obj = provider.get(url)
             if obj is None or not obj.clients or \
                     schedule.due_at(obj) is None:
                 continue  # removed or orphaned meanwhile
-            schedule.record(obj, state, reason, checked, self.timing)
+            schedule.record(obj, state, reason, checked, self.timing,
+                            changes)
             history.record(obj.url, state, reason, checked, latency,
                            obj.state)
             stored += 1
+        events.notify_all(changes)
         trends = zope.component.queryUtility(ITrends)
         if stored and trends is not None:
             trends.count_checks(stored)

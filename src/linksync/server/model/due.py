@@ -235,7 +235,7 @@ class Schedule(persistent.Persistent):
 
     # -- results ------------------------------------------------------------------
 
-    def record(self, url, state, reason, now, timing):
+    def record(self, url, state, reason, now, timing, changes=None):
         if state != states.OK and url.state == states.OK and \
                 url.pending is None:
             # Confirmation before alarm: check again soon, publish then.
@@ -244,7 +244,7 @@ class Schedule(persistent.Persistent):
             return False
         failures = url.failures + 1 if state == states.TEMPORARY else 0
         url.set_schedule_fields(failures, None)
-        changed = url.set_result(state, reason, now)
+        changed = url.set_result(state, reason, now, changes)
         self.reschedule(url, timing.next_check(state, failures, now))
         return changed
 

@@ -33,7 +33,9 @@ once conflicted when one of those trees split a bucket). The entries move
 onto their URLs, a batch per transaction, each batch taken out of the old
 trees in the transaction that moves it; an entry left under a key the
 first generation moved (it did not carry them) finds its URL by the key
-of today; the trees go when empty.
+of today; the trees go when empty. And the counts of URLs per state get
+a counter for every state: earlier versions made each at the first URL in
+its state, and two checker workers making the same one at once conflicted.
 """
 
 import logging
@@ -69,6 +71,7 @@ def evolve(session, now=None):
         done['rekey'] = rekey(session, now)
     if generation < 2:
         done['schedule fields'] = move_schedule_fields(session)
+        done['state counters'] = session.run(add_state_counters)
     session.run(_set_generation, GENERATION)
     log.info('the database moved from generation %d to %d: %s',
              generation, GENERATION, done)
@@ -144,6 +147,22 @@ def _move_batch(app):
         if not tree:
             delattr(schedule, name)
     return count
+
+
+def add_state_counters(app):
+    """Give the counts of URLs per state a counter for every state (earlier
+    versions made one at its state's first URL); returns how many were
+    added."""
+    from BTrees.Length import Length
+
+    from linksync.server.model.statecounts import UNCHECKED
+    counts = app.state_counts._counts
+    added = 0
+    for key in states.STATES + (UNCHECKED,):
+        if key not in counts:
+            counts[key] = Length()
+            added += 1
+    return added
 
 
 def outdated_keys(app):

@@ -4,7 +4,8 @@ Subscribers (registered by linksync.server.configure) record, in the transaction
 the change itself:
 
 * a URL state change: the URL, flag ``state_changed``, keyed
-  ``('URL', url)``;
+  ``('URL', url)`` (the changes of a batch of check results as one
+  family, at the time of its last check);
 * a registration / unregistration: the URL and the client (as context),
   flag ``registered`` / ``unregistered``, keyed
   ``('Registration', client id, url)``: per client, so that one client
@@ -61,8 +62,32 @@ def record(obj, flag, now, key, context=None):
 
 # -- the subscribers ------------------------------------------------------------
 
+def state_changed_many(events_):
+    """The records of state change events notified together (a batch of
+    check results): one family (see linksync.track.RecordGroups), recorded
+    at the time of the last check among them, so that the track gains an
+    entry or two per batch rather than one per URL. (Checker workers
+    storing their batches at once then rarely change the same BTree
+    bucket of the track; each record still carries the time of its own
+    check as the URL's ``last_check``.)"""
+    manager = zope.component.queryUtility(ISyncManager)
+    if manager is None:
+        return
+    times = [event.now for event in events_ if event.now is not None]
+    now = _when(manager, max(times) if times else None)
+    if len(events_) == 1:
+        url = events_[0].object
+        manager.add(now, ActionWrapper(url, STATE_CHANGED, now,
+                                       key=url_key(url)))
+        return
+    manager.add_family(now, STATE_CHANGED, ('URL',), None,
+                       [(event.object.url, event.object)
+                        for event in events_])
+
+
+@events.handles_many(state_changed_many)
 def state_changed(event):
-    record(event.object, STATE_CHANGED, event.now, url_key(event.object))
+    state_changed_many([event])
 
 
 def _record_registrations(events_, flag):

@@ -23,7 +23,11 @@ class StateCounts(persistent.Persistent):
     """Counters of URLs per state (UNCHECKED for never-checked URLs)."""
 
     def __init__(self):
-        self._counts = OOBTree()
+        # A counter for every state from the start: two writers (checker
+        # workers) creating the same state's counter at once is a
+        # conflict no merge resolves; changes of one counter add up.
+        self._counts = OOBTree({key: Length() for key in
+                                states.STATES + (UNCHECKED,)})
 
     def change(self, state, delta):
         key = UNCHECKED if state is None else state

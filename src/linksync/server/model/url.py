@@ -126,7 +126,11 @@ class URL(persistent.Persistent):
         return merge_states(_url_attributes(old), _url_attributes(committed),
                             _url_attributes(new), sets=('clients',))
 
-    def set_result(self, state, reason, now):
+    def set_result(self, state, reason, now, changes=None):
+        """Store a check's outcome; True when the state changed. The
+        URLStateChanged event is notified, or with `changes` (a list)
+        appended to it, for the caller to notify with the others of its
+        batch (events.notify_all)."""
         old_state = self.state
         changed = state != old_state
         if changed:
@@ -136,7 +140,11 @@ class URL(persistent.Persistent):
             self.reason = reason
         self.last_check = now
         if changed:
-            zope.event.notify(events.URLStateChanged(self, old_state, now))
+            event = events.URLStateChanged(self, old_state, now)
+            if changes is None:
+                zope.event.notify(event)
+            else:
+                changes.append(event)
         return changed
 
     def set_schedule_fields(self, failures, pending):
