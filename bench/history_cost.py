@@ -60,9 +60,9 @@ def measure(n, directory):
     conn = db.open()
     gc.collect()
     tracemalloc.start()
-    urls = conn.root()['h']._urls
-    for key in urls.keys():
-        urls[key].results
+    for tree in conn.root()['h']._shards:
+        for history in tree.values():
+            history.results
     gc.collect()
     memory = tracemalloc.get_traced_memory()[0]
     conn.close()

@@ -1,7 +1,7 @@
-"""Benchmark: checks per second with 1, 2 and 4 checker workers on ZEO.
+"""Benchmark: what 1, 2 and 4 checker workers cost on a shared database.
 
-    .venv/bin/python bench/scale.py                  # 20,000 URLs, 1 2 4
-    .venv/bin/python bench/scale.py --urls 40000 --workers 1,2,3,4
+    .venv/bin/python bench/scale.py          # ZEO and PostgreSQL, 1 2 4 workers
+    .venv/bin/python bench/scale.py --storages zeo --urls 4000 --show-conflicts
 
 Two parts, in one run:
 
@@ -11,18 +11,30 @@ Two parts, in one run:
    one index scanned and filtered by host (the alternative: every worker
    walks every due URL and skips the three quarters that are not its own).
 
-2. End to end. An nginx (as in bench/checker.py) answers on 1,000 loopback
-   addresses 127.0.x.y, so the per-host politeness (``--per-host-delay
-   0.1``) never binds; for each worker count N, N `linksync serve --role
-   checker --worker I/N` processes run on a fresh `linksync zeo` database,
-   and the URLs are registered (straight into the database, due at once)
-   in one transaction, which all workers see at once. Reported: wall time from the moment every worker runs to
-   the last state stored, checks/s (and over the span of the stored check
-   times, without the start and the last write), the speed-up over one
-   worker, the CPU time per check of the workers and of the ZEO server,
-   and how busy the machine was (100% = every core). Each worker count
-   runs ``--repeat`` times and the best run is shown: the machine may be
-   shared, and other work only ever slows a run down.
+2. Cost per check, end to end. An nginx (as in bench/checker.py) answers
+   on ``--hosts`` loopback addresses 127.0.x.y (100), and every worker
+   keeps ``--per-host-delay`` between two requests to one host (0.25 s):
+   the offered load is at most hosts / delay checks per second (400), which
+   leaves this two-core machine mostly idle, so the figures show what a
+   check costs, not how processes fight for a core. For each storage
+   (``--storages``: a `linksync zeo` server, RelStorage on a PostgreSQL the
+   run starts) and each worker count N, N `linksync serve --role checker
+   --worker I/N` processes run beside one `--role api,agents,syncer`
+   process (as docs/scaling.txt deploys them); the URLs
+   are registered straight into the database, due at once. Reported per
+   storage and worker count: wall time and checks/s (and over the span of
+   the stored check times), CPU milliseconds per check of the workers, of
+   the API process, of the storage server (for PostgreSQL the postmaster
+   and every backend, reaped ones included) and their total; ZODB
+   conflicts per 1,000 commits, read from each process's /metrics
+   (linksync_database_transactions_total); bytes the storage server sent
+   per check (the bytes received by the client sockets, from ss's
+   tcp_info); and how busy the machine was (100% = every core). A summary
+   gives each worker count's total CPU per check as a ratio of one
+   worker's. ``--show-conflicts`` runs the workers at debug level and
+   prints their conflict-retry lines. Each worker count runs ``--repeat``
+   times and the best run is shown: the machine may be shared, and other
+   work only ever slows a run down.
 
 Traffic goes only to 127.0.0.0/8.
 """
@@ -30,6 +42,7 @@ Traffic goes only to 127.0.0.0/8.
 import argparse
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -246,7 +259,7 @@ def run_workers(kind, count, urls, workdir, delay, show_conflicts=False):
     session = db.session()
     api_port = testing.free_port()
     api = testing.Command(
-        'serve', '--role', 'api', *store.args, '--data',
+        'serve', '--role', 'api,agents,syncer', *store.args, '--data',
         tempfile.mkdtemp(prefix='api-', dir=workdir), '--listen',
         'tcp:%d:interface=127.0.0.1' % api_port, '--secret', 'bench',
         ready='listening on')
@@ -302,19 +315,71 @@ def run_workers(kind, count, urls, workdir, delay, show_conflicts=False):
     first, last = check_span(session, urls[0])
     result['steady_rate'] = checks / max(last - first, 1e-9)
     session.close()
-    db.close()
     failed = [p for p in workers + [api] if p.stop() != 0]
     if show_conflicts:
-        for worker in workers:
-            for line in worker.lines:
-                if 'retrying' in line:
-                    print('   worker %s: %s' % (
-                        worker.args[3], line.strip()[:300]))
+        retries = [line for worker in workers for line in worker.lines
+                   if 'retrying' in line]
+        named = name_objects(db, {
+            int(oid, 16) for line in retries
+            for oid in re.findall(r'\(oid (0x[0-9a-f]+)', line)})
+        counts = {}
+        for line in retries:
+            for oid in re.findall(r'\(oid (0x[0-9a-f]+)', line):
+                where = named.get(int(oid, 16), 'unreachable ' + oid)
+                counts[where] = counts.get(where, 0) + 1
+        for where, n in sorted(counts.items(), key=lambda i: -i[1]):
+            print('   %3d conflicts on %s' % (n, where))
+    db.close()
     store.stop()
     testing.cleanup()
     if failed:
         raise SystemExit('a process failed:\n' + failed[0].text)
     return result
+
+
+def name_objects(db, oids):
+    """Where the objects *oids* sit in the database: for each, the path
+    of attribute names and keys from the root, found by walking every
+    reference from the root (the databases here are small)."""
+    from ZODB.serialize import referencesf
+    from ZODB.utils import p64, u64
+    connection = db.db.open()
+    try:
+        parent, todo = {0: None}, [0]
+        wanted = set(oids)
+        while todo and not wanted <= parent.keys():
+            oid = todo.pop()
+            data = connection._storage.load(p64(oid))[0]
+            for ref in referencesf(data):
+                ref = u64(ref)
+                if ref not in parent:
+                    parent[ref] = oid
+                    todo.append(ref)
+        def step(holder, child):
+            state = getattr(holder, '__dict__', {})
+            for name, value in state.items():
+                if getattr(value, '_p_oid', None) == p64(child):
+                    return '.' + name
+            return '/' + type(connection.get(p64(child))).__name__
+        names = {}
+        for oid in wanted:
+            if oid not in parent:
+                continue
+            path, node = [], oid
+            while parent[node] is not None:
+                holder = connection.get(p64(parent[node]))
+                holder._p_activate()
+                path.append(step(holder, node))
+                node = parent[node]
+            # Bucket chains and inner nodes: keep the first named
+            # attribute and the class of what conflicted.
+            attrs = [p for p in reversed(path) if p.startswith('.')]
+            names[oid] = '%s (%s)' % (
+                ''.join(attrs) or 'root',
+                type(connection.get(p64(oid))).__name__)
+        return names
+    finally:
+        connection.close()
 
 
 def summary(rows):

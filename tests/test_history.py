@@ -11,6 +11,7 @@ from linksync import states, testing
 from linksync.server.database import Database
 from linksync.server.interfaces import IHistory, IURLProvider
 from linksync.server.model.history import RESULTS, History, URLHistory
+from linksync.server.model.partition import Worker
 
 from test_migration import FIXTURE
 from test_pages import SECRET, START, get, manager, rows, server  # noqa
@@ -72,11 +73,53 @@ def test_prune_goes_a_batch_at_a_time():
     history = History()
     for i in range(5):
         history.record('http://h%d/' % i, states.OK, '', 0)
-    after = history.prune(DAY, batch=2)
-    assert after == 'http://h1/'
-    after = history.prune(DAY, after, batch=2)
-    assert after == 'http://h3/'
-    assert history.prune(DAY, after, batch=2) is None
+    positions = [history.prune(DAY, batch=2)]
+    while positions[-1] is not None:
+        positions.append(history.prune(DAY, positions[-1], batch=2))
+    # 5 histories, 2 a call: the third call finishes.
+    assert len(positions) == 3
+    assert len(history) == 5
+    assert all(history.get('http://h%d/' % i).results == () for i in
+               range(5))
+
+
+def test_each_worker_writes_only_the_trees_of_its_own_hosts():
+    history = History()
+    urls = ['http://h%d.test/%d' % (n % 40, n) for n in range(400)]
+    for url in urls:
+        history.record(url, states.OK, '', 10)
+    for worker in (Worker(1, 3), Worker(2, 3), Worker(3, 3)):
+        own = {id(history._tree(u)) for u in urls if worker.owns_url(u)}
+        others = {id(history._tree(u)) for u in urls
+                  if not worker.owns_url(u)}
+        assert own and not own & others
+    assert len(history) == 400
+
+
+def old_history(entries):
+    """A History as versions before the shards stored it: one tree."""
+    from BTrees.OOBTree import OOBTree
+    history = History.__new__(History)
+    history._urls = OOBTree()
+    for url, result in entries.items():
+        h = history._urls[url] = URLHistory()
+        h.add(*result)
+    return history
+
+
+def test_a_history_stored_before_the_shards_is_read_then_moved():
+    history = old_history({'http://a.test/': (10, states.OK, ''),
+                           'http://b.test/': (20, states.UNAVAILABLE, 'x')})
+    assert history.get('http://a.test/').results[0][:2] == (10, states.OK)
+    assert len(history) == 2
+    # A new result moves the URL's history into its shard.
+    history.record('http://a.test/', states.UNAVAILABLE, 'y', 30)
+    assert [r[0] for r in history.get('http://a.test/').results] == [10, 30]
+    assert list(history._urls) == ['http://b.test/']
+    assert history.move_to_shards(batch=1) == 1
+    assert history._urls is None and history.move_to_shards() == 0
+    assert history.get('http://b.test/').results[0][1] == states.UNAVAILABLE
+    assert len(history) == 2
 
 
 def test_an_old_database_opens_with_empty_histories(tmp_path):

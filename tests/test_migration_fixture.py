@@ -198,6 +198,34 @@ def test_the_back_off_of_temporary_failures_is_kept(data):
     assert server.read(failures) == (kept, False)
 
 
+def test_the_histories_move_into_the_trees_of_their_shards(data):
+    """That server kept every URL's history in one tree; opened by
+    today's, each is in the tree of its host's shard, and reads the same
+    (the records of every URL are compared in the test above)."""
+    from ZODB.FileStorage import FileStorage
+
+    from linksync.server.database import Database
+    from linksync.server.model import partition
+    old = Database(FileStorage(os.path.join(data, 'Data.fs'),
+                               read_only=True), create=False)
+    session = old.session()
+    kept = session.read(lambda app: sorted(app.history._urls.keys()))
+    session.close()
+    old.close()
+    assert len(kept) > 100
+    server = open_server(data)
+
+    def shards(app):
+        history = app.history
+        return (history._urls, len(history), sorted(
+            (key, shard) for shard, tree in enumerate(history._shards)
+            for key in tree.keys()))
+    old_tree, count, placed = server.read(shards)
+    assert old_tree is None and count == len(kept)
+    assert [key for key, _ in placed] == kept
+    assert all(shard == partition.shard_of(key) for key, shard in placed)
+
+
 # -- changed after opening, and opened again ------------------------------------------
 
 def state_of(server, url):

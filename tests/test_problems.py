@@ -98,3 +98,58 @@ def test_pages_of_a_clients_problems(session):
         return [url for _, url in index.client_keys('fred', key)]
     assert session.read(after, ('unavailable', urls[6])) == urls[7:]
     assert session.read(after, None) == urls
+
+
+def test_each_worker_writes_only_the_trees_of_its_own_hosts():
+    from linksync.server.model.partition import Worker
+    from linksync.server.model.problems import ProblemIndex
+    index = ProblemIndex()
+    urls = ['http://h%d.test/%d' % (n % 40, n) for n in range(200)]
+    for url in urls:
+        index.add(url, 'unavailable', ['fred', 'ann'])
+    for worker in (Worker(1, 2), Worker(2, 2)):
+        def trees(owned):
+            found = set()
+            for url in urls:
+                if worker.owns_url(url) == owned:
+                    overall, clients = index._shard(url)
+                    found |= {id(overall), id(clients),
+                              id(clients['fred']), id(clients['ann'])}
+            return found
+        assert trees(True) and not trees(True) & trees(False)
+    # Queries merge the shards, in order.
+    assert [url for _, url in index.keys('unavailable')] == sorted(urls)
+    assert [url for _, url in index.client_keys('ann')] == sorted(urls)
+    assert [url for _, url in index.client_keys(
+        'ann', after=('unavailable', sorted(urls)[9]))] == sorted(urls)[10:]
+    assert index.client_total('fred') == 200
+
+
+def test_an_index_stored_before_the_shards_is_read_then_moved():
+    from BTrees.Length import Length
+    from BTrees.OOBTree import OOBTree, OOTreeSet
+
+    from linksync.server.model.problems import ProblemIndex, _key
+    index = ProblemIndex.__new__(ProblemIndex)  # as older versions stored
+    index._all, index._by_client = OOTreeSet(), OOBTree()
+    index._counts = OOBTree()
+    old = ['http://a.test/%d' % n for n in range(5)]
+    index._by_client['fred'] = OOTreeSet()
+    for url in old:
+        index._all.insert(_key('unavailable', url))
+        index._by_client['fred'].insert(_key('unavailable', url))
+    index._counts[('fred', 'unavailable')] = Length(5)
+    assert [u for _, u in index.client_keys('fred')] == old
+    # Changes made meanwhile count once, wherever the entry is.
+    index.add('http://b.test/', 'unavailable', ['fred'])
+    index.add(old[0], 'unavailable', ['fred'])
+    index.remove(old[1], 'unavailable', ['fred'])
+    assert index.client_total('fred') == 5
+    moved = [index.move_to_shards(batch=3)]
+    while moved[-1]:
+        moved.append(index.move_to_shards(batch=3))
+    assert index._all is None and index._by_client is None
+    want = sorted(old[:1] + old[2:] + ['http://b.test/'])
+    assert [u for _, u in index.client_keys('fred')] == want
+    assert [u for _, u in index.keys('unavailable')] == want
+    assert index.client_total('fred') == 5

@@ -36,6 +36,12 @@ first generation moved (it did not carry them) finds its URL by the key
 of today; the trees go when empty. And the counts of URLs per state get
 a counter for every state: earlier versions made each at the first URL in
 its state, and two checker workers making the same one at once conflicted.
+Last, the URLs' histories move from one tree into one tree per shard of
+the hosts (linksync.server.model.history), a batch per transaction: a
+worker then inserts the history of a URL's first result into a tree only
+it writes to; and so do the entries of the index of URLs in trouble
+(linksync.server.model.problems), and every client gets its counters of
+URLs in trouble up front.
 """
 
 import logging
@@ -72,6 +78,8 @@ def evolve(session, now=None):
     if generation < 2:
         done['schedule fields'] = move_schedule_fields(session)
         done['state counters'] = session.run(add_state_counters)
+        done['history shards'] = shard_history(session)
+        done['problem shards'] = shard_problems(session)
     session.run(_set_generation, GENERATION)
     log.info('the database moved from generation %d to %d: %s',
              generation, GENERATION, done)
@@ -147,6 +155,42 @@ def _move_batch(app):
         if not tree:
             delattr(schedule, name)
     return count
+
+
+#: Histories moved into their shards per transaction (each move writes
+#: two buckets, the histories themselves stay as they are).
+HISTORY_BATCH = 10_000
+
+
+def shard_history(session):
+    """Move the histories of the one tree of an older History into the
+    trees of their shards; returns how many moved."""
+    moved = 0
+    while True:
+        count = session.run(
+            lambda app: app.history.move_to_shards(HISTORY_BATCH))
+        if not count:
+            return moved
+        moved += count
+
+
+def shard_problems(session):
+    """Move the entries of the two trees of an older problem index into
+    the trees of their shards, and make every client's counters; returns
+    how many entries moved."""
+    moved = 0
+    while True:
+        count = session.run(
+            lambda app: app.problems.move_to_shards(HISTORY_BATCH))
+        if not count:
+            break
+        moved += count
+
+    def counters(app):
+        for client in app.clients:
+            app.problems.prepare_client(client.id)
+    session.run(counters)
+    return moved
 
 
 def add_state_counters(app):

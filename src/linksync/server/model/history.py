@@ -5,10 +5,9 @@ Bounded per URL: a URL's history is one small persistent object
 tuple ``(time, state, reason, latency)`` and the state changes as a tuple
 ``(time, state, reason)``, kept for the configured time (``--history-days``,
 :data:`KEEP_DAYS` by default) and pruned by ``linksync pack``
-(:meth:`History.prune`). The histories live in one BTree keyed by the
-normalised URL, so two checker workers storing results of different URLs
-write different objects: no common hot spot but the BTree buckets, which
-resolve concurrent inserts of different keys themselves.
+(:meth:`History.prune`). The histories live in one BTree per shard of the
+hosts, keyed by the normalised URL, so two checker workers never write the
+same object when they store results (each owns its shards' hosts).
 
 A result is recorded in the transaction that stores it on the URL. A URL
 of an older database, or one not checked yet, has an empty history.
@@ -32,6 +31,7 @@ from zope.interface import implementer
 
 from linksync import states
 from linksync.server import interfaces
+from linksync.server.model import partition
 
 #: Check results kept per URL.
 RESULTS = 20
@@ -106,44 +106,113 @@ class URLHistory(persistent.Persistent):
 
 @implementer(interfaces.IHistory)
 class History(persistent.Persistent):
-    """The histories of all URLs, by normalised URL."""
+    """The histories of all URLs, by normalised URL, in one BTree per
+    shard of the hosts (linksync.server.model.partition).
 
-    def __init__(self):
-        self._urls = OOBTree()
+    Checker worker I/N stores the results of its shards' hosts only, so
+    it writes only its shards' trees: a URL's first result inserts its
+    history, and two workers inserting into one tree at once conflicted
+    whenever a bucket split (every batch of first checks splits some).
+
+    A History stored before the shards keeps its one tree ``_urls``
+    until :meth:`move_to_shards` has emptied it (generation 2 of
+    linksync.server.model.generations); until then it is read too.
+    """
+
+    #: The one tree of a History stored before the shards, which had no
+    #: ``_shards`` (made by its first change).
+    _urls = None
+    _shards = None
+
+    def __init__(self, shards=partition.SHARDS):
+        self._shards = tuple(OOBTree() for _ in range(shards))
+
+    def _tree(self, url):
+        """The tree of the shard of `url` (made in an older History)."""
+        shards = self._shards
+        if shards is None:
+            shards = self._shards = tuple(
+                OOBTree() for _ in range(partition.SHARDS))
+        return shards[partition.shard_of(url, len(shards))]
+
+    def _find(self, url):
+        found = None
+        if self._shards is not None:
+            found = self._tree(url).get(url)
+        if found is None and self._urls is not None:
+            found = self._urls.get(url)
+        return found
 
     def get(self, url):
         """The history of `url` (an empty one when none is stored)."""
-        found = self._urls.get(url)
+        found = self._find(url)
         return found if found is not None else URLHistory()
 
     def record(self, url, state, reason, now, latency=None, published=None):
-        history = self._urls.get(url)
+        tree = self._tree(url)
+        history = tree.get(url)
         if history is None:
-            history = self._urls[url] = URLHistory()
+            if self._urls is not None and url in self._urls:
+                history = self._urls.pop(url)
+            else:
+                history = URLHistory()
+            tree[url] = history
         history.add(now, state, reason, latency, published)
 
     def rename(self, old, new):
         """The history of the URL key `old` becomes that of `new`, unless
         `new` has one (the URL checked under that key keeps its own)."""
-        history = self._urls.get(old)
+        history = self._find(old)
         if history is None:
             return
-        del self._urls[old]
-        if self._urls.get(new) is None:
-            self._urls[new] = history
+        for tree in (self._tree(old), self._urls):
+            if tree is not None and old in tree:
+                del tree[old]
+        if self._find(new) is None:
+            self._tree(new)[new] = history
+
+    def move_to_shards(self, batch=10_000):
+        """Move up to `batch` histories of the one tree of an older History
+        into their shards; returns how many moved (0: nothing left, and
+        the old tree is gone)."""
+        old = self._urls
+        if old is None:
+            return 0
+        count = 0
+        while count < batch and old:
+            key = old.minKey()
+            history = old.pop(key)
+            tree = self._tree(key)
+            if tree.get(key) is None:
+                tree[key] = history
+            count += 1
+        if not old:
+            del self._urls      # back to the class default, None
+        return count
 
     def prune(self, before, after=None, batch=10_000):
-        """Prune up to `batch` histories from the key after `after`; returns
-        the key to go on after (None when done)."""
-        last = None
+        """Prune up to `batch` histories from the position `after` (None:
+        the start); returns the position to go on after (None when
+        done)."""
+        if self._urls is not None:
+            # An older History: its tree moves first, a batch a call.
+            self.move_to_shards(batch)
+            return (0, None)
+        shard, key = after if after is not None else (0, None)
         count = 0
-        for key in list(self._urls.keys(after, excludemin=after is not None)
-                        )[:batch]:
-            last = key
-            count += 1
-            if self._urls[key].prune(before):
-                del self._urls[key]
-        return last if count == batch else None
+        shards = self._shards or ()
+        while shard < len(shards):
+            tree = shards[shard]
+            for key in list(tree.keys(key, excludemin=key is not None)
+                            )[:batch - count]:
+                count += 1
+                if tree[key].prune(before):
+                    del tree[key]
+                if count == batch:
+                    return (shard, key)
+            shard, key = shard + 1, None
+        return None
 
     def __len__(self):
-        return len(self._urls)
+        return sum(len(tree) for tree in self._shards or ()) + \
+            (len(self._urls) if self._urls is not None else 0)
