@@ -29,7 +29,8 @@ Two parts, in one run:
    conflicts per 1,000 commits, read from each process's /metrics
    (linksync_database_transactions_total); bytes the storage server sent
    per check (the bytes received by the client sockets, from ss's
-   tcp_info); and how busy the machine was (100% = every core). A summary
+   tcp_info); the peak memory of the biggest worker, of the API process
+   and of the storage server; and how busy the machine was (100% = every core). A summary
    gives each worker count's total CPU per check as a ratio of one
    worker's. ``--show-conflicts`` runs the workers at debug level and
    prints their conflict-retry lines. Each worker count runs ``--repeat``
@@ -140,6 +141,15 @@ def cpu_seconds(pid, children=False):
     return total / tick
 
 
+def peak_mib(pid):
+    """The peak resident memory of a running process, in MiB."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def machine_ticks():
     """(busy, total) CPU ticks of the machine so far."""
     with open('/proc/stat') as f:
@@ -242,6 +252,19 @@ class StorageServer:
     def cpu(self):
         return cpu_seconds(self.pid, children=self.kind != 'zeo')
 
+    def peak(self):
+        """Peak memory in MiB: of the ZEO server; of PostgreSQL, the sum
+        of its running processes' (they share its buffers: an upper
+        bound)."""
+        if self.kind == 'zeo':
+            return peak_mib(self.pid)
+        import subprocess
+        children = subprocess.run(
+            ['pgrep', '-P', str(self.pid)], capture_output=True,
+            text=True).stdout.split()
+        return peak_mib(self.pid) + sum(
+            peak_mib(int(child)) for child in children)
+
     def stop(self):
         self.server.stop()
         if self.data:
@@ -311,6 +334,11 @@ def run_workers(kind, count, urls, workdir, delay, show_conflicts=False):
                 for part in ('workers', 'api', 'storage')},
         'commits': committed, 'conflicts': conflicts,
         'sent': sent / checks,
+        # Peak resident memory (VmHWM) of the biggest worker, of the API
+        # process and of the storage server, in MiB.
+        'peak': {'workers': max(peak_mib(w.process.pid) for w in workers),
+                 'api': peak_mib(api.process.pid),
+                 'storage': store.peak()},
     }
     first, last = check_span(session, urls[0])
     result['steady_rate'] = checks / max(last - first, 1e-9)
@@ -475,9 +503,11 @@ def main(argv=None):
                           1000 * sum(cpu.values()),
                           1000 * r['conflicts'] / max(r['commits'], 1),
                           r['sent'], 100 * r['busy']), flush=True)
-                if args.show_conflicts:
-                    print('   (%d commits, %d conflicts)' % (
-                        r['commits'], r['conflicts']))
+                print('   (%d commits, %d conflicts; peak MiB: biggest '
+                      'worker %.0f, api %.0f, storage %.0f)' % (
+                          r['commits'], r['conflicts'],
+                          r['peak']['workers'], r['peak']['api'],
+                          r['peak']['storage']))
         print()
         print(summary(rows))
     finally:

@@ -240,7 +240,8 @@ def test_late_records_go_to_the_open_bucket():
     manager = manager_with_agent()
     manager.close(1030)                        # 100..102 closed
     manager.add(1001, rec('late', 'state_changed', 1001))
-    assert list(manager.track.positions()) == [103, 104]
+    # The open bucket, and those of the next minute made ahead.
+    assert list(manager.track.positions()) == list(range(103, 111))
     assert manager.track[103] and not manager.track[104]
     [record] = manager.track[103]
     assert record.timestamp == 1001            # the exact time is kept
@@ -251,7 +252,20 @@ def test_close_never_goes_back_and_precreates_buckets():
     manager = manager_with_agent()
     assert manager.close(1050) == 104
     assert manager.close(1020) == 104
-    assert {105, 106} <= set(manager.track.positions())
+    assert set(range(105, 112)) <= set(manager.track.positions())
+
+
+def test_writers_find_their_buckets_made_until_the_next_close():
+    """The server's agents close every --notify-interval (15 s): every
+    bucket a writer adds to until then exists, so writers in other
+    processes never make one (two making one at once conflict)."""
+    from linksync.agents.manager import PREPARE_AHEAD
+    manager = manager_with_agent()
+    for now in range(1000, 1300, 15):
+        manager.close(now)
+        made = set(manager.track.positions())
+        for later in range(now, now + PREPARE_AHEAD):
+            assert manager.bucket(later) in made, (now, later)
 
 
 def test_query_with_a_limit_reads_whole_buckets():
@@ -277,11 +291,12 @@ def test_advance_moves_forward_only_and_prunes():
     assert manager.pointer('a') == 102
     manager.advance('b', 101)
     assert manager.prune() == 2                # 100, 101 (b is at 101)
-    assert list(manager.track.positions()) == [102, 104, 105]
+    # 103 was empty when closed; 104 is open, the rest made ahead.
+    assert list(manager.track.positions()) == [102] + list(range(104, 112))
     manager.rewind('b', 99)
     assert manager.pointer('b') == 99
     manager.remove_agent('b')                  # removing prunes too
-    assert list(manager.track.positions()) == [104, 105]
+    assert list(manager.track.positions()) == list(range(104, 112))
 
 
 def test_unknown_agents():

@@ -54,6 +54,12 @@ log = logging.getLogger(__name__)
 #: Seconds per bucket of the track of a linksync server.
 DEFAULT_GRANULARITY = 10
 
+#: Seconds of buckets each close makes ahead of the open one: writers in
+#: other processes then find their bucket made until the next close (the
+#: server's agents close every --notify-interval, 15 s by default), and
+#: two writers making one at once would conflict on the tree of buckets.
+PREPARE_AHEAD = 60
+
 
 # -- the manager ----------------------------------------------------------------
 
@@ -117,15 +123,17 @@ class SyncManager(persistent.Persistent):
         """Close the buckets before the one of `timestamp`; returns the last
         closed bucket.
 
-        Also creates the open and the next bucket (so that writers only
-        touch bucket containers) and prunes what can go.
+        Also creates the open bucket and those of the next
+        :data:`PREPARE_AHEAD` seconds (so that writers only touch bucket
+        containers) and prunes what can go.
         """
         closed = self.bucket(timestamp) - 1
         before = self._closed.value
         if closed > before:
             self._closed.value = closed
-            self._track.prepare_entry(closed + 1)
-            self._track.prepare_entry(closed + 2)
+            for position in range(
+                    closed + 1, self.bucket(timestamp + PREPARE_AHEAD) + 2):
+                self._track.prepare_entry(position)
             # Buckets closed before were looked at when they were closed.
             self._track.prune_empty(closed, after=before)
             self._track.prune(upto=closed)

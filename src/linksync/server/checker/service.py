@@ -147,14 +147,17 @@ class Scheduler:
 
     def _tick(self):
         now = self.clock.seconds()
-        complete = self.session.read(lambda app: self._get_schedule().complete)
+        free = self.queue_size - len(self.inflight)
+        # One read a tick: on RelStorage each read polls PostgreSQL, and
+        # every worker ticks every second.
+        complete, orphans, picked = self.session.read(self._look, now, free)
         if not complete:
             self.session.run(self._catch_up, now)
-        self._remove_orphans(now)
-        free = self.queue_size - len(self.inflight)
+        if orphans:
+            self.session.run(self._remove_orphan_batch,
+                             now - self.orphan_grace)
         if free <= 0:
             return 0
-        picked = self.session.read(self._pick, now, free)
         for url, host in picked:
             self.inflight[url] = host
             self.host_load[host] = self.host_load.get(host, 0) + 1
@@ -172,6 +175,14 @@ class Scheduler:
         for due, _ in self._get_schedule().due_keys(now):
             return max(now - due, 0.0)
         return 0.0
+
+    def _look(self, app, now, free):
+        """(whether the due index is complete, whether orphans of this
+        worker's hosts expired, the work to hand out: see _pick)."""
+        schedule = self._get_schedule()
+        expired = self._own_orphans(schedule, now - self.orphan_grace)
+        return (schedule.complete, next(iter(expired), None) is not None,
+                self._pick(app, now, free) if free > 0 else [])
 
     def _catch_up(self, app, now):
         schedule = self._get_schedule()
