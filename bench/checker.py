@@ -236,6 +236,9 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         result['connections'] = server.rt.call(_caches, server)
         server.stop()
         result['data'] = data
+        # The database on disk, as written and packed (what a day's pack
+        # leaves of the revisions written by registering and checking).
+        result['disk_bytes'], result['packed_bytes'] = _disk(data)
         print(json.dumps(result))
         return
     server.start()
@@ -279,6 +282,20 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
     server.stop()
     result['data'] = data
     print(json.dumps(result))
+
+
+def _disk(data):
+    """(bytes of the FileStorage in `data`, bytes once packed)."""
+    from ZODB.DB import DB
+    from ZODB.FileStorage import FileStorage
+    path = os.path.join(data, 'Data.fs')
+    written = os.path.getsize(path)
+    db = DB(FileStorage(path))
+    try:
+        db.pack(time.time() + 1)
+    finally:
+        db.close()
+    return written, os.path.getsize(path)
 
 
 def _rss():
@@ -437,6 +454,12 @@ def main(argv=None):
                                           result['rss_now_mib']))
             print('  database connections (objects, loaded, estimated '
                   'MiB of their records): %s' % result['connections'])
+            print('  on disk: %d bytes written (%.0f per registered URL), '
+                  '%d once packed (%.0f per URL)' % (
+                      result['disk_bytes'],
+                      result['disk_bytes'] / args.registered,
+                      result['packed_bytes'],
+                      result['packed_bytes'] / args.registered))
             return 0
         print('%d URLs over %d host addresses, per-host delay %g s, '
               'concurrency %d' % (len(urls), len(hosts), args.per_host_delay,

@@ -305,6 +305,9 @@ class AgentService(service.Service):
         if added or removed:
             log.info('notifier agents: {added} added, {removed} removed',
                      added=added, removed=removed)
+        # The change track's buckets of the next minute, before the first
+        # round: writers in other processes (checker workers) find them.
+        self.session.run(lambda app: get_manager().close(now))
         self.loop = task.LoopingCall(self.tick)
         self.loop.clock = self.server.clock
         self.loop.start(self.interval, now=False).addErrback(
