@@ -22,9 +22,11 @@ requests to one host address (its access log, to the millisecond): the
 politeness held at the wire. Traffic goes only to 127.0.0.0/8.
 
 ``--million`` registers 1,000,000 URLs (``--registered``), of which 500,000
-(``--due``) are due, the others checked a moment ago; it reports the time
-and peak memory of registering, and of scheduling and checking the due
-ones (``--max-check-seconds`` bounds that part; what was done is reported).
+(``--due``) are due, the others checked a moment ago, in a process of its
+own; then a server started on that database (every role, as ``linksync
+serve`` runs) schedules and checks the due ones. It reports the time and
+peak memory of each process (``--max-check-seconds`` bounds the checking;
+what was done is reported), and the database's size on disk.
 
 With ``LINKSYNC_BENCH_PROFILE=FILE`` in the environment, the linksync
 server's reactor thread is profiled from registration to the last stored
@@ -163,15 +165,19 @@ def run_child(args):
     if result is None:
         raise SystemExit('the linksync side failed:\n' + proc.stdout)
     # The child's database, removed once the child has exited.
-    shutil.rmtree(result['data'], ignore_errors=True)
+    if 'data' in result:
+        shutil.rmtree(result['data'], ignore_errors=True)
     return result, wall, proc.stdout
 
 
 # -- the linksync side --------------------------------------------------------------------------
 
 def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
-                  due=None, max_check_seconds=None):
-    """Runs in a child process: register, check, wait for the states."""
+                  due=None, max_check_seconds=None, phase=None, data=None):
+    """Runs in a child process: register, check, wait for the states. In
+    the memory run, `phase` 'register' fills the database `data`, and
+    'check' starts a server on it, as a restarted server would (its peak
+    memory is its own, not that of the process that registered)."""
     sys.path.insert(0, os.path.join(os.path.dirname(HERE), 'src'))
     import xmlrpc.client
 
@@ -181,7 +187,7 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
     from linksync.server import options as config
     with open(urls_file) as f:
         urls = f.read().split()
-    data = tempfile.mkdtemp(prefix='linksync-bench-')
+    data = data or tempfile.mkdtemp(prefix='linksync-bench-')
     testing.reactor_thread()
     server = testing.ServerFixture(
         data=data, clock=reactor, roles=None,
@@ -193,16 +199,18 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         # Memory mode: the extra URLs are registered straight into the
         # database (XML-RPC for a million URLs would measure XML-RPC), half
         # of them as checked a moment ago, i.e. not due.
-        server.roles = ['api']
+        if phase == 'register':
+            server.roles = ['api']
+            server.start()
+            t0 = time.monotonic()
+            _register_directly(server, urls, registered, due)
+            result['register_seconds'] = time.monotonic() - t0
+            result['register_rss_mib'] = _rss()
+            server.stop()
+            print(json.dumps(result))
+            return
+        t0 = time.monotonic()
         server.start()
-        t0 = time.monotonic()
-        _register_directly(server, urls, registered, due)
-        result['register_seconds'] = time.monotonic() - t0
-        result['register_rss_mib'] = _rss()
-        server.stop()
-        server.roles = None
-        t0 = time.monotonic()
-        server.rt.call(server._start)
         checker = server.service.getServiceNamed('checker').scheduler
         connection = checker.session.connection
         connection.getTransferCounts(True)
@@ -327,9 +335,11 @@ def _register_directly(server, urls, registered, due):
     from linksync.server.model.client import Client
     hosts = sorted({u.split('/')[2] for u in urls})
     now = time.time()
-    # As a client registers them: registerURLs calls of 1,000 URLs (what
-    # bench/xmlrpc.py sends), each its own transaction.
-    batch = 1000
+    # Batches bigger than a client's registerURLs call (1,000): a batch
+    # writes the buckets of the URL index it touches whatever their number
+    # of new URLs, and these URLs cycle over the hosts (1,000 URLs touch
+    # about 1,000 buckets): batches of 1,000 took 4x as long.
+    batch = 20_000
 
     def work(app, start):
         clients = zope.component.getUtility(IClientProvider)
@@ -409,9 +419,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.linksync_side:
         urls_file, delay, concurrency, *rest = args.linksync_side
-        rest = [float(x) if '.' in x else int(x) for x in rest]
+        numbers = [float(x) if '.' in x else int(x) for x in rest[:3]]
         return linksync_side(urls_file, float(delay), int(concurrency),
-                             *rest)
+                             *numbers, *rest[3:])
 
     load_before = os.getloadavg()[0]
     os.makedirs(OUT, exist_ok=True)
@@ -427,13 +437,16 @@ def main(argv=None):
         child = [PYTHON, os.path.abspath(__file__), '--linksync-side',
                  urls_file, str(args.per_host_delay), str(args.concurrency)]
         if args.million:
-            child += [str(args.registered), str(args.due)]
-            if args.max_check_seconds:
-                child.append(str(float(args.max_check_seconds)))
-            result, wall, out = run_child(child)
+            child += [str(args.registered), str(args.due),
+                      str(float(args.max_check_seconds or 10**9))]
+            data = tempfile.mkdtemp(prefix='data-', dir=workdir)
+            registered, _, _ = run_child(child + ['register', data])
+            result, wall, out = run_child(child + ['check', data])
+            result.update(registered)
             print('linksync, %d registered URLs (%d due) over %d hosts:' % (
                 args.registered, args.due, len(hosts)))
-            print('  registering: %.0f s, peak RSS %.0f MiB' % (
+            print('  registering (a process of its own): %.0f s, peak RSS '
+                  '%.0f MiB' % (
                 result['register_seconds'], result['register_rss_mib']))
             print('  scheduling + checking: %d of %d due URLs in %.0f s '
                   '(%.0f URLs/s)' % (
@@ -449,9 +462,9 @@ def main(argv=None):
                      result['loads'] / max(result['checked'], 1),
                      result['stores'] / max(result['checked'], 1),
                      result['cache_objects'], result['cache_non_ghosts']))
-            print('  peak RSS of the process: %.0f MiB (limit 1024 MiB), '
-                  'at the end %.0f MiB' % (result['peak_rss_mib'],
-                                          result['rss_now_mib']))
+            print('  peak RSS of the server started on that database: %.0f '
+                  'MiB (limit 1024 MiB), at the end %.0f MiB' % (
+                      result['peak_rss_mib'], result['rss_now_mib']))
             print('  database connections (objects, loaded, estimated '
                   'MiB of their records): %s' % result['connections'])
             print('  on disk: %d bytes written (%.0f per registered URL), '
