@@ -246,7 +246,8 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         result['data'] = data
         # The database on disk, as written and packed (what a day's pack
         # leaves of the revisions written by registering and checking).
-        result['disk_bytes'], result['packed_bytes'] = _disk(data)
+        (result['disk_bytes'], result['packed_bytes'], result['objects'],
+         result['index_bytes']) = _disk(data)
         print(json.dumps(result))
         return
     server.start()
@@ -293,7 +294,9 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
 
 
 def _disk(data):
-    """(bytes of the FileStorage in `data`, bytes once packed)."""
+    """(bytes of the FileStorage in `data`, bytes once packed, objects in
+    it, bytes of Python memory its index takes once opened: what a ZEO
+    server serving it holds for its objects)."""
     from ZODB.DB import DB
     from ZODB.FileStorage import FileStorage
     path = os.path.join(data, 'Data.fs')
@@ -303,7 +306,25 @@ def _disk(data):
         db.pack(time.time() + 1)
     finally:
         db.close()
-    return written, os.path.getsize(path)
+    packed = os.path.getsize(path)
+    # In a fresh process: its resident memory before and after opening.
+    out = subprocess.run([sys.executable, '-c', _OPEN_STORAGE, path],
+                         capture_output=True, text=True, check=True).stdout
+    objects, index = (int(n) for n in out.split())
+    return written, packed, objects, index
+
+
+_OPEN_STORAGE = """
+import os
+import sys
+from ZODB.FileStorage import FileStorage
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+before = rss()
+storage = FileStorage(sys.argv[1], read_only=True)
+print(len(storage), rss() - before)
+"""
 
 
 def _rss():
@@ -473,6 +494,12 @@ def main(argv=None):
                       result['disk_bytes'] / args.registered,
                       result['packed_bytes'],
                       result['packed_bytes'] / args.registered))
+            print('  objects in the database: %d (%.1f per URL); the '
+                  'FileStorage index of them takes %.0f MiB once opened '
+                  '(%.0f bytes per object)' % (
+                      result['objects'], result['objects'] / args.registered,
+                      result['index_bytes'] / 2**20,
+                      result['index_bytes'] / max(result['objects'], 1)))
             return 0
         print('%d URLs over %d host addresses, per-host delay %g s, '
               'concurrency %d' % (len(urls), len(hosts), args.per_host_delay,

@@ -1,9 +1,10 @@
 """The cost of the URLs' history: a week of daily checks of N URLs.
 
-``python bench/history_cost.py N`` stores 7 daily results for N URLs (one
-in ten breaks on the fourth day), a day per transaction, in a FileStorage
-in a temporary directory, packs it, and prints the bytes on disk and the
-memory of all histories loaded (tracemalloc), in total and per URL.
+``python bench/history_cost.py N`` stores 7 daily results for N URLs
+(``--days``; one in ten breaks on the fourth day), a day per transaction,
+in a FileStorage in a temporary directory, packs it, and prints the bytes
+on disk and the memory of all histories loaded (tracemalloc), in total and
+per URL.
 
 ``--clients C`` measures the trends the status pages draw instead: the
 series of URLs per state and of checks, full, and C clients with 31 days
@@ -35,7 +36,7 @@ from linksync.server.model.history import History  # noqa: E402
 DAY = 86400
 
 
-def measure(n, directory):
+def measure(n, directory, days=7):
     path = os.path.join(directory, 'Data.fs')
     db = ZODB.DB(FileStorage(path))
     conn = db.open()
@@ -43,7 +44,7 @@ def measure(n, directory):
     root['h'] = History()
     transaction.commit()
     empty = os.path.getsize(path)
-    for day in range(7):
+    for day in range(days):
         history = root['h']
         for i in range(n):
             state = 'unavailable' if i % 10 == 0 and day >= 3 else 'ok'
@@ -120,6 +121,9 @@ def measure_trends(clients, directory):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('urls', type=int, nargs='?', default=10_000)
+    parser.add_argument('--days', type=int, default=7,
+                        help='daily results stored per URL (a history keeps '
+                             'the last 20)')
     parser.add_argument('--clients', type=int,
                         help='measure the trends of this many clients')
     args = parser.parse_args()
@@ -132,11 +136,12 @@ def main():
                       args.clients, size, size / args.clients, memory,
                       memory / args.clients))
             return
-        size, memory = measure(args.urls, directory)
+        size, memory = measure(args.urls, directory, args.days)
     finally:
         shutil.rmtree(directory)
-    print('n=%d disk=%d bytes (%.1f/URL) memory=%d bytes (%.1f/URL)' % (
-        args.urls, size, size / args.urls, memory, memory / args.urls))
+    print('n=%d days=%d disk=%d bytes (%.1f/URL) memory=%d bytes '
+          '(%.1f/URL)' % (args.urls, args.days, size, size / args.urls,
+                          memory, memory / args.urls))
 
 
 if __name__ == '__main__':

@@ -400,6 +400,37 @@ def test_writers_in_one_open_bucket_do_not_conflict(two):
     assert c1.root()['sync'].track.count() == 2
 
 
+def test_a_close_does_not_fail_writers_adding_to_open_buckets(two):
+    """Checker workers commit all the time: a close (every 15 s) fails only
+    the commits adding to a bucket it closes."""
+    (tm1, c1), (tm2, c2) = two
+    tm2.begin()
+    c2.root()['sync'].add(1031, rec('w', 'state_changed', 1031))
+    tm1.begin()
+    assert c1.root()['sync'].close(1025) == 101
+    tm1.commit()
+    tm2.commit()                               # bucket 103: still open
+    tm1.begin()
+    assert [(p, r.key[-1]) for p, r in c1.root()['sync'].track.iterate()] \
+        == [(103, 'http://w.example/')]
+
+
+def test_a_writer_making_its_bucket_reads_the_watermark(two):
+    """Beyond the buckets made ahead, a writer makes its own: a close
+    committed meanwhile fails it (it cannot see the bucket to close)."""
+    (tm1, c1), (tm2, c2) = two
+    tm2.begin()
+    manager = c2.root()['sync']
+    assert manager.bucket(1500) not in manager.track
+    manager.add(1500, rec('w', 'state_changed', 1500))
+    tm1.begin()
+    c1.root()['sync'].close(1025)
+    tm1.commit()
+    with pytest.raises(ConflictError):
+        tm2.commit()
+    tm2.abort()
+
+
 # -- the uploader ---------------------------------------------------------------------------
 
 class ListUploader(RecordUploader):

@@ -15,10 +15,15 @@ Closing buckets
 
 An agent never reads the open bucket: a change committed a little late could
 still land there. :meth:`SyncManager.close` makes that exact: it raises a
-watermark to ``bucket(now) - 1``, and every writer adding a record reads the
-watermark with ZODB's ``readCurrent``, so a writer that commits after the
-watermark moved fails with a (retried) conflict and then puts its record in
-a bucket after the watermark. Agents read up to the watermark, in a
+watermark to ``bucket(now) - 1`` and closes the buckets up to it: it writes
+each of them (linksync.track.records), and a writer adding a record writes
+its bucket too, so a writer that commits after the close of its bucket
+fails with a (retried) conflict and then puts its record in a bucket after
+the watermark. A writer that has to make its bucket (the closes make them
+a minute ahead) reads the watermark with ZODB's ``readCurrent`` instead.
+Writers adding to open buckets do not conflict with a close: with several
+checker workers, each close would otherwise fail the commits under way in
+all of them. Agents read up to the watermark, in a
 transaction after the one that raised it; so a record is either in a bucket
 the agent has not read yet or was committed before the agent read. Pruning
 (buckets at or behind every pointer, and empty closed buckets) can never
@@ -131,6 +136,8 @@ class SyncManager(persistent.Persistent):
         before = self._closed.value
         if closed > before:
             self._closed.value = closed
+            for bucket in self._track.values(before, closed):
+                bucket.close()
             for position in range(
                     closed + 1, self.bucket(timestamp + PREPARE_AHEAD) + 2):
                 self._track.prepare_entry(position)
@@ -163,9 +170,19 @@ class SyncManager(persistent.Persistent):
         """
         if self.excluded(action.obj):
             return False
-        self._closed.read_current()
+        return self._track.add(self._position(timestamp), action)
+
+    def _position(self, timestamp):
+        """The bucket a record of `timestamp` goes into: its own, or the
+        open one when that is closed. A close committed meanwhile makes
+        the writer's commit fail (a conflict, retried): it closes the
+        buckets there are by writing them (linksync.track.records), and
+        a writer that makes its bucket reads the watermark with ZODB's
+        readCurrent."""
         position = max(self.bucket(timestamp), self._closed.value + 1)
-        return self._track.add(position, action)
+        if position not in self._track:
+            self._closed.read_current()
+        return position
 
     def add_family(self, timestamp, actions, prefix, context, items):
         """Record, at `timestamp`, the records keyed ``prefix + (last,)``
@@ -177,10 +194,8 @@ class SyncManager(persistent.Persistent):
                      if not self.excluded(obj)]
         if not items:
             return 0
-        self._closed.read_current()
-        position = max(self.bucket(timestamp), self._closed.value + 1)
-        return self._track.add_family(position, timestamp, prefix, actions,
-                                      context, items)
+        return self._track.add_family(self._position(timestamp), timestamp,
+                                      prefix, actions, context, items)
 
     def open_timestamp(self):
         """The start, in seconds, of the oldest bucket still open."""

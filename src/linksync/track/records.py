@@ -103,7 +103,37 @@ class ActionWrapper:
 # -- bucket containers ----------------------------------------------------------
 
 class _Container(persistent.Persistent):
-    """What both bucket containers offer (records oldest first)."""
+    """What the bucket containers offer (records oldest first).
+
+    A container is *closed* (:meth:`close`) when no record may be added
+    any more (linksync.agents.SyncManager.close). Every addition writes
+    the container itself (:attr:`_adds`), so an addition and a close
+    committed at once conflict, and the writer retries; two additions
+    merge (:meth:`_p_resolveConflict`).
+    """
+
+    closed = False
+    #: Additions so far (what makes each one write the container).
+    _adds = 0
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+
+    def _added(self, count=1):
+        if count:
+            self._adds += count
+
+    def _p_resolveConflict(self, old, committed, new):
+        def closed(state):
+            return (state or {}).get('closed', False)
+        if closed(committed) != closed(old) or closed(new) != closed(old):
+            raise ConflictError('records were added to a bucket of the '
+                                'change track that was closed meanwhile')
+        result = dict(committed)
+        result['_adds'] = committed.get('_adds', 0) + new.get('_adds', 0) \
+            - (old or {}).get('_adds', 0)
+        return result
 
     def newest_first(self):
         return reversed(list(self))
@@ -151,7 +181,7 @@ class RecordLog(_Container):
         o, c, n = (state.get('_items', []) for state in (old, committed, new))
         if keys(c[:len(o)]) != keys(o) or keys(n[:len(o)]) != keys(o):
             raise ConflictError('records were removed from a record log')
-        result = dict(committed)
+        result = _Container._p_resolveConflict(self, old, committed, new)
         result['_items'] = list(c) + list(n[len(o):])
         return result
 
@@ -168,7 +198,9 @@ class RecordSet(_Container):
 
     def add(self, record):
         key, value = record._stored()
-        return bool(self._records.insert(key, value))
+        added = bool(self._records.insert(key, value))
+        self._added(added)
+        return added
 
     def __iter__(self):
         return (ActionWrapper._load(k, v) for k, v in self._records.items())
@@ -313,6 +345,7 @@ class RecordGroups(_Container):
                 j += 1
             added += self._write(family, tree[run], lasts[i:j], new, run)
             i = j
+        self._added(added)
         return added
 
     def _run_of(self, family, last):
