@@ -154,8 +154,7 @@ class Scheduler:
         if not complete:
             self.session.run(self._catch_up, now)
         if orphans:
-            self.session.run(self._remove_orphan_batch,
-                             now - self.orphan_grace)
+            self._remove_orphans(now)
         if free <= 0:
             return 0
         for url, host in picked:
@@ -316,13 +315,9 @@ class Scheduler:
     # -- orphans ----------------------------------------------------------------
 
     def _remove_orphans(self, now):
-        before = now - self.orphan_grace
-
-        def expired(app):
-            return list(self._own_orphans(self._get_schedule(), before))
-        if not self.session.read(expired):
-            return
-        self.session.run(self._remove_orphan_batch, before)
+        """Remove the next batch of this worker's orphans expired at `now`
+        (the tick looks whether there are any first: see _look)."""
+        self.session.run(self._remove_orphan_batch, now - self.orphan_grace)
 
     def _own_orphans(self, schedule, before):
         """The next batch of expired orphans of this worker's hosts."""

@@ -106,15 +106,21 @@ def rekey(session, now):
 MOVE_BATCH = 1000
 
 
+def _in_batches(session, step):
+    """Run step(app), a transaction each, until it does nothing (returns
+    0 or None); returns the sum of what it returned."""
+    done = 0
+    while True:
+        count = session.run(step)
+        if not count:
+            return done
+        done += count
+
+
 def move_schedule_fields(session):
     """Move the schedule's trees of failures and pending confirmations
     onto the URLs; returns how many entries moved."""
-    moved = 0
-    while True:
-        count = session.run(_move_batch)
-        if count is None:
-            return moved
-        moved += count
+    return _in_batches(session, _move_batch)
 
 
 def _move_batch(app):
@@ -157,34 +163,25 @@ def _move_batch(app):
     return count
 
 
-#: Histories moved into their shards per transaction (each move writes
-#: two buckets, the histories themselves stay as they are).
-HISTORY_BATCH = 10_000
+#: Entries (histories, URLs in trouble) moved into their shards per
+#: transaction (each move writes two buckets; a history itself stays as
+#: it is).
+SHARD_BATCH = 10_000
 
 
 def shard_history(session):
     """Move the histories of the one tree of an older History into the
     trees of their shards; returns how many moved."""
-    moved = 0
-    while True:
-        count = session.run(
-            lambda app: app.history.move_to_shards(HISTORY_BATCH))
-        if not count:
-            return moved
-        moved += count
+    return _in_batches(
+        session, lambda app: app.history.move_to_shards(SHARD_BATCH))
 
 
 def shard_problems(session):
     """Move the entries of the two trees of an older problem index into
     the trees of their shards, and make every client's counters; returns
     how many entries moved."""
-    moved = 0
-    while True:
-        count = session.run(
-            lambda app: app.problems.move_to_shards(HISTORY_BATCH))
-        if not count:
-            break
-        moved += count
+    moved = _in_batches(
+        session, lambda app: app.problems.move_to_shards(SHARD_BATCH))
 
     def counters(app):
         for client in app.clients:
@@ -197,16 +194,7 @@ def add_state_counters(app):
     """Give the counts of URLs per state a counter for every state (earlier
     versions made one at its state's first URL); returns how many were
     added."""
-    from BTrees.Length import Length
-
-    from linksync.server.model.statecounts import UNCHECKED
-    counts = app.state_counts._counts
-    added = 0
-    for key in states.STATES + (UNCHECKED,):
-        if key not in counts:
-            counts[key] = Length()
-            added += 1
-    return added
+    return app.state_counts.add_missing_counters()
 
 
 def outdated_keys(app):

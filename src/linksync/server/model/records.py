@@ -77,8 +77,7 @@ def state_changed_many(events_):
     now = _when(manager, max(times) if times else None)
     if len(events_) == 1:
         url = events_[0].object
-        manager.add(now, ActionWrapper(url, STATE_CHANGED, now,
-                                       key=url_key(url)))
+        record(url, STATE_CHANGED, now, url_key(url))
         return
     manager.add_family(now, STATE_CHANGED, ('URL',), None,
                        [(event.object.url, event.object)

@@ -26,8 +26,17 @@ class StateCounts(persistent.Persistent):
         # A counter for every state from the start: two writers (checker
         # workers) creating the same state's counter at once is a
         # conflict no merge resolves; changes of one counter add up.
-        self._counts = OOBTree({key: Length() for key in
-                                states.STATES + (UNCHECKED,)})
+        self._counts = OOBTree()
+        self.add_missing_counters()
+
+    def add_missing_counters(self):
+        """Make the counter of every state that has none (earlier versions
+        made each at its state's first URL); returns how many were made."""
+        missing = [key for key in states.STATES + (UNCHECKED,)
+                   if key not in self._counts]
+        for key in missing:
+            self._counts[key] = Length()
+        return len(missing)
 
     def change(self, state, delta):
         key = UNCHECKED if state is None else state
