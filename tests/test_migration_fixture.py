@@ -176,18 +176,27 @@ def test_the_database_holds_what_the_old_server_left(data):
     assert server.read(MAKER.trend_records) == EXPECTED['trends']
 
 
-def test_the_back_off_of_temporary_failures_is_kept(data):
-    """That server kept the temporary failures in a row in a tree of the
-    schedule; opened by today's, each URL keeps its own."""
+def read_as_stored(data, func):
+    """func(app) on the fixture's database as the old server left it
+    (opened read-only: nothing is migrated)."""
     from ZODB.FileStorage import FileStorage
 
     from linksync.server.database import Database
     old = Database(FileStorage(os.path.join(data, 'Data.fs'),
                                read_only=True), create=False)
     session = old.session()
-    kept = session.read(lambda app: dict(app.schedule._failures.items()))
-    session.close()
-    old.close()
+    try:
+        return session.read(func)
+    finally:
+        session.close()
+        old.close()
+
+
+def test_the_back_off_of_temporary_failures_is_kept(data):
+    """That server kept the temporary failures in a row in a tree of the
+    schedule; opened by today's, each URL keeps its own."""
+    kept = read_as_stored(
+        data, lambda app: dict(app.schedule._failures.items()))
     assert len(kept) == 43
     server = open_server(data)
 
@@ -202,16 +211,8 @@ def test_the_histories_move_into_the_trees_of_their_shards(data):
     """That server kept every URL's history in one tree; opened by
     today's, each is in the tree of its host's shard, and reads the same
     (the records of every URL are compared in the test above)."""
-    from ZODB.FileStorage import FileStorage
-
-    from linksync.server.database import Database
     from linksync.server.model import partition
-    old = Database(FileStorage(os.path.join(data, 'Data.fs'),
-                               read_only=True), create=False)
-    session = old.session()
-    kept = session.read(lambda app: sorted(app.history._urls.keys()))
-    session.close()
-    old.close()
+    kept = read_as_stored(data, lambda app: sorted(app.history._urls.keys()))
     assert len(kept) > 100
     server = open_server(data)
 

@@ -245,44 +245,39 @@ def test_concurrent_changes_are_merged_or_retried_never_lost(kind, tmp_path):
     a.run(setup)
     b.read(lambda app: None)
 
+    def concurrently(mine, theirs):
+        """Run mine(app) on `a`; while its first attempt is under way, `b`
+        runs theirs(app) and commits. Returns how many attempts `a` made."""
+        attempts = []
+
+        def work(app):
+            attempts.append(1)
+            mine(app)
+            if len(attempts) == 1:
+                b.run(theirs)
+        a.run(work)
+        return len(attempts)
+
     # A checker stores a result while the API registers the same URL for a
     # second client: different fields of one URL, merged without a retry.
-    attempts = []
-
-    def checked(app):
-        attempts.append(1)
-        _record(app, urls[0], states.OK, 2)
-        if len(attempts) == 1:
-            b.run(lambda app: registration.register(
-                _client(app, 'wilma'), urls[:1], 2))
-    a.run(checked)
-    assert len(attempts) == 1
+    assert concurrently(
+        lambda app: _record(app, urls[0], states.OK, 2),
+        lambda app: registration.register(
+            _client(app, 'wilma'), urls[:1], 2)) == 1
 
     # Two workers publish the first 'unavailable' of two URLs at once:
     # the counter of that state exists from the start, and both changes
     # of it add up: merged without a retry.
-    attempts = []
-
-    def checked_too(app):
-        attempts.append(1)
-        _record(app, urls[1], states.UNAVAILABLE, 3)
-        if len(attempts) == 1:
-            b.run(_record, urls[2], states.UNAVAILABLE, 3)
     before = dict(first.transactions)
-    a.run(checked_too)
-    assert len(attempts) == 1
+    assert concurrently(
+        lambda app: _record(app, urls[1], states.UNAVAILABLE, 3),
+        lambda app: _record(app, urls[2], states.UNAVAILABLE, 3)) == 1
 
     # Two results for one URL at once (the same fields changed both
     # ways): a real conflict, retried on top of the other.
-    attempts = []
-
-    def checked_again(app):
-        attempts.append(1)
-        _record(app, urls[2], states.TEMPORARY, 4)
-        if len(attempts) == 1:
-            b.run(_record, urls[2], states.OK, 4)
-    a.run(checked_again)
-    assert len(attempts) == 2
+    assert concurrently(
+        lambda app: _record(app, urls[2], states.TEMPORARY, 4),
+        lambda app: _record(app, urls[2], states.OK, 4)) == 2
     # Each process counts its own: the retried conflict, and the commits.
     assert first.transactions == {
         'committed': before['committed'] + 2,
