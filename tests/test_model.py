@@ -272,6 +272,24 @@ def test_a_url_with_other_attributes_or_an_old_dict_state_loads(database,
         app.urls.get('http://c.example/').last_check)) == ('fine', 9.0)
 
 
+def test_urls_in_memory_share_their_client_sets(database, session):
+    from linksync.server.model.url import URL
+    add_client(session, 'fred')
+    session.run(lambda app: registration.register(
+        app.clients.get('fred'), ['http://s.example/%d' % i for i in range(3)]))
+    database.db.cacheMinimize()
+    sets = session.read(lambda app: [
+        app.urls.get('http://s.example/%d' % i).clients for i in range(3)])
+    assert sets == [frozenset({'fred'})] * 3
+    assert sets[0] is sets[1] is sets[2]
+    url = URL('http://t.example/')
+    url._add_client('fred')
+    assert url.clients is sets[0]
+    url._add_client('barney')
+    url._remove_client('barney', 1.0)
+    assert url.clients is sets[0]
+
+
 def test_real_conflicts_are_retried_by_run(database):
     """Session.run retries a unit of work that lost a conflict."""
     first, second = database.session(), database.session()
