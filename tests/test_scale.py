@@ -143,6 +143,41 @@ def test_orphans_are_removed_by_the_worker_of_their_host():
     db.close()
 
 
+def test_a_fleet_of_workers_commits_about_as_often_as_one_checker():
+    from twisted.internet.task import Clock
+    from linksync.server.checker.service import Scheduler
+    db = database.Database(MappingStorage())
+    session = db.session()
+    urls = ['http://h%d.test/' % n for n in range(4)]
+
+    def setup(app):
+        clients = zope.component.getUtility(IClientProvider)
+        registration.register(clients.add(Client('fred', password='pw')),
+                              urls, 0)
+    session.run(setup)
+    storage_ = db.db.storage
+
+    def transactions():
+        return len(storage_._transactions)
+    held = {}
+    for worker in (None, Worker(1, 4)):
+        clock = Clock()
+        scheduler = Scheduler(session, None, clock, Timing(), worker=worker)
+        scheduler.running = True
+        # Two checks under way, one of them done: its result waits.
+        scheduler.inflight = {urls[0]: 'h0.test', urls[1]: 'h1.test'}
+        scheduler._checked((states.OK, '200 OK'), urls[0])
+        before = transactions()
+        for second in range(1, 10):
+            clock.advance(1)
+            if transactions() > before:
+                held[worker] = second
+                break
+    assert held == {None: 2, Worker(1, 4): 8}
+    session.close()
+    db.close()
+
+
 # -- the command line ------------------------------------------------------------------
 
 def _run(*args):
