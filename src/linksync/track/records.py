@@ -243,13 +243,13 @@ class FamilyTree(OOBTree):
     splits the bucket: then the other transaction fails and is retried.
     Those splits were the only conflicts left between checker workers
     (bench/scale.py: one in 751 commits over its runs, one in 55 in the
-    worst). Under load a checker stores its results every 2 s (each of N
-    workers every 2N s), one entry per 256 records, so a fleet of workers
-    gives a 10-s time bucket a few dozen entries: below 120, its buckets
-    do not split. A bucket of 120 entries
-    pickles in about 10 KB, rewritten by each addition; buckets are that
-    full only when families come in by the hundred in one time bucket, as
-    when a million URLs are registered.
+    worst). A checker stores its results every 2 s (each of N workers
+    every 2N s), or sooner when 5,000 are waiting, one entry per 256
+    records: a fleet of workers gives a 10-s time bucket a few dozen
+    entries, below 120, and its buckets do not split. A bucket of 120
+    entries pickles in about 10 KB, rewritten by each addition; buckets
+    are that full only when families come in by the hundred in one time
+    bucket, as when a million URLs are registered.
     """
 
     max_leaf_size = 120

@@ -60,7 +60,8 @@ class Scheduler:
     #: fleet commits about as often as one checker would: a commit costs
     #: the worker and the database a fixed part besides its results
     #: (bench/scale.py on RelStorage/PostgreSQL, 4 workers: 1.19x to 1.37x
-    #: the CPU per check of one when each stored every 2 s, 1.06x now).
+    #: the CPU per check of one when each stored every 2 s; 1.06x and
+    #: 1.19x in two runs since).
     WRITE_DELAY = 2.0
     #: Index entries looked at per tick, per free place in the queue.
     SCAN_FACTOR = 4
