@@ -89,7 +89,7 @@ class Schedule(persistent.Persistent):
     _trees = None
 
     def __init__(self, shards=partition.SHARDS):
-        self._trees = tuple(OOTreeSet() for _ in range(shards))
+        self._trees = partition.sharded(OOTreeSet, shards)
         self._count = Length()
         self._orphans = OOTreeSet()
         self._orphaned = OOBTree()
@@ -115,14 +115,14 @@ class Schedule(persistent.Persistent):
         trees = self._trees
         if trees is None:
             trees = self._split()
-        return trees[partition.shard_of(key, len(trees))]
+        return partition.tree_of(trees, key)
 
     def _split(self):
         """Split the one due index of an older schedule into shards (in
         the transaction of its first change)."""
-        trees = tuple(OOTreeSet() for _ in range(partition.SHARDS))
+        trees = partition.sharded(OOTreeSet)
         for key in self._queue.keys():
-            trees[partition.shard_of(key[1], len(trees))].add(key)
+            partition.tree_of(trees, key[1]).add(key)
         self._trees = trees
         del self._queue
         return trees

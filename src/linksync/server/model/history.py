@@ -125,15 +125,14 @@ class History(persistent.Persistent):
     _shards = None
 
     def __init__(self, shards=partition.SHARDS):
-        self._shards = tuple(OOBTree() for _ in range(shards))
+        self._shards = partition.sharded(OOBTree, shards)
 
     def _tree(self, url):
         """The tree of the shard of `url` (made in an older History)."""
         shards = self._shards
         if shards is None:
-            shards = self._shards = tuple(
-                OOBTree() for _ in range(partition.SHARDS))
-        return shards[partition.shard_of(url, len(shards))]
+            shards = self._shards = partition.sharded(OOBTree)
+        return partition.tree_of(shards, url)
 
     def _find(self, url):
         found = None

@@ -44,6 +44,17 @@ def shard_of(url, shards=SHARDS):
         % shards
 
 
+def sharded(factory, shards=SHARDS):
+    """A tuple of `shards` new trees made by `factory`: the per-shard
+    trees of an index that checker workers write to (each its own)."""
+    return tuple(factory() for _ in range(shards))
+
+
+def tree_of(trees, url):
+    """The tree of the shard of the URL string `url` among `trees`."""
+    return trees[shard_of(url, len(trees))]
+
+
 class Worker:
     """Checker worker `index` of `count` (1-based, as on the command line)."""
 

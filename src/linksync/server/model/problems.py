@@ -91,8 +91,8 @@ class ProblemIndex(persistent.Persistent):
         self._counts = OOBTree()
 
     def _make_shards(self, shards=partition.SHARDS):
-        self._shard_all = tuple(OOTreeSet() for _ in range(shards))
-        self._shard_clients = tuple(OOBTree() for _ in range(shards))
+        self._shard_all = partition.sharded(OOTreeSet, shards)
+        self._shard_clients = partition.sharded(OOBTree, shards)
 
     def _shard(self, url):
         """(overall tree set, client mapping) of the shard of `url`."""
