@@ -117,18 +117,26 @@ def test_a_schedule_stored_before_the_shards_is_split_at_its_first_change():
     assert len(old) == 301
 
 
-def test_orphans_are_removed_by_the_worker_of_their_host():
-    from linksync.server.checker.service import Scheduler
+def _registered_by_fred(urls):
+    """(database, session) of a memory database where the client fred has
+    registered `urls` at time 0."""
     db = database.Database(MappingStorage())
     session = db.session()
-    urls = ['http://h%d.test/' % n for n in range(30)]
 
     def setup(app):
         clients = zope.component.getUtility(IClientProvider)
-        client = clients.add(Client('fred', password='pw'))
-        registration.register(client, urls, 0)
-        registration.unregister(client, urls, 10)
+        registration.register(clients.add(Client('fred', password='pw')),
+                              urls, 0)
     session.run(setup)
+    return db, session
+
+
+def test_orphans_are_removed_by_the_worker_of_their_host():
+    from linksync.server.checker.service import Scheduler
+    urls = ['http://h%d.test/' % n for n in range(30)]
+    db, session = _registered_by_fred(urls)
+    session.run(lambda app: registration.unregister(
+        app.clients.get('fred'), urls, 10))
     removed = []
     for index in (1, 2):
         scheduler = Scheduler(session, None, None, Timing(),
@@ -146,19 +154,11 @@ def test_orphans_are_removed_by_the_worker_of_their_host():
 def test_a_fleet_of_workers_commits_about_as_often_as_one_checker():
     from twisted.internet.task import Clock
     from linksync.server.checker.service import Scheduler
-    db = database.Database(MappingStorage())
-    session = db.session()
     urls = ['http://h%d.test/' % n for n in range(4)]
-
-    def setup(app):
-        clients = zope.component.getUtility(IClientProvider)
-        registration.register(clients.add(Client('fred', password='pw')),
-                              urls, 0)
-    session.run(setup)
-    storage_ = db.db.storage
+    db, session = _registered_by_fred(urls)
 
     def transactions():
-        return len(storage_._transactions)
+        return sum(1 for _ in db.db.storage.iterator())
     held = {}
     for worker in (None, Worker(1, 4)):
         clock = Clock()
