@@ -18,6 +18,7 @@ OK, TEMP, GONE = states.OK, states.TEMPORARY, states.UNAVAILABLE
 
 def test_get_is_asked_whenever_head_is_not_a_good_answer(clock, web):
     checker = make_checker(clock)
+    checker.http.get_first_after = None     # HEAD first for every URL
     codes = [400, 404, 410, 500, 502, 503]
     results = check(checker, web, *['/head-refused/%d' % c for c in codes])
     assert results == [(OK, '200 OK')] * len(codes)
@@ -33,6 +34,37 @@ def test_a_good_head_answer_is_trusted(clock, web):
     assert check(checker, web, '/status/204', '/redirect/1') == [
         (OK, '204 No Content'), (OK, '200 OK after 1 redirect')]
     assert [hit.method for hit in web.log] == ['HEAD'] * 3
+
+
+def test_a_host_whose_head_answers_are_not_taken_is_asked_get_first(
+        clock, web, monkeypatch):
+    from linksync.server.checker.schemes import http
+    monkeypatch.setattr(http, 'GET_FIRST_RUN', 3)
+    checker = make_checker(clock)
+
+    def methods_of(path):
+        """The verdict on `path` (checked alone) and the methods asked."""
+        del web.log[:]
+        verdict, = check(checker, web, path)
+        return verdict, [hit.method for hit in web.log]
+    # A good HEAD answer in between: no two misses in a row.
+    assert methods_of('/head-refused/405') == ((OK, '200 OK'), ['HEAD', 'GET'])
+    assert methods_of('/status/200') == ((OK, '200 OK'), ['HEAD'])
+    assert methods_of('/head-refused/403') == ((OK, '200 OK'), ['HEAD', 'GET'])
+    # The second miss in a row: the next 3 checks ask GET at once, with
+    # the verdicts GET gives.
+    assert methods_of('/head-refused/501') == ((OK, '200 OK'), ['HEAD', 'GET'])
+    assert methods_of('/head-refused/500') == ((OK, '200 OK'), ['GET'])
+    assert methods_of('/status/404') == ((GONE, '404 Not Found'), ['GET'])
+    assert methods_of('/status/200') == ((OK, '200 OK'), ['GET'])
+    # Then HEAD again.
+    assert methods_of('/status/200') == ((OK, '200 OK'), ['HEAD'])
+    # Each host on its own: another host's HEAD is still asked first.
+    other = testservers.HTTPTestServer('127.0.0.3', clock=clock).start()
+    results = testservers.run_checks(checker, [other.url('/status/200')],
+                                     [other])
+    assert list(results.values()) == [(OK, '200 OK')]
+    assert [hit.method for hit in other.log] == ['HEAD']
 
 
 class HeadBreaker:

@@ -2,7 +2,12 @@
 
 * HEAD first; GET when HEAD answers anything but 2xx, 3xx or 401, times
   out or loses the connection (many servers refuse or break HEAD while GET
-  works), reading the first bytes of the body only.
+  works), reading the first bytes of the body only. A host whose HEAD
+  answers were not taken twice in a row (it refuses HEAD, or its links
+  are broken and GET says so again) is asked GET at once for its next
+  checks, then HEAD again: the verdict is GET's either way, one request
+  instead of two (HEAD stays first elsewhere: a GET of a page larger than
+  the bytes read costs its connection).
 * Redirects are followed by hand, each hop a request of its own under the
   politeness rules of its host, up to a limit, with loops detected; the
   cookies they set go back with the next requests of the same check
@@ -40,6 +45,14 @@ USER_AGENT = ('Mozilla/5.0 (compatible; linksync/%s; '
 def head_trusted(code):
     """True when a HEAD status is taken as the answer (no GET follows)."""
     return 200 <= code < 400 or code == 401
+
+#: HEAD answers in a row from one host that were not taken as the answer
+#: (a GET followed each) after which that host is asked GET first ...
+GET_FIRST_AFTER = 2
+#: ... for this many requests, before HEAD is tried again.
+GET_FIRST_RUN = 16
+#: Hosts whose HEAD answers are remembered (the table is emptied when full).
+HOSTS_REMEMBERED = 10_000
 
 REDIRECTS = frozenset((301, 302, 303, 307, 308))
 #: Bytes of a GET body read (and thrown away) before the connection is
@@ -223,6 +236,11 @@ class HTTPChecker:
         self.user_agent = (user_agent or USER_AGENT).encode('utf-8')
         self.trust = ExtraTrust(ca_file) if ca_file else None
         self._tls = {}
+        #: host -> HEAD answers in a row not taken; host -> requests left
+        #: that ask GET first (GET_FIRST_AFTER; None: HEAD always first).
+        self.get_first_after = GET_FIRST_AFTER
+        self._head_misses = {}
+        self._get_first = {}
         self.pool = http11.Pool(clock, self._connect,
                                 max_idle=per_host_connections)
 
@@ -257,19 +275,34 @@ class HTTPChecker:
             parts = urllib.parse.urlsplit(current)
             if not parts.hostname:
                 raise classify.Unsupported('no host in the URL')
+            host = parts.hostname
+            cookie = jar.header(parts.scheme, host, parts.path or '/') \
+                if jar is not None else None
+            slot = yield self.politeness.acquire(host)
+            # (Which request goes first is decided when the host's turn
+            # comes: by then the answers of its earlier checks are known.)
+            get_first = self._asks_get_first(host)
             try:
                 code, phrase, location, paused, cookies, challenged = \
-                    yield self.request(b'HEAD', parts, jar)
+                    yield self._start(slot, b'GET' if get_first else b'HEAD',
+                                      parts, host, cookie)
             except (classify.TimedOut, http11.StaleConnection,
                     http11.ParseError,
                     ConnectionError, error.ConnectionLost,
                     error.ConnectionDone):
+                if get_first:
+                    raise
                 code = paused = cookies = None
             if cookies:
                 jar = self._keep(jar, parts, cookies)
             # A host that asked to wait (429, 503 with Retry-After) is not
             # asked again at once.
-            if code is None or not (head_trusted(code) or paused):
+            if get_first or paused:
+                pass
+            elif code is not None and head_trusted(code):
+                self._head_misses.pop(host, None)
+            else:
+                self._head_missed(host)
                 code, phrase, location, paused, cookies, challenged = \
                     yield self.request(b'GET', parts, jar)
                 if cookies:
@@ -291,6 +324,33 @@ class HTTPChecker:
             seen[target] = held
             current = target
             redirects += 1
+
+    def _asks_get_first(self, host):
+        """True when the next request to `host` is a GET at once (its
+        HEAD answers were not taken lately); counts it."""
+        left = self._get_first.get(host)
+        if not left:
+            return False
+        if left > 1:
+            self._get_first[host] = left - 1
+        else:
+            del self._get_first[host]
+        return True
+
+    def _head_missed(self, host):
+        """A HEAD answer of `host` was not taken (a GET follows)."""
+        if self.get_first_after is None:
+            return
+        misses = self._head_misses.get(host, 0) + 1
+        if misses < self.get_first_after:
+            if len(self._head_misses) >= HOSTS_REMEMBERED:
+                self._head_misses.clear()
+            self._head_misses[host] = misses
+            return
+        self._head_misses.pop(host, None)
+        if len(self._get_first) >= HOSTS_REMEMBERED:
+            self._get_first.clear()
+        self._get_first[host] = GET_FIRST_RUN
 
     def _keep(self, jar, parts, cookies):
         if jar is None:
