@@ -115,11 +115,13 @@ http {
 
 def wire_gaps(workdir, start, end):
     """(requests, smallest gap in seconds between two requests to one host
-    address) among those nginx logged from `start` to `end` (epoch s)."""
+    address, first and last request's time) among those nginx logged from
+    `start` to `end` (epoch s)."""
     time.sleep(1.5)                    # nginx flushes its log every second
     last = {}
     smallest = None
     count = 0
+    first = final = None
     with open(os.path.join(workdir, 'nginx', 'access.log')) as f:
         for line in f:
             when, _, host = line.strip().partition(' ')
@@ -127,12 +129,14 @@ def wire_gaps(workdir, start, end):
             if not start <= when <= end:
                 continue
             count += 1
+            first = when if first is None else min(first, when)
+            final = when if final is None else max(final, when)
             if host in last:
                 gap = when - last[host]
                 if smallest is None or gap < smallest:
                     smallest = gap
             last[host] = when
-    return count, smallest
+    return count, smallest, first, final
 
 
 def url_list(count, hosts, port):
@@ -266,6 +270,7 @@ def linksync_side(urls_file, per_host_delay, concurrency, registered=None,
         mod, cls = cls.rsplit('.', 1)
         setattr(getattr(importlib.import_module(mod), cls), attr, value)
     t0 = time.monotonic()
+    result['register_epoch'] = time.time()
     cpu0 = time.process_time()
     for i in range(0, len(urls), 1000):
         proxy.registerURLs(*client, urls[i:i + 1000])
@@ -515,11 +520,16 @@ def main(argv=None):
               % (result['seconds'], ls_rate, rss, result['cpu_seconds'],
                  result['window_cpu_seconds'],
                  result['register_seconds'], result['states']))
-        count, gap = wire_gaps(workdir, started, ended)
+        count, gap, first, final = wire_gaps(workdir, started, ended)
         print('  at the wire: %d requests; the smallest gap between two '
               'requests to one host: %s (--per-host-delay %g s)' % (
                   count, '%.0f ms' % (gap * 1000) if gap is not None
                   else 'none', args.per_host_delay))
+        if first is not None:
+            begun = result['register_epoch']
+            print('  from the start of registration: first request at %.2f '
+                  's, last at %.2f s, last state stored at %.2f s' % (
+                      first - begun, final - begun, result['seconds']))
         if args.skip_linkchecker:
             return 0
         started = time.time()
@@ -529,7 +539,7 @@ def main(argv=None):
         print('LinkChecker: %6.1f s  %7.0f URLs/s  peak RSS %4.0f MiB  '
               'CPU %5.1f s  (%s URLs checked, by its report)' % (
                   lc_wall, lc_rate, lc_rss, lc_cpu, lc_checked))
-        count, gap = wire_gaps(workdir, started, ended)
+        count, gap, _, _ = wire_gaps(workdir, started, ended)
         print('  at the wire: %d requests; the smallest gap between two '
               'requests to one host: %s' % (
                   count, '%.0f ms' % (gap * 1000) if gap is not None
