@@ -157,6 +157,9 @@ class LinkSyncAPI:
         # One count of failures for the pages and the API.
         self.throttle = self.web_access.throttle
         self._pool = None
+        #: Called when a registration made URLs due (the server's checker
+        #: scheduler looks for them at once when it runs in this process).
+        self.on_due = None
         #: The most URLs one unit of work of a call handles (SLICE_URLS).
         self.slice_urls = SLICE_URLS
 
@@ -413,8 +416,14 @@ class LinkSyncAPI:
         known already; new URLs are registered and left out. Invalid URLs
         are skipped.
         """
-        return self._register(app, client, urlnorm.normalize_many(urls),
+        rows = self._register(app, client, urlnorm.normalize_many(urls),
                               self.clock.seconds())
+        self._due()
+        return rows
+
+    def _due(self):
+        if self.on_due is not None:
+            self.on_due()
 
     @staticmethod
     def _register(app, client, normalized, now):
@@ -439,8 +448,9 @@ class LinkSyncAPI:
         now = self.clock.seconds()
         return self._in_slices(
             call, client_id, password, urls, write=True, stored=False,
-            unit=lambda app, client, normalized: self._register_rows(
-                app, client, normalized, now))
+            unit=lambda app, client, normalized: (
+                self._register_rows(app, client, normalized, now),
+                self._due())[0])
 
     @_client_method('unregisterURLs', [Param('urls', list)], bool, write=True,
                     sliced='_unregister_in_slices')

@@ -71,6 +71,7 @@ class APIService(web.ListeningService):
                                web_access=access, reactor=server.reactor,
                                registration_cc=getattr(
                                    server.settings, 'registration_cc', ()))
+        self.api.on_due = self._checker_wake
         pages = WebUI(self.session, access, self.api, server.clock,
                       server.metrics)
         # The protocol methods, and the admin operations as admin.NAME.
@@ -120,6 +121,19 @@ class APIService(web.ListeningService):
         yield self.reports.stop()
         self.api.close()
         self.session.close()
+
+    def _checker_wake(self):
+        """Tell the checker of this process, if it runs one, that URLs
+        are due (checker workers of other processes find them at their
+        next tick)."""
+        parent = self.parent
+        try:
+            checker = parent.getServiceNamed('checker') if parent else None
+        except KeyError:
+            return
+        scheduler = getattr(checker, 'scheduler', None)
+        if scheduler is not None:
+            scheduler.wake()
 
 
 def check_roles(settings):

@@ -63,6 +63,10 @@ class Scheduler:
     #: the CPU per check of one when each stored every 2 s; 1.06x and
     #: 1.19x in two runs since).
     WRITE_DELAY = 2.0
+    #: Seconds from a registration in this process to the tick that looks
+    #: for its URLs (Scheduler.wake): a client's URLs are checked at once
+    #: instead of at the next tick, up to a second later.
+    WAKE_DELAY = 0.0
     #: Index entries looked at per tick, per free place in the queue.
     SCAN_FACTOR = 4
     #: Seconds of work (at the per-host delay) queued for one host, at most:
@@ -136,6 +140,13 @@ class Scheduler:
                 return
             self._tick_call.cancel()
         self._tick_call = self.clock.callLater(delay, self.tick)
+
+    def wake(self):
+        """URLs became due (registered in this process): tick soon, not at
+        the next second. Called inside the registering transaction: the
+        tick comes in a later turn of the reactor, after the commit (and
+        is merely early should the transaction abort)."""
+        self._schedule_tick(self.WAKE_DELAY)
 
     # -- the scheduling loop ----------------------------------------------------
 
