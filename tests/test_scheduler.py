@@ -223,6 +223,26 @@ def test_registered_urls_are_checked_once_and_stored(tmp_path, web):
         [urls[2], 'temporary unavailable', '503 Service Unavailable']]
 
 
+def test_registered_urls_are_checked_without_waiting_for_the_next_tick(
+        tmp_path, web):
+    server = start_server(tmp_path)
+    web.clock = server.clock
+    web.start()
+    fred = server.register_client('fred')
+    # The first tick, at the start, finds nothing; the next is a second
+    # away on the server's clock, which stands still here.
+    server.advance(0)
+    started = server.clock.seconds()
+    urls = [web.url('/status/200'), web.url('/status/404')]
+    assert server.proxy().registerURLs(*fred, urls) == []
+    run_until(server, [web], all_checked(server, urls), step=0.0,
+              max_steps=1000)
+    assert server.clock.seconds() == started
+    assert states_of(server, urls) == {
+        urls[0]: (states.OK, '200 OK'),
+        urls[1]: (states.UNAVAILABLE, '404 Not Found')}
+
+
 def test_due_times_follow_the_state(tmp_path, web):
     server = start_server(tmp_path, recheck_interval=1000.0,
                           temporary_interval=100.0, permanent_interval=500.0)
