@@ -98,6 +98,33 @@ def test_a_worker_reads_only_the_indexes_of_its_shards():
     assert all(shares)
 
 
+def test_a_batch_of_results_stores_a_small_shard_of_the_due_index_whole():
+    # Rescheduling the 100 URLs of one host (a batch of results) stores
+    # the URLs and one object of the due index: the shard's tree, whose
+    # buckets of up to 120 keys make it one bucket stored inline.
+    from ZODB.DB import DB
+    from ZODB.utils import get_pickle_metadata
+    import transaction
+    db = DB(MappingStorage())
+    conn = db.open()
+    urls = [URL('http://one.test/%d' % n) for n in range(100)]
+    schedule = conn.root()['schedule'] = Schedule()
+    conn.root()['urls'] = urls
+    schedule.add_many([(url, 10.0) for url in urls])
+    transaction.commit()
+    for n, url in enumerate(urls):
+        schedule.reschedule(url, 1000.0 + n)
+    transaction.commit()
+    last = list(db.storage.iterator())[-1]
+    stored = collections.Counter(get_pickle_metadata(record.data)[1]
+                                 for record in last)
+    assert stored == {'URL': 100, 'DueTree': 1}
+    assert [key[1] for key in schedule.due_keys(2000)] == [
+        url.url for url in urls]
+    conn.close()
+    db.close()
+
+
 def test_a_schedule_stored_before_the_shards_is_split_at_its_first_change():
     urls = ['http://h%d.test/%d' % (n % 9, n) for n in range(300)]
     new = _schedule_with(urls)

@@ -76,6 +76,19 @@ class Timing:
         return now + self.permanent
 
 
+class DueTree(OOTreeSet):
+    """The due index of one shard: an OOTreeSet whose buckets hold up to
+    120 keys instead of 30.
+
+    Every batch of results takes keys out where they were due and adds
+    them where they are due next, both clustered by time: a bucket holds
+    many of the keys a batch changes, and fewer, larger buckets are fewer
+    objects to store per batch (a shard of up to 120 keys is one object).
+    """
+
+    max_leaf_size = 120
+
+
 @implementer(interfaces.ISchedule)
 class Schedule(persistent.Persistent):
     """The persistent index of due times (see the module docstring)."""
@@ -89,7 +102,7 @@ class Schedule(persistent.Persistent):
     _trees = None
 
     def __init__(self, shards=partition.SHARDS):
-        self._trees = partition.sharded(OOTreeSet, shards)
+        self._trees = partition.sharded(DueTree, shards)
         self._count = Length()
         self._orphans = OOTreeSet()
         self._orphaned = OOBTree()
@@ -120,7 +133,7 @@ class Schedule(persistent.Persistent):
     def _split(self):
         """Split the one due index of an older schedule into shards (in
         the transaction of its first change)."""
-        trees = partition.sharded(OOTreeSet)
+        trees = partition.sharded(DueTree)
         for key in self._queue.keys():
             partition.tree_of(trees, key[1]).add(key)
         self._trees = trees
