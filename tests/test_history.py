@@ -69,6 +69,55 @@ def test_prune_keeps_the_state_at_the_cut_off():
     assert len(history) == 2
 
 
+def test_a_first_result_is_stored_without_an_object_of_its_own():
+    # A batch of first checks stores the shard's tree, not one URLHistory
+    # per URL; the second result makes the URL's URLHistory.
+    import collections
+    import transaction
+    from ZODB.DB import DB
+    from ZODB.MappingStorage import MappingStorage
+    from ZODB.utils import get_pickle_metadata
+    db = DB(MappingStorage())
+    conn = db.open()
+    history = conn.root()['history'] = History()
+    transaction.commit()
+
+    def stored_by_last_commit():
+        last = list(db.storage.iterator())[-1]
+        return collections.Counter(get_pickle_metadata(record.data)[1]
+                                   for record in last)
+    urls = ['http://one.test/%d' % n for n in range(50)]
+    for url in urls:
+        history.record(url, states.OK, '200 OK', 10, 0.25)
+    transaction.commit()
+    assert 'URLHistory' not in stored_by_last_commit()
+    first = history.get(urls[0])
+    assert first.results == ((10, states.OK, '200 OK', 0.25),)
+    assert first.changes == ((10, states.OK, '200 OK'),)
+    history.record(urls[0], states.UNAVAILABLE, '404 Not Found', 20, 0.1)
+    transaction.commit()
+    assert stored_by_last_commit()['URLHistory'] == 1
+    again = history.get(urls[0])
+    assert [r[:2] for r in again.results] == [(10, states.OK),
+                                              (20, states.UNAVAILABLE)]
+    assert [c[:2] for c in again.changes] == [(10, states.OK),
+                                              (20, states.UNAVAILABLE)]
+    # A confirmation pending: the result is not yet a change.
+    history.record(urls[1], states.UNAVAILABLE, '404 Not Found', 20,
+                   published=states.OK)
+    assert [c[1] for c in history.get(urls[1]).changes] == [states.OK]
+    # Pruned, a result older than the cut-off leaves the state then.
+    history.prune(15)
+    assert history.get(urls[2]).results == ()
+    assert history.get(urls[2]).state_at(16) == states.OK
+    assert history.get(urls[1]).results[-1][0] == 20
+    assert len(history) == 50
+    transaction.commit()
+    assert history.get(urls[2]).state_at(16) == states.OK
+    conn.close()
+    db.close()
+
+
 def test_prune_goes_a_batch_at_a_time():
     history = History()
     for i in range(5):
