@@ -241,6 +241,16 @@ def test_registered_urls_are_checked_without_waiting_for_the_next_tick(
     assert states_of(server, urls) == {
         urls[0]: (states.OK, '200 OK'),
         urls[1]: (states.UNAVAILABLE, '404 Not Found')}
+    # A list longer than a unit of work, registered in slices: the same.
+    server.service.getServiceNamed('api').api.slice_urls = 1
+    more = [web.url('/status/204'), web.url('/status/410')]
+    assert server.proxy().registerURLs(*fred, more) == []
+    run_until(server, [web], all_checked(server, more), step=0.0,
+              max_steps=1000)
+    assert server.clock.seconds() == started
+    assert states_of(server, more) == {
+        more[0]: (states.OK, '204 No Content'),
+        more[1]: (states.UNAVAILABLE, '410 Gone')}
 
 
 def test_due_times_follow_the_state(tmp_path, web):

@@ -422,6 +422,7 @@ class LinkSyncAPI:
         return rows
 
     def _due(self):
+        """URLs were registered in this unit of work: tell on_due."""
         if self.on_due is not None:
             self.on_due()
 
@@ -446,11 +447,13 @@ class LinkSyncAPI:
 
     def _register_in_slices(self, call, client_id, password, urls):
         now = self.clock.seconds()
-        return self._in_slices(
-            call, client_id, password, urls, write=True, stored=False,
-            unit=lambda app, client, normalized: (
-                self._register_rows(app, client, normalized, now),
-                self._due())[0])
+
+        def unit(app, client, normalized):
+            rows = self._register_rows(app, client, normalized, now)
+            self._due()
+            return rows
+        return self._in_slices(call, client_id, password, urls, unit=unit,
+                               write=True, stored=False)
 
     @_client_method('unregisterURLs', [Param('urls', list)], bool, write=True,
                     sliced='_unregister_in_slices')
