@@ -273,9 +273,9 @@ class HTTPChecker:
         redirects = 0
         while True:
             parts = urllib.parse.urlsplit(current)
-            if not parts.hostname:
-                raise classify.Unsupported('no host in the URL')
             host = parts.hostname
+            if not host:
+                raise classify.Unsupported('no host in the URL')
             cookie = jar.header(parts.scheme, host, parts.path or '/') \
                 if jar is not None else None
             slot = yield self.politeness.acquire(host)
