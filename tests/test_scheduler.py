@@ -233,26 +233,24 @@ def test_registered_urls_are_checked_without_waiting_for_the_next_tick(
     # away on the server's clock, which stands still here.
     server.advance(0)
     started = server.clock.seconds()
-    urls = [web.url('/status/200'), web.url('/status/404')]
-    assert server.proxy().registerURLs(*fred, urls) == []
-    run_until(server, [web], all_checked(server, urls), step=0.0,
-              max_steps=1000)
-    assert server.clock.seconds() == started
-    assert states_of(server, urls) == {
-        urls[0]: (states.OK, '200 OK'),
-        urls[1]: (states.UNAVAILABLE, '404 Not Found')}
-    # A list longer than a unit of work, registered in slices: the same
-    # (once the tick the last write asked for has found nothing).
-    server.advance(0)
-    server.service.getServiceNamed('api').api.slice_urls = 1
-    more = [web.url('/status/204'), web.url('/status/410')]
-    assert server.proxy().registerURLs(*fred, more) == []
-    run_until(server, [web], all_checked(server, more), step=0.0,
-              max_steps=1000)
-    assert server.clock.seconds() == started
-    assert states_of(server, more) == {
-        more[0]: (states.OK, '204 No Content'),
-        more[1]: (states.UNAVAILABLE, '410 Gone')}
+    api = server.service.getServiceNamed('api').api
+    # A list in one unit of work, then one longer than a unit, registered
+    # in slices (once the tick the last write asked for found nothing).
+    for slice_urls, expected in (
+            (api.slice_urls, {'/status/200': (states.OK, '200 OK'),
+                              '/status/404': (states.UNAVAILABLE,
+                                              '404 Not Found')}),
+            (1, {'/status/204': (states.OK, '204 No Content'),
+                 '/status/410': (states.UNAVAILABLE, '410 Gone')})):
+        server.advance(0)
+        api.slice_urls = slice_urls
+        urls = [web.url(path) for path in expected]
+        assert server.proxy().registerURLs(*fred, urls) == []
+        run_until(server, [web], all_checked(server, urls), step=0.0,
+                  max_steps=1000)
+        assert server.clock.seconds() == started
+        assert states_of(server, urls) == {
+            web.url(path): verdict for path, verdict in expected.items()}
 
 
 def test_due_times_follow_the_state(tmp_path, web):
