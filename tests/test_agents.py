@@ -368,15 +368,23 @@ def two(db):
     return (tm1, c1), (tm2, c2)
 
 
-def test_a_writer_committing_after_close_lands_after_the_watermark(two):
+def close_while_adding(two, timestamp):
+    """The writer (the second connection) adds a record of `timestamp`;
+    the agent side closes the buckets up to 101 and commits before the
+    writer commits."""
     (tm1, c1), (tm2, c2) = two
-    # The writer starts while bucket 101 is open ...
     tm2.begin()
-    c2.root()['sync'].add(1012, rec('w', 'state_changed', 1012))
-    # ... and the agent side closes 101 before the writer commits.
+    c2.root()['sync'].add(timestamp, rec('w', 'state_changed', timestamp))
     tm1.begin()
     assert c1.root()['sync'].close(1025) == 101
     tm1.commit()
+
+
+def test_a_writer_committing_after_close_lands_after_the_watermark(two):
+    (tm1, c1), (tm2, c2) = two
+    # The writer adds to bucket 101 while it is open, and the agent side
+    # closes it before the writer commits.
+    close_while_adding(two, 1012)
     with pytest.raises(ConflictError):
         tm2.commit()
     tm2.abort()
@@ -404,11 +412,7 @@ def test_a_close_does_not_fail_writers_adding_to_open_buckets(two):
     """Checker workers commit all the time: a close (every 15 s) fails only
     the commits adding to a bucket it closes."""
     (tm1, c1), (tm2, c2) = two
-    tm2.begin()
-    c2.root()['sync'].add(1031, rec('w', 'state_changed', 1031))
-    tm1.begin()
-    assert c1.root()['sync'].close(1025) == 101
-    tm1.commit()
+    close_while_adding(two, 1031)
     tm2.commit()                               # bucket 103: still open
     tm1.begin()
     assert [(p, r.key[-1]) for p, r in c1.root()['sync'].track.iterate()] \
