@@ -276,8 +276,6 @@ class HTTPChecker:
             host = parts.hostname
             if not host:
                 raise classify.Unsupported('no host in the URL')
-            cookie = jar.header(parts.scheme, host, parts.path or '/') \
-                if jar is not None else None
             slot = yield self.politeness.acquire(host)
             # (Which request goes first is decided when the host's turn
             # comes: by then the answers of its earlier checks are known.)
@@ -285,7 +283,7 @@ class HTTPChecker:
             try:
                 code, phrase, location, paused, cookies, challenged = \
                     yield self._start(slot, b'GET' if get_first else b'HEAD',
-                                      parts, host, cookie)
+                                      parts, host, jar)
             except (classify.TimedOut, http11.StaleConnection,
                     http11.ParseError,
                     ConnectionError, error.ConnectionLost,
@@ -366,13 +364,15 @@ class HTTPChecker:
         the Set-Cookie values or None, the bot-protection service whose
         challenge the answer is or None)."""
         host = parts.hostname
-        cookie = jar.header(parts.scheme, host, parts.path or '/') \
-            if jar is not None else None
         d = self.politeness.acquire(host)
-        d.addCallback(self._start, method, parts, host, cookie)
+        d.addCallback(self._start, method, parts, host, jar)
         return d
 
-    def _start(self, slot, method, parts, host, cookie=None):
+    def _start(self, slot, method, parts, host, jar=None):
+        """The request, once the host's `slot` is granted, with the
+        cookies of `jar` (a CookieJar or None)."""
+        cookie = jar.header(parts.scheme, host, parts.path or '/') \
+            if jar is not None else None
         d = self._exchange(method, parts, host, slot, cookie).addTimeout(
             self.timeout, self.clock,
             onTimeoutCancel=classify.on_timeout(
