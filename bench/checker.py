@@ -515,7 +515,7 @@ def main(argv=None):
         rss = result['peak_rss_mib']
         ls_rate = len(urls) / result['seconds']
         print('linksync:    %6.1f s  %7.0f URLs/s  peak RSS %4.0f MiB  '
-              'CPU %5.1f s, %.1f s of it from registration to the last state '
+              'CPU %5.1f s, %.2f s of it from registration to the last state '
               '(registration over XML-RPC %.1f s; states %s)'
               % (result['seconds'], ls_rate, rss, result['cpu_seconds'],
                  result['window_cpu_seconds'],
