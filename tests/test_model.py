@@ -343,6 +343,27 @@ def test_no_password_in_clear_in_the_filestorage(tmp_path):
     assert 'correct horse battery staple'.encode('utf-16-le') not in data
 
 
+def test_a_unit_of_work_cannot_begin_inside_another_of_its_session(
+        session):
+    # Beginning a transaction aborts the one under way: a part calling
+    # another's unit of work from inside its own (they share the server's
+    # session) is refused instead, and the outer unit loses nothing.
+    def inner(app):
+        app.urls.add('http://inner.example/')
+
+    def outer(app, how):
+        app.urls.add('http://outer.example/')
+        with pytest.raises(RuntimeError, match='under way'):
+            getattr(session, how)(inner)
+    for how in ('run', 'read'):
+        session.run(outer, how)
+    assert session.read(lambda app: sorted(app.urls.keys())) == [
+        'http://outer.example/']
+    # Once the outer unit ended, the session takes the next.
+    session.run(inner)
+    assert len(session.read(lambda app: list(app.urls.keys()))) == 2
+
+
 def test_transaction_aborts_on_error(session):
     def fail(app):
         app.urls.add('http://a.example/')
@@ -476,9 +497,16 @@ def test_the_server_catches_its_parts_up_every_second(tmp_path):
     server = testing.ServerFixture(data=str(tmp_path / 'var'),
                                    clock=clock).start()
     try:
-        syncer_session = server.service.getServiceNamed('syncer').session
-        app = syncer_session.read(lambda app: app)
-        server.register_client('fred')
+        # The parts share the server's session; a commit of another session
+        # (a synchronisation's, a command's) reaches it within a second.
+        session = server.service.session
+        assert server.service.getServiceNamed('syncer').session is session
+        app = server.rt.call(session.read, lambda app: app)
+        other = server.service.database.session()
+        try:
+            add_client(other, 'fred')
+        finally:
+            other.close()
         assert 'fred' not in app.clients
         clock.advance(1)
         assert 'fred' in app.clients

@@ -253,6 +253,28 @@ def test_registered_urls_are_checked_without_waiting_for_the_next_tick(
             web.url(path): verdict for path, verdict in expected.items()}
 
 
+def test_the_checker_stores_results_of_registered_urls_without_loading_them(
+        tmp_path, web):
+    # The parts of a server share one session: the checker finds the URLs
+    # the API registered in its connection's cache.
+    server = start_server(tmp_path)
+    web.clock = server.clock
+    web.start()
+    scheduler = service_of(server).scheduler
+    api = server.service.getServiceNamed('api').api
+    assert scheduler.session is api.session is server.service.session
+    fred = server.register_client('fred')
+    urls = [web.url('/status/200?n=%d' % n) for n in range(50)]
+    connection = scheduler.session.connection
+    server.rt.call(connection.getTransferCounts, True)
+    assert server.proxy().registerURLs(*fred, urls) == []
+    run_until(server, [web], all_checked(server, urls))
+    assert scheduler.written == len(urls)
+    loads, stores = server.rt.call(connection.getTransferCounts, True)
+    assert stores > len(urls)      # registered, then their results
+    assert loads < 5
+
+
 def test_due_times_follow_the_state(tmp_path, web):
     server = start_server(tmp_path, recheck_interval=1000.0,
                           temporary_interval=100.0, permanent_interval=500.0)

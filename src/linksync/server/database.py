@@ -1,9 +1,10 @@
 """The database and the units of work done on it.
 
-Each part of the server (the XML-RPC API, the checker, the syncer, the
-agents) works through its own :class:`Session`: one ZODB connection with its
-own transaction manager. Sessions run in the reactor thread, side by side,
-and see each other's commits at their next transaction. A unit of work is a
+The parts of a server (the XML-RPC API, the checker, the syncer, the
+agents) work through one :class:`Session`: a ZODB connection with its own
+transaction manager, used from the reactor thread only
+(linksync.server.service). Other sessions (a synchronisation's, a command's,
+a test's) see its commits at their next transaction. A unit of work is a
 function run by :meth:`Session.run`: it begins a fresh transaction, makes the
 application root the current site (so zope.component finds the utilities of
 this connection), commits, and retries on a conflict, so that concurrent
@@ -125,6 +126,8 @@ class Session:
 
     #: The open LongTransaction of this session, if any.
     long_transaction_open = None
+    #: True while a transaction of this session runs its block.
+    _in_transaction = False
 
     def __init__(self, database):
         self.database = database
@@ -134,9 +137,14 @@ class Session:
         self._fresh_at = None
 
     def _check_free(self):
-        # Beginning a transaction would silently abort the long one.
+        # Beginning a transaction would silently abort the long one, or
+        # the unit of work under way (parts sharing the session must not
+        # start one from inside another's).
         if self.long_transaction_open is not None:
             raise RuntimeError('a long transaction is open on this session')
+        if self._in_transaction:
+            raise RuntimeError('a unit of work of this session is under '
+                               'way: another cannot begin inside it')
 
     def _app(self):
         if self.database.read_only:
@@ -156,6 +164,7 @@ class Session:
         self.tm.begin()
         self._fresh_at = None
         old_site = zope.component.hooks.getSite()
+        self._in_transaction = True
         try:
             app = self._app()
             zope.component.hooks.setSite(app)
@@ -180,6 +189,7 @@ class Session:
             self._fresh_at = None
             raise
         finally:
+            self._in_transaction = False
             zope.component.hooks.setSite(old_site)
 
     def run(self, func, *args, attempts=5, **kw):
@@ -233,7 +243,7 @@ class Session:
         """Begin a transaction when something was committed since this
         session's last one began, unless a long transaction is open
         (see Database.catch_up)."""
-        if self.long_transaction_open is not None:
+        if self.long_transaction_open is not None or self._in_transaction:
             return
         last = self.database.db.lastTransaction()
         if last != self._fresh_at:

@@ -299,7 +299,7 @@ class AgentService(service.Service):
     def startService(self):
         super().startService()
         self._stopping = False
-        self.session = self.server.database.session(kept_current=True)
+        self.session = self.server.session
         now = self.server.clock.seconds()
         added, removed = self.session.run(ensure_client_agents, now)
         if added or removed:
@@ -331,9 +331,7 @@ class AgentService(service.Service):
         if self._round is not None:
             self._round.cancel()
             yield self.idle()
-        if self.session is not None:
-            self.session.close()
-            self.session = None
+        self.session = None
 
     def tick(self):
         """Start a round unless one is running (the LoopingCall's job)."""

@@ -618,7 +618,7 @@ class SyncerService(service.Service):
     def startService(self):
         super().startService()
         server = self.server
-        self.session = server.database.session(kept_current=True)
+        self.session = server.session
         self.syncer = Syncer.from_settings(self.session, server.clock,
                                            server.reactor, server.secret,
                                            server.settings,
@@ -648,7 +648,6 @@ class SyncerService(service.Service):
         if RUNNING_SYNCERS.get(self.server.database.db) is self.syncer:
             del RUNNING_SYNCERS[self.server.database.db]
         yield self.syncer.stop()
-        self.session.close()
 
 
 # -- administrative operations -----------------------------------------------------

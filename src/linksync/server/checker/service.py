@@ -1,7 +1,8 @@
 """The checker part of the server: the scheduling loop and the result writer.
 
 :class:`CheckerService` (role ``checker``, registered by linksync.server.configure) runs,
-on its own database session and the server's clock:
+on the session the parts of the server share (linksync.server.service) and
+the server's clock:
 
 * the scheduling loop (:class:`Scheduler`): every tick it takes due URLs
   from the schedule's index (linksync.server.model.due) and hands them to the
@@ -368,7 +369,7 @@ class CheckerService(service.Service):
         super().startService()
         server = self.server
         settings = server.settings
-        self.session = server.database.session(kept_current=True)
+        self.session = server.session
         self.checker = checker_module.Checker(
             settings, server.reactor, server.clock,
             resolver=getattr(server, 'resolver', None),
@@ -411,4 +412,3 @@ class CheckerService(service.Service):
             yield self.scheduler.stop()
         if self.checker is not None:
             yield self.checker.close()
-        self.session.close()
