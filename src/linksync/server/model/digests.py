@@ -27,6 +27,7 @@ from zope.interface import implementer
 
 from linksync import states
 from linksync.server import interfaces
+from linksync.server.model.events import handles_many
 from linksync.server.model.problems import PROBLEM_STATES
 
 #: Changes noted per client between two digests, at most.
@@ -137,21 +138,27 @@ def summarize(changes):
 
 # -- subscribers (registered in linksync.server.configure) -------------------
 
-def state_changed(event):
+def state_changed_many(events):
     import zope.component
     digests = zope.component.queryUtility(interfaces.IDigests)
     if digests is None or not digests.enabled:
         return
-    if getattr(event, 'renamed_from', None) is not None:
-        return      # the URL moved to a new key; its state is no news
-    url = event.object
-    new = url.state or states.UNKNOWN
-    if event.old_state in (None, states.UNKNOWN) and \
-            new not in PROBLEM_STATES:
-        return      # a first check finding the link fine is no news
-    for client_id in url.clients:
-        digests.record(client_id, url.url, event.old_state, new, url.reason,
-                       event.now)
+    for event in events:
+        if getattr(event, 'renamed_from', None) is not None:
+            continue    # the URL moved to a new key; its state is no news
+        url = event.object
+        new = url.state or states.UNKNOWN
+        if event.old_state in (None, states.UNKNOWN) and \
+                new not in PROBLEM_STATES:
+            continue    # a first check finding the link fine is no news
+        for client_id in url.clients:
+            digests.record(client_id, url.url, event.old_state, new,
+                           url.reason, event.now)
+
+
+@handles_many(state_changed_many)
+def state_changed(event):
+    state_changed_many([event])
 
 
 def client_removed(event):

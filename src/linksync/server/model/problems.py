@@ -255,12 +255,18 @@ def _index():
     return zope.component.queryUtility(interfaces.IProblemIndex)
 
 
-def state_changed(event):
+def state_changed_many(events):
     index = _index()
     if index is not None:
-        url = event.object
-        index.remove(url.url, event.old_state, url.clients)
-        index.add(url.url, url.state, url.clients)
+        for event in events:
+            url = event.object
+            index.remove(url.url, event.old_state, url.clients)
+            index.add(url.url, url.state, url.clients)
+
+
+@handles_many(state_changed_many)
+def state_changed(event):
+    state_changed_many([event])
 
 
 def registered_many(events):

@@ -86,8 +86,19 @@ def url_removed(event):
         counts.change(event.object.state, -1)
 
 
-def state_changed(event):
+def state_changed_many(events):
+    # A batch of results changes each state's counter once.
     counts = _counts()
     if counts is not None:
-        counts.change(event.old_state, -1)
-        counts.change(event.object.state, 1)
+        deltas = collections.Counter()
+        for event in events:
+            deltas[event.old_state] -= 1
+            deltas[event.object.state] += 1
+        for state, delta in deltas.items():
+            if delta:
+                counts.change(state, delta)
+
+
+@handles_many(state_changed_many)
+def state_changed(event):
+    state_changed_many([event])
