@@ -393,6 +393,55 @@ def test_state_counts_follow_every_change(session):
                       'unsupported protocol': 0, 'unknown': 0}
 
 
+def test_batches_of_results_are_counted_indexed_and_noted_as_one_by_one(
+        session):
+    # The checker notifies the state changes of a batch together (each URL
+    # once: a URL is handed out again only once its result is written);
+    # the counts, the index of URLs in trouble and the digests end as if
+    # each change had been notified alone.
+    from linksync.server.interfaces import IDigests, IProblemIndex
+    from linksync.server.model import events
+    add_client(session)
+    urls = ['http://%s.example/' % name for name in 'abcd']
+
+    def register(app):
+        zope.component.getUtility(IDigests).enabled = True
+        registration.register(app.clients.get('fred'), urls)
+    session.run(register)
+
+    def write(app, results, now):
+        changes = []
+        for url, state in results:
+            app.urls.get(url).set_result(state, state, now, changes)
+        assert len(changes) == len(results)
+        events.notify_all(changes)
+    session.run(write, [(urls[0], states.OK), (urls[1], states.UNAVAILABLE),
+                        (urls[2], states.TEMPORARY), (urls[3], states.OK)],
+                1.0)
+    session.run(write, [(urls[3], states.UNAVAILABLE), (urls[2], states.OK)],
+                2.0)
+
+    def read(app):
+        index = zope.component.getUtility(IProblemIndex)
+        digest = zope.component.getUtility(IDigests).pending('fred')
+        return (app.state_counts.counts(), index.client_counts('fred'),
+                sorted(index.keys(states.UNAVAILABLE)),
+                [(url, old, new) for _, url, old, new, _ in digest.changes])
+    counts, problems, unavailable, noted = session.read(read)
+    assert counts == {'ok': 2, 'unavailable': 2, 'temporary unavailable': 0,
+                      'unsupported protocol': 0, 'unknown': 0}
+    assert problems[states.UNAVAILABLE] == 2
+    assert problems[states.TEMPORARY] == 0
+    assert unavailable == [(states.UNAVAILABLE, urls[1]),
+                           (states.UNAVAILABLE, urls[3])]
+    # First checks finding a link fine are no news; the others are noted.
+    assert noted == [
+        (urls[1], None, states.UNAVAILABLE),
+        (urls[2], None, states.TEMPORARY),
+        (urls[3], states.OK, states.UNAVAILABLE),
+        (urls[2], states.TEMPORARY, states.OK)]
+
+
 def test_state_counts_are_built_for_an_existing_database(database, session):
     add_client(session)
     session.run(lambda app: registration.register(

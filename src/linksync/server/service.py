@@ -2,8 +2,9 @@
 
 :class:`LinkSyncService` opens the database and one session on it, and
 starts the parts of the server as child services, which all work through
-that session: one service for each role of ``--role`` (linksync.server.options.ROLES), made
-by the IServerPart factory linksync.server.configure registered for it:
+that session: one service for each role of ``--role``
+(linksync.server.options.ROLES), made by the IServerPart factory
+linksync.server.configure registered for it:
 
 * ``api``: the XML-RPC API and the web pages, on ``--listen``
   (:class:`APIService`);
@@ -240,8 +241,9 @@ class LinkSyncService(service.MultiService):
         self.session = self.database.session(kept_current=True)
         for role, factory in parts:
             factory(self).setServiceParent(self)
-        # The parts' sessions see the others' commits every second, idle
-        # or not (see Database.catch_up).
+        # The parts' session sees the commits of other sessions (a
+        # synchronisation's, a command's, another process's) every second,
+        # idle or not (see Database.catch_up).
         catch_up = internet.TimerService(CATCH_UP_SECONDS,
                                          self.database.catch_up)
         catch_up.clock = self.clock
